@@ -1,0 +1,3 @@
+//! The HTTP API (DESIGN §7).
+//!
+//! STUB: interface only; the implementation is being written.

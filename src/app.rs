@@ -1,0 +1,1 @@
+//! `app` (work in progress).

@@ -1,0 +1,805 @@
+//! Configuration: one TOML file (DESIGN §9), in three steps.
+//!
+//! 1. **Parse** with serde, `deny_unknown_fields` everywhere, so a typo is an error that names
+//!    the key.
+//! 2. **Validate** purely ([`Config::validate`]), collecting every problem at once, each with
+//!    its key's dotted name.
+//! 3. **Build** happens in the stages that own the resources (`identify` reads keys, `enrich`
+//!    opens databases, `denylist` opens the journal); this module only resolves relative paths
+//!    against the config file's folder and reads secrets from the environment — the one place
+//!    the environment is read.
+//!
+//! This module does no other I/O and knows nothing about the stages beyond their settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use crate::event::Mode;
+
+/// A duration written as text: `"30s"`, `"15m"`, `"24h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("bad duration {text:?}: {e}")))
+    }
+}
+
+impl HumanDuration {
+    /// Whole seconds.
+    pub fn secs(self) -> u64 {
+        self.0.as_secs()
+    }
+}
+
+/// What this instance does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Detect and serve the API.
+    #[default]
+    All,
+    /// Detect only (the API still serves metrics and health).
+    Detector,
+    /// Serve the check API from the shared denylist only.
+    Api,
+}
+
+/// Input log format: plain JSON with configurable fields, or a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    /// DESIGN §2 default field names.
+    #[default]
+    Json,
+    /// nginx `log_format … escape=json` with the project's documented variable names.
+    Nginx,
+    /// Envoy JSON access log.
+    Envoy,
+    /// Traefik JSON access log.
+    Traefik,
+    /// Caddy JSON access log.
+    Caddy,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `all | detector | api`.
+    #[serde(default)]
+    pub role: Role,
+    /// Where access logs come from and how to read them.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// Token handling.
+    pub tokens: TokensConfig,
+    /// GeoIP databases.
+    #[serde(default)]
+    pub geoip: GeoIpConfig,
+    /// Detection and policy.
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// The denylist.
+    #[serde(default)]
+    pub denylist: DenylistConfig,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Distributed mode (a later issue); absent = embedded mode.
+    pub kafka: Option<KafkaConfig>,
+    /// The folder relative paths resolve against (the config file's folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[input]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Record format.
+    pub format: InputFormat,
+    /// File followed by `run` (like `tail -F`). Empty = no file source.
+    pub path: Option<PathBuf>,
+    /// Read standard input in `run` too.
+    pub stdin: bool,
+    /// Field-name overrides (DESIGN §2), nested paths like `request.headers.Cookie[0]` allowed.
+    pub fields: FieldOverrides,
+    /// Longest accepted line in bytes; longer lines are rejected as `too_large`.
+    pub max_line_bytes: usize,
+    /// How often a followed file is checked for new data and rotation.
+    pub poll_interval: HumanDuration,
+    /// Events per processing batch (parse/identify/enrich run in parallel within a batch).
+    pub batch_size: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            format: InputFormat::Json,
+            path: None,
+            stdin: false,
+            fields: FieldOverrides::default(),
+            max_line_bytes: 64 * 1024,
+            poll_interval: HumanDuration(Duration::from_millis(200)),
+            batch_size: 2048,
+        }
+    }
+}
+
+/// `[input.fields]`: each value is a path into the JSON record.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldOverrides {
+    /// Request time.
+    pub time: Option<String>,
+    /// Client IP.
+    pub client_ip: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Request path.
+    pub path: Option<String>,
+    /// Response status.
+    pub status: Option<String>,
+    /// User-Agent.
+    pub user_agent: Option<String>,
+    /// Raw Authorization header.
+    pub authorization: Option<String>,
+    /// Raw Cookie header.
+    pub cookie: Option<String>,
+    /// Bare token.
+    pub token: Option<String>,
+    /// Upstream fingerprint.
+    pub token_fingerprint: Option<String>,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Environment variable holding the pepper.
+    #[serde(default)]
+    pub pepper_env: Option<String>,
+    /// Inline pepper (tests only).
+    #[serde(default)]
+    pub pepper: Option<String>,
+    /// Session cookie name.
+    #[serde(default = "default_cookie")]
+    pub session_cookie: String,
+    /// Largest accepted token in bytes (`too_large` above).
+    #[serde(default = "default_max_token")]
+    pub max_token_bytes: usize,
+    /// How long a revoked opaque token (no `exp`) stays on the denylist.
+    #[serde(default = "default_opaque_ttl")]
+    pub opaque_ttl: HumanDuration,
+    /// Verified-token cache capacity (entries).
+    #[serde(default = "default_cache_entries")]
+    pub verification_cache_entries: usize,
+    /// JWT verification.
+    #[serde(default)]
+    pub jwt: JwtConfig,
+}
+
+fn default_cookie() -> String {
+    "sid".into()
+}
+fn default_max_token() -> usize {
+    8 * 1024
+}
+fn default_opaque_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
+}
+fn default_cache_entries() -> usize {
+    1_000_000
+}
+
+/// `[tokens.jwt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Accepted `iss` values; a token must carry one of them. Empty = `iss` not checked.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values; a token must carry one of them. Empty = `aud` not checked.
+    pub audiences: Vec<String>,
+    /// Allowed algorithms (`HS256`, `RS256`, `PS256`, `ES256`, `EdDSA`, …).
+    pub algorithms: Vec<String>,
+    /// Clock-skew allowance for `exp` and `nbf`, against event time.
+    pub leeway: HumanDuration,
+    /// Require `exp`.
+    pub require_exp: bool,
+    /// Verification keys.
+    pub keys: Vec<JwtKeyConfig>,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            issuers: vec![],
+            audiences: vec![],
+            algorithms: vec![],
+            leeway: HumanDuration(Duration::from_secs(30)),
+            require_exp: true,
+            keys: vec![],
+        }
+    }
+}
+
+/// `[[tokens.jwt.keys]]`: exactly one source per key.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// `kid` this key answers to; absent = tried for tokens without a `kid`.
+    pub kid: Option<String>,
+    /// Algorithm this key is for; required for HMAC secrets, inferred from PEM otherwise.
+    pub algorithm: Option<String>,
+    /// PEM public key file (RSA, EC or Ed25519).
+    pub public_key_pem: Option<PathBuf>,
+    /// Environment variable holding an HMAC secret.
+    pub secret_env: Option<String>,
+    /// Inline HMAC secret (tests only).
+    pub secret: Option<String>,
+    /// JWKS file (every key in it, by `kid`).
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// `[geoip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoIpConfig {
+    /// City database (GeoIP2/GeoLite2 City or DB-IP Lite city). Empty = no geolocation.
+    pub city_db: Option<PathBuf>,
+    /// ASN database (optional).
+    pub asn_db: Option<PathBuf>,
+    /// Accuracy radius when the database has none, km.
+    pub default_accuracy_km: f64,
+    /// How often the files are checked for replacement.
+    pub reload_interval: HumanDuration,
+}
+
+impl Default for GeoIpConfig {
+    fn default() -> Self {
+        GeoIpConfig {
+            city_db: None,
+            asn_db: None,
+            default_accuracy_km: 50.0,
+            reload_interval: HumanDuration(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// `[detect]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// `enforce` or `shadow`.
+    pub mode: Mode,
+    /// Score at or above which a session is revoked.
+    pub threshold: f64,
+    /// Score at or above which a session is flagged (recorded, not revoked).
+    pub flag_threshold: f64,
+    /// Trained model artifact (a later issue); empty = rules only.
+    pub model: Option<PathBuf>,
+    /// Networks whose addresses are not travel or network-change signals (VPN egress …).
+    pub allow_cidrs: Vec<IpNet>,
+    /// ASNs likewise (private relays, satellite ISPs …).
+    pub allow_asns: Vec<u32>,
+    /// Subjects (`sub`) never revoked automatically (flagged instead).
+    pub allow_subjects: Vec<String>,
+    /// Lower-bound speed above which travel is impossible, km/h.
+    pub max_speed_kmh: f64,
+    /// Lower-bound distance below which travel is never a signal, km.
+    pub min_travel_km: f64,
+    /// Session-state capacity (entries); least recently used sessions are evicted first.
+    pub max_sessions: usize,
+    /// Session-state budget in bytes (approximate).
+    pub max_session_bytes: usize,
+    /// A session unused this long (event time) is forgotten.
+    pub session_idle_timeout: HumanDuration,
+    /// Which key a detection revokes: `token` (`fp:`) or `session` (`sid:` when the JWT has one).
+    pub revoke_scope: RevokeScope,
+}
+
+/// Which denylist key a detection writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeScope {
+    /// `fp:<fingerprint>`.
+    #[default]
+    Token,
+    /// `sid:<iss>:<sid>` when the JWT carries `sid`, else `fp:`.
+    Session,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            mode: Mode::Enforce,
+            threshold: 0.8,
+            flag_threshold: 0.5,
+            model: None,
+            allow_cidrs: vec![],
+            allow_asns: vec![],
+            allow_subjects: vec![],
+            max_speed_kmh: 1000.0,
+            min_travel_km: 100.0,
+            max_sessions: 1_000_000,
+            max_session_bytes: 512 * 1024 * 1024,
+            session_idle_timeout: HumanDuration(Duration::from_secs(2 * 3600)),
+            revoke_scope: RevokeScope::Token,
+        }
+    }
+}
+
+/// `[denylist]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenylistConfig {
+    /// Journal file (embedded mode). Empty = in memory only (not durable).
+    pub journal: Option<PathBuf>,
+    /// TTL for API revocations that name no expiry.
+    pub default_ttl: HumanDuration,
+}
+
+impl Default for DenylistConfig {
+    fn default() -> Self {
+        DenylistConfig {
+            journal: None,
+            default_ttl: HumanDuration(Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
+/// What `GET /v1/check` answers for a request without any token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NoTokenPolicy {
+    /// 200: nothing to revoke; the application decides about anonymous requests.
+    #[default]
+    Allow,
+    /// 401.
+    Deny,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Environment variable with the admin key (admin routes).
+    pub admin_key_env: Option<String>,
+    /// Inline admin key (tests only).
+    pub admin_key: Option<String>,
+    /// Environment variable with the ingest key (`POST /v1/events`).
+    pub ingest_key_env: Option<String>,
+    /// Inline ingest key (tests only).
+    pub ingest_key: Option<String>,
+    /// `GET /v1/check` without a token: `allow` (200) or `deny` (401).
+    pub no_token: NoTokenPolicy,
+    /// Largest request body, bytes (413 above), except `POST /v1/events`.
+    pub max_body_bytes: usize,
+    /// Largest `POST /v1/events` body, bytes.
+    pub max_ingest_bytes: usize,
+    /// Per-request timeout.
+    pub request_timeout: HumanDuration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_key_env: Some("TOKENWATCH_ADMIN_KEY".into()),
+            admin_key: None,
+            ingest_key_env: Some("TOKENWATCH_INGEST_KEY".into()),
+            ingest_key: None,
+            no_token: NoTokenPolicy::Allow,
+            max_body_bytes: 64 * 1024,
+            max_ingest_bytes: 8 * 1024 * 1024,
+            request_timeout: HumanDuration(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `[kafka]`: parsed and validated now so deployments can be written; the Kafka source and
+/// publisher arrive in a later issue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// Consumer group.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Access-log topic.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Compacted denylist topic.
+    #[serde(default = "default_denylist_topic")]
+    pub denylist_topic: String,
+    /// Dead-letter topic.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// Re-key events by fingerprint through an internal topic.
+    #[serde(default)]
+    pub repartition: bool,
+    /// Passed through to librdkafka as-is.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "tokenwatch".into()
+}
+fn default_topic() -> String {
+    "access-logs".into()
+}
+fn default_denylist_topic() -> String {
+    "tokenwatch.denylist".into()
+}
+fn default_dead_letter_topic() -> String {
+    "tokenwatch.dead-letter".into()
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The environment, read in one place so tests can pass their own.
+pub trait Env {
+    /// The variable's value, if set and not empty.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// Secrets resolved from config or environment.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// Fingerprint pepper (DESIGN §4).
+    pub pepper: String,
+    /// Admin API key, if configured.
+    pub admin_key: Option<String>,
+    /// Ingest key for `POST /v1/events`, if configured.
+    pub ingest_key: Option<String>,
+    /// HMAC secrets by index into `tokens.jwt.keys`.
+    pub jwt_secrets: BTreeMap<usize, String>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}
+
+const ALGORITHMS: [&str; 13] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA", "ES512",
+];
+
+impl Config {
+    /// Parse TOML text. `base_dir` is the folder relative paths resolve against.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![e.to_string().trim_end().replace('\n', "\n    ")]))?;
+        config.base_dir = base_dir.to_path_buf();
+        config.resolve_paths();
+        Ok(config)
+    }
+
+    /// Read, parse and validate a file; also resolves secrets from `env`.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Secrets), ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("cannot read {}: {e}", path.display())]))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let config = Config::parse(&text, &base)?;
+        let secrets = config.validate(env)?;
+        Ok((config, secrets))
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir.clone();
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut() {
+                if path.as_os_str().is_empty() {
+                    *p = None;
+                } else if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        };
+        fix(&mut self.input.path);
+        fix(&mut self.geoip.city_db);
+        fix(&mut self.geoip.asn_db);
+        fix(&mut self.detect.model);
+        fix(&mut self.denylist.journal);
+        for key in &mut self.tokens.jwt.keys {
+            fix(&mut key.public_key_pem);
+            fix(&mut key.jwks_file);
+        }
+    }
+
+    /// Check everything that can be checked without opening files, collecting every problem.
+    /// Returns the secrets read from config or `env`.
+    pub fn validate(&self, env: &dyn Env) -> Result<Secrets, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut secrets = Secrets::default();
+
+        let t = &self.tokens;
+        match (&t.pepper, &t.pepper_env) {
+            (Some(p), _) if !p.is_empty() => secrets.pepper = p.clone(),
+            (_, Some(var)) => match env.var(var) {
+                Some(p) => secrets.pepper = p,
+                None => errors.push(format!(
+                    "tokens.pepper_env: environment variable {var} is not set (the pepper keys \
+                     every fingerprint and must be the same on every instance)"
+                )),
+            },
+            _ => errors.push(
+                "tokens.pepper_env: set tokens.pepper_env (or tokens.pepper in tests)".into(),
+            ),
+        }
+        if !secrets.pepper.is_empty() && secrets.pepper.len() < 16 {
+            errors.push("tokens.pepper: must be at least 16 bytes".into());
+        }
+        if t.session_cookie.is_empty()
+            || !t
+                .session_cookie
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"=;,".contains(&b))
+        {
+            errors.push("tokens.session_cookie: not a valid cookie name".into());
+        }
+        if !(64..=1024 * 1024).contains(&t.max_token_bytes) {
+            errors.push("tokens.max_token_bytes: must be between 64 and 1048576".into());
+        }
+        for (i, alg) in t.jwt.algorithms.iter().enumerate() {
+            if !ALGORITHMS.contains(&alg.as_str()) {
+                errors.push(format!(
+                    "tokens.jwt.algorithms[{i}]: unknown algorithm {alg:?}"
+                ));
+            } else if alg == "ES512" {
+                errors.push(format!(
+                    "tokens.jwt.algorithms[{i}]: ES512 is not supported by the verifier"
+                ));
+            }
+        }
+        if !t.jwt.keys.is_empty() && t.jwt.algorithms.is_empty() {
+            errors.push("tokens.jwt.algorithms: list the algorithms your keys use".into());
+        }
+        for (i, key) in t.jwt.keys.iter().enumerate() {
+            let name = format!("tokens.jwt.keys[{i}]");
+            let sources = [
+                key.public_key_pem.is_some(),
+                key.secret_env.is_some(),
+                key.secret.is_some(),
+                key.jwks_file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                errors.push(format!(
+                    "{name}: set exactly one of public_key_pem, secret_env, secret, jwks_file"
+                ));
+            }
+            if let Some(alg) = &key.algorithm {
+                if !ALGORITHMS.contains(&alg.as_str()) {
+                    errors.push(format!("{name}.algorithm: unknown algorithm {alg:?}"));
+                }
+            }
+            let is_secret = key.secret.is_some() || key.secret_env.is_some();
+            if is_secret
+                && !key
+                    .algorithm
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("HS"))
+            {
+                errors.push(format!(
+                    "{name}.algorithm: HMAC secrets need HS256, HS384 or HS512"
+                ));
+            }
+            if let Some(s) = &key.secret {
+                secrets.jwt_secrets.insert(i, s.clone());
+            }
+            if let Some(var) = &key.secret_env {
+                match env.var(var) {
+                    Some(s) => {
+                        secrets.jwt_secrets.insert(i, s);
+                    }
+                    None => errors.push(format!(
+                        "{name}.secret_env: environment variable {var} is not set"
+                    )),
+                }
+            }
+            if let Some(kid) = &key.kid {
+                if kid.is_empty() || kid.len() > 256 {
+                    errors.push(format!("{name}.kid: must be 1 to 256 bytes"));
+                }
+            }
+        }
+
+        if self.geoip.default_accuracy_km < 0.0 || !self.geoip.default_accuracy_km.is_finite() {
+            errors.push("geoip.default_accuracy_km: must be a non-negative number".into());
+        }
+
+        let d = &self.detect;
+        for (name, v) in [
+            ("detect.threshold", d.threshold),
+            ("detect.flag_threshold", d.flag_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                errors.push(format!("{name}: must be within [0, 1]"));
+            }
+        }
+        if d.flag_threshold > d.threshold {
+            errors.push("detect.flag_threshold: must not exceed detect.threshold".into());
+        }
+        if d.max_speed_kmh <= 0.0 {
+            errors.push("detect.max_speed_kmh: must be positive".into());
+        }
+        if d.max_sessions == 0 {
+            errors.push("detect.max_sessions: must be positive".into());
+        }
+
+        if self.input.max_line_bytes < 256 {
+            errors.push("input.max_line_bytes: must be at least 256".into());
+        }
+        if self.input.batch_size == 0 || self.input.batch_size > 1 << 20 {
+            errors.push("input.batch_size: must be between 1 and 1048576".into());
+        }
+
+        let a = &self.api;
+        secrets.admin_key = secret_from(&a.admin_key, &a.admin_key_env, env);
+        secrets.ingest_key = secret_from(&a.ingest_key, &a.ingest_key_env, env);
+        for (name, key) in [
+            ("api.admin_key", &secrets.admin_key),
+            ("api.ingest_key", &secrets.ingest_key),
+        ] {
+            if key.as_ref().is_some_and(|k| k.len() < 16) {
+                errors.push(format!("{name}: must be at least 16 bytes"));
+            }
+        }
+        if a.max_body_bytes == 0 || a.max_ingest_bytes == 0 {
+            errors.push("api.max_body_bytes / api.max_ingest_bytes: must be positive".into());
+        }
+
+        if let Some(k) = &self.kafka {
+            if k.brokers.is_empty() {
+                errors.push("kafka.brokers: must not be empty".into());
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(secrets)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+fn secret_from(inline: &Option<String>, var: &Option<String>, env: &dyn Env) -> Option<String> {
+    inline
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| var.as_deref().and_then(|v| env.var(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [tokens]
+        pepper = "test-pepper-0123456789"
+    "#;
+
+    #[test]
+    fn shipped_default_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let text = std::fs::read_to_string(&path).expect("config/default.toml");
+        let config = Config::parse(&text, path.parent().expect("dir")).expect("parses");
+        let env = [
+            ("TOKENWATCH_PEPPER", "pepper-from-env-0123456789"),
+            ("TOKENWATCH_ADMIN_KEY", "admin-key-0123456789"),
+            ("TOKENWATCH_INGEST_KEY", "ingest-key-0123456789"),
+            ("TOKENWATCH_JWT_SECRET", "jwt-secret-0123456789"),
+        ];
+        let secrets = config.validate(&env).expect("validates");
+        assert_eq!(secrets.pepper, "pepper-from-env-0123456789");
+        assert_eq!(secrets.admin_key.as_deref(), Some("admin-key-0123456789"));
+        assert!(config.kafka.is_none(), "the default is embedded mode");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = Config::parse("[tokens]\npepper = \"x\"\npeper = \"y\"\n", Path::new("."))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("peper"), "{err}");
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let text = r#"
+            [tokens]
+            pepper_env = "NOPE_NOT_SET"
+            [tokens.jwt]
+            algorithms = ["HS256", "XX999"]
+            [[tokens.jwt.keys]]
+            secret = "abc"
+            public_key_pem = "k.pem"
+            [detect]
+            threshold = 1.5
+        "#;
+        let config = Config::parse(text, Path::new("/etc/tw")).expect("parses");
+        let errors = config.validate(&[("X", "y")]).expect_err("invalid").0;
+        let joined = errors.join("\n");
+        for key in [
+            "tokens.pepper_env",
+            "tokens.jwt.algorithms[1]",
+            "tokens.jwt.keys[0]: set exactly one",
+            "tokens.jwt.keys[0].algorithm",
+            "detect.threshold",
+        ] {
+            assert!(joined.contains(key), "missing {key} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let text = format!(
+            "{MINIMAL}\n[denylist]\njournal = \"state/deny.journal\"\n[geoip]\ncity_db = \"/abs/city.mmdb\"\n"
+        );
+        let config = Config::parse(&text, Path::new("/etc/tw")).expect("parses");
+        assert_eq!(
+            config.denylist.journal,
+            Some(PathBuf::from("/etc/tw/state/deny.journal"))
+        );
+        assert_eq!(config.geoip.city_db, Some(PathBuf::from("/abs/city.mmdb")));
+    }
+
+    #[test]
+    fn durations_are_human_text() {
+        let text = format!("{MINIMAL}\n[detect]\nsession_idle_timeout = \"15m\"\n");
+        let config = Config::parse(&text, Path::new(".")).expect("parses");
+        assert_eq!(
+            config.detect.session_idle_timeout.0,
+            Duration::from_secs(900)
+        );
+        let bad = format!("{MINIMAL}\n[detect]\nsession_idle_timeout = \"fifteen\"\n");
+        assert!(Config::parse(&bad, Path::new(".")).is_err());
+    }
+}

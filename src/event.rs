@@ -1,0 +1,573 @@
+//! The types that flow between pipeline stages, in data-flow order.
+//!
+//! `source` yields [`RawLine`]s; `parse` turns them into [`AccessEvent`]s; `identify` adds an
+//! [`Identity`]; `enrich` adds an [`Enrichment`]; together they form an [`IdentifiedEvent`].
+//! `track` turns that into an [`Observation`] (features over the session's history), `score`
+//! into an [`Assessment`], and `decide` into a [`Decision`] that `publish` applies.
+//!
+//! Stages never import each other: they meet only here. Nothing in this module does I/O or
+//! reads the wall clock. A raw token only ever lives inside [`RawToken`], whose `Debug` is
+//! redacted so that it cannot reach a log line by accident.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+/// Event time: milliseconds since the Unix epoch, taken from the log record.
+///
+/// Detection uses only this clock, so replaying a file gives the same decisions as watching it
+/// live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventTime(pub i64);
+
+impl EventTime {
+    /// From whole seconds since the epoch.
+    pub fn from_secs(secs: i64) -> Self {
+        EventTime(secs.saturating_mul(1000))
+    }
+    /// Whole seconds since the epoch (floor).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+    /// Seconds elapsed from `earlier` to `self` (negative if `earlier` is later).
+    pub fn seconds_since(self, earlier: EventTime) -> f64 {
+        (self.0 - earlier.0) as f64 / 1000.0
+    }
+    /// RFC 3339 text in UTC with millisecond precision when needed (`2026-11-23T17:12:00Z`).
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => {
+                let ms = self.0.rem_euclid(1000);
+                let base = format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                );
+                if ms == 0 {
+                    format!("{base}Z")
+                } else {
+                    format!("{base}.{ms:03}Z")
+                }
+            }
+            Err(_) => self.0.to_string(),
+        }
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// Which kind of source a line came from; a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// A file, read to EOF or followed.
+    File,
+    /// Standard input.
+    Stdin,
+    /// `POST /v1/events`.
+    Http,
+    /// The built-in traffic simulator (`demo`).
+    Simulator,
+}
+
+impl SourceKind {
+    /// Bounded label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Stdin => "stdin",
+            SourceKind::Http => "http",
+            SourceKind::Simulator => "simulator",
+        }
+    }
+}
+
+/// One access-log line as read, before parsing. Bytes, because the line may not be UTF-8.
+#[derive(Debug, Clone)]
+pub struct RawLine {
+    /// Where it came from.
+    pub source: SourceKind,
+    /// The line without its trailing newline. Already capped by the source; a line that was
+    /// longer has `truncated = true` and is rejected by `parse` as `too_large`.
+    pub bytes: Vec<u8>,
+    /// The source had to cut this line at the configured maximum.
+    pub truncated: bool,
+}
+
+/// A bare token (JWT, opaque session id or API key) as it appeared in the request.
+///
+/// Its `Debug` never prints the value; there is deliberately no `Display` and no `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawToken(String);
+
+impl RawToken {
+    /// Wrap a bare token (no `Bearer ` prefix, no cookie name, trimmed).
+    pub fn new(token: impl Into<String>) -> Self {
+        RawToken(token.into())
+    }
+    /// The token bytes, for fingerprinting and verification only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True for an empty token.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Three dot-separated parts: treated as a JWT (verified) rather than an opaque id.
+    pub fn looks_like_jwt(&self) -> bool {
+        self.0.bytes().filter(|b| *b == b'.').count() == 2
+    }
+}
+
+impl fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawToken(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// The credential a request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// From `Authorization: Bearer …` or the `token` field.
+    Bearer(RawToken),
+    /// The configured session cookie's value.
+    Cookie(RawToken),
+    /// A fingerprint computed upstream (DESIGN §4), for logs that must not carry tokens.
+    Fingerprint(Fingerprint),
+}
+
+/// 128-bit token fingerprint: the first 16 bytes of HMAC-SHA256(pepper, token) (DESIGN §4).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 16]);
+
+impl Fingerprint {
+    /// Parse 32 hex characters (either case).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Fingerprint(out))
+    }
+    /// 32 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// A well-mixed 64-bit value for sharding and hashing.
+    pub fn shard_hash(&self) -> u64 {
+        u64::from_le_bytes([
+            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5], self.0[6], self.0[7],
+        ])
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// A parsed access-log record: one HTTP request.
+#[derive(Debug, Clone)]
+pub struct AccessEvent {
+    /// Request time (event time).
+    pub time: EventTime,
+    /// Client address after trusted-proxy resolution.
+    pub client_ip: IpAddr,
+    /// HTTP method, if logged.
+    pub method: Option<String>,
+    /// Request path without the query string, if logged.
+    pub path: Option<String>,
+    /// Response status, if logged.
+    pub status: Option<u16>,
+    /// User-Agent header, if logged.
+    pub user_agent: Option<String>,
+    /// The credential, if any (records without one are `anonymous` and never reach here).
+    pub credential: Credential,
+}
+
+/// Claims of a verified JWT that detection and the denylist use. Never the token itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    /// `iss`.
+    pub iss: Option<String>,
+    /// `sub`.
+    pub sub: Option<String>,
+    /// `jti`.
+    pub jti: Option<String>,
+    /// `sid` (session id shared across refreshed tokens).
+    pub sid: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub exp: Option<i64>,
+    /// `iat`, seconds since the epoch.
+    pub iat: Option<i64>,
+    /// `nbf`, seconds since the epoch.
+    pub nbf: Option<i64>,
+}
+
+/// What kind of credential a fingerprint stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A JWT whose signature and claims verified.
+    Jwt,
+    /// An opaque session id or API key (fingerprinted, not verified).
+    Opaque,
+    /// Only a fingerprint computed upstream was logged.
+    Upstream,
+}
+
+/// Who the request claims to be, after `identify`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The token's fingerprint; every piece of state is keyed on it.
+    pub fingerprint: Fingerprint,
+    /// What the credential was.
+    pub kind: TokenKind,
+    /// Verified claims (JWTs only). Shared with the verification cache.
+    pub claims: Option<Arc<Claims>>,
+}
+
+/// How an IP address is classified before any GeoIP lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressClass {
+    /// Globally routable.
+    Public,
+    /// RFC 1918, ULA, CGNAT shared space: an internal client or a proxy we were not told about.
+    Private,
+    /// Loopback, link-local, documentation, multicast, unspecified and other reserved space.
+    Reserved,
+}
+
+/// A location from GeoIP, with its uncertainty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GeoPoint {
+    /// City name (English), when the database has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<Arc<str>>,
+    /// ISO 3166-1 alpha-2 country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<Arc<str>>,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Accuracy radius in km (the database's, or the configured default).
+    pub radius_km: f64,
+}
+
+/// What the User-Agent says, reduced to the parts detection compares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserAgentInfo {
+    /// Browser or client family (`Chrome`, `Firefox`, `python-requests`, …); `unknown` if none.
+    pub family: Arc<str>,
+    /// Operating system family (`Windows 10`, `iPhone`, …); `unknown` if none.
+    pub os: Arc<str>,
+    /// A scripted HTTP client (curl, python-requests, Go-http-client, …) rather than a browser.
+    pub scripted: bool,
+}
+
+/// Everything `enrich` adds to an event.
+#[derive(Debug, Clone, Default)]
+pub struct Enrichment {
+    /// `None` for private/reserved addresses and for public ones the database does not know.
+    pub geo: Option<GeoPoint>,
+    /// Autonomous system number, when an ASN database knows the address.
+    pub asn: Option<u32>,
+    /// Address class of the client IP.
+    pub address_class: Option<AddressClass>,
+    /// Parsed User-Agent, if the record had one.
+    pub user_agent: Option<UserAgentInfo>,
+}
+
+/// An event that passed parse, identify and enrich: ready for the stateful stages.
+#[derive(Debug, Clone)]
+pub struct IdentifiedEvent {
+    /// Position in the input (0-based); decisions refer back to it and order output by it.
+    pub seq: u64,
+    /// The request.
+    pub event: AccessEvent,
+    /// The token behind it.
+    pub identity: Identity,
+    /// GeoIP, ASN and User-Agent.
+    pub enrichment: Enrichment,
+}
+
+/// One leg of a journey between two uses of a token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TravelEvidence {
+    /// Where the previous use was.
+    pub from: GeoPoint,
+    /// Where this use is.
+    pub to: GeoPoint,
+    /// Lower-bound distance: great-circle distance minus both accuracy radii (floor 0), km.
+    pub distance_km: f64,
+    /// Seconds between the two uses (event time).
+    pub elapsed_s: f64,
+    /// Lower-bound speed, km/h (`distance_km / elapsed`); elapsed is floored at 1 s.
+    pub speed_kmh: f64,
+}
+
+/// Request-rate features of a session at this event.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateEvidence {
+    /// Requests in the last 60 s of event time, this one included.
+    pub per_minute: f64,
+    /// The session's own EWMA baseline, requests per minute (before this minute).
+    pub baseline_per_minute: f64,
+}
+
+/// Features of one event against the history of its session (and user), from `track`.
+///
+/// The model (a later stage) consumes exactly these; the rule-based scorer reads them too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observation {
+    /// Travel from the session's previous located use, if both ends are located.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub travel: Option<TravelEvidence>,
+    /// Travel from the same user's other token (another session) used most recently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_travel: Option<TravelEvidence>,
+    /// Rate features (absent until the session has a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateEvidence>,
+    /// User-Agent family changed mid-session: `(before, after)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent_change: Option<(String, String)>,
+    /// OS family changed mid-session: `(before, after)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_change: Option<(String, String)>,
+    /// ASN changed mid-session: `(before, after)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn_change: Option<(u32, u32)>,
+    /// Country changed mid-session: `(before, after)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_change: Option<(String, String)>,
+    /// A scripted client on a session that began in a browser.
+    pub scripted_client: bool,
+    /// The client IP was not seen before in this session.
+    pub new_ip: bool,
+    /// Requests seen in this session so far, this one included.
+    pub session_requests: u64,
+    /// Distinct IPs and countries seen in this session (bounded sets).
+    pub distinct_ips: u32,
+    /// Distinct countries seen in this session.
+    pub distinct_countries: u32,
+    /// Seconds since the session's first use (event time).
+    pub session_age_s: f64,
+    /// The address or its ASN is allowlisted: travel and network changes are not signals.
+    pub allowlisted_network: bool,
+}
+
+/// A detector's reason code. Bounded: used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Lower-bound speed between two uses of the token exceeds what a traveller can do.
+    ImpossibleTravel,
+    /// The user's other token was used from a place no traveller could reach in time.
+    ConcurrentUse,
+    /// Requests per minute far above the session's own baseline.
+    RateAnomaly,
+    /// The User-Agent family changed mid-session.
+    UserAgentChange,
+    /// The OS changed mid-session.
+    OsChange,
+    /// The network (ASN) changed mid-session.
+    AsnChange,
+    /// The country changed mid-session.
+    CountryChange,
+    /// A scripted client on a browser session.
+    ScriptedClient,
+    /// The trained model's score (used by the model scorer of a later stage).
+    ModelScore,
+}
+
+impl Reason {
+    /// Every reason, for pre-registering metric label values.
+    pub const ALL: [Reason; 9] = [
+        Reason::ImpossibleTravel,
+        Reason::ConcurrentUse,
+        Reason::RateAnomaly,
+        Reason::UserAgentChange,
+        Reason::OsChange,
+        Reason::AsnChange,
+        Reason::CountryChange,
+        Reason::ScriptedClient,
+        Reason::ModelScore,
+    ];
+
+    /// The snake_case code, as in decision records and metric labels.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::ImpossibleTravel => "impossible_travel",
+            Reason::ConcurrentUse => "concurrent_use",
+            Reason::RateAnomaly => "rate_anomaly",
+            Reason::UserAgentChange => "user_agent_change",
+            Reason::OsChange => "os_change",
+            Reason::AsnChange => "asn_change",
+            Reason::CountryChange => "country_change",
+            Reason::ScriptedClient => "scripted_client",
+            Reason::ModelScore => "model_score",
+        }
+    }
+}
+
+/// One reason's share of the score, so every decision can say why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contribution {
+    /// The reason.
+    pub reason: Reason,
+    /// Its contribution in [0, 1] before combination.
+    pub weight: f64,
+}
+
+/// The scorer's verdict on one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assessment {
+    /// Risk in [0, 1].
+    pub score: f64,
+    /// Reasons that contributed, strongest first.
+    pub contributions: Vec<Contribution>,
+    /// A hard rule fired: revoke regardless of the threshold (still subject to mode).
+    pub hard_rule: bool,
+}
+
+impl Assessment {
+    /// The reason codes, strongest first.
+    pub fn reasons(&self) -> Vec<Reason> {
+        self.contributions.iter().map(|c| c.reason).collect()
+    }
+}
+
+/// What the policy decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Add the token to the denylist.
+    Revoke,
+    /// Record only: suspicious but below the revoke threshold.
+    Flag,
+}
+
+impl Action {
+    /// Label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Revoke => "revoke",
+            Action::Flag => "flag",
+        }
+    }
+}
+
+/// `enforce` revokes; `shadow` records what would have been revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Decisions take effect.
+    Enforce,
+    /// Decisions are recorded only.
+    Shadow,
+}
+
+impl Mode {
+    /// Label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
+/// Evidence attached to a decision record (DESIGN §5): the travel leg at top level (`from`,
+/// `to`, `distance_km`, `elapsed_s`, `speed_kmh`) plus whatever else explains the reasons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The travel leg that made the decision, if travel was a reason.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub travel: Option<TravelEvidence>,
+    /// Rate features, if rate was a reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateEvidence>,
+    /// `[before, after]` User-Agent family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<(String, String)>,
+    /// `[before, after]` OS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<(String, String)>,
+    /// `[before, after]` ASN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<(u32, u32)>,
+    /// `[before, after]` country.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<(String, String)>,
+    /// Per-reason contributions to the score.
+    pub contributions: Vec<Contribution>,
+}
+
+/// A decision record, serialized exactly as DESIGN §5 (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// `revoke` or `flag`.
+    pub action: Action,
+    /// `enforce` or `shadow`.
+    pub mode: Mode,
+    /// The denylist key this decision applies to (`fp:…`, `sid:…`).
+    pub key: String,
+    /// The token's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// `iss`, for JWTs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// `sub`, for JWTs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// `jti`, for JWTs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Risk score in [0, 1].
+    pub score: f64,
+    /// Reason codes, strongest first.
+    pub reasons: Vec<Reason>,
+    /// What the reasons rest on.
+    pub evidence: Evidence,
+    /// Time of the event that triggered the decision.
+    pub event_time: EventTime,
+    /// When the decision was made. Event time in the deterministic core; `publish` may
+    /// restamp it with the wall clock in live mode.
+    pub decided_at: EventTime,
+    /// When the denylist entry lapses (token `exp` plus leeway, or the opaque-token TTL).
+    pub expires_at: EventTime,
+    /// Input position of the triggering event (not serialized; orders output).
+    #[serde(skip)]
+    pub seq: u64,
+}

@@ -1,0 +1,27 @@
+//! tokenwatch: detects stolen session tokens in HTTP access logs and revokes them.
+//!
+//! Modules in data-flow order (DESIGN §1):
+//! `source` → `parse` → `identify` → `enrich` → `track` → `score` → `decide` → `publish`,
+//! with `denylist` and `api` serving the middleware, `pipeline` running the stages over a batch
+//! and `app` wiring everything. `event` holds the types that pass between stages; `config`,
+//! `metrics`, `geodb` and `simulate` support them.
+
+pub mod config;
+pub mod event;
+
+pub mod api;
+pub mod decide;
+pub mod denylist;
+pub mod enrich;
+pub mod identify;
+pub mod parse;
+pub mod publish;
+pub mod score;
+pub mod source;
+pub mod track;
+
+pub mod app;
+pub mod geodb;
+pub mod metrics;
+pub mod pipeline;
+pub mod simulate;

@@ -1,0 +1,2 @@
+//! tokenwatch binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! `simulate` (work in progress).

@@ -1,0 +1,1 @@
+//! `source` (work in progress).
