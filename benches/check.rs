@@ -1,0 +1,2 @@
+//! Criterion bench for `check` (placeholder until the stage lands).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion bench for `detect` (placeholder until the stage lands).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion bench for `enrich` (placeholder until the stage lands).
+fn main() {}

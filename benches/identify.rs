@@ -1,0 +1,2 @@
+//! Criterion bench for `identify` (placeholder until the stage lands).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion bench for `parse` (placeholder until the stage lands).
+fn main() {}
