@@ -68,7 +68,7 @@ impl Serialize for EventTime {
 }
 
 /// Which kind of source a line came from; a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
     /// A file, read to EOF or followed.
     File,

@@ -1,1 +1,258 @@
-//! `pipeline` (work in progress).
+//! The detection pipeline over one batch of lines: parse → identify → enrich → track → score
+//! → decide (DESIGN §1).
+//!
+//! A batch runs in two phases:
+//!
+//! 1. **Stateless, in parallel** (rayon): parse, identify (verification cache is shared and
+//!    concurrent) and enrich every line. Order is kept: results come back by position.
+//! 2. **Stateful, in input order** on the calling thread: track, then score the whole batch at
+//!    once (models score in batches), then decide. Running this phase in order is what makes
+//!    per-session state correct and output deterministic: the same input gives the same
+//!    decisions, byte for byte, however many cores phase 1 used.
+//!
+//! The pipeline does no I/O and never reads the wall clock for detection; it reads it only for
+//! the `event_lag_seconds` metric. Publishing decisions is `publish`'s job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::decide::Policy;
+use crate::enrich::Enricher;
+use crate::event::{Decision, EventTime, IdentifiedEvent, RawLine, SourceKind};
+use crate::identify::Identifier;
+use crate::metrics::Metrics;
+use crate::parse::Parser;
+use crate::score::Scorer;
+use crate::track::SessionTracker;
+
+/// The stages, built once by `app`.
+pub struct Stages {
+    /// Stage 2.
+    pub parser: Parser,
+    /// Stage 3.
+    pub identifier: Identifier,
+    /// Stage 4 (shared with the GeoIP reloader).
+    pub enricher: Arc<Enricher>,
+    /// Stage 5 (shared with the sessions API).
+    pub tracker: Arc<SessionTracker>,
+    /// Stage 6.
+    pub scorer: Arc<dyn Scorer>,
+    /// Stage 7.
+    pub policy: Policy,
+}
+
+/// What happened to one line, for counting.
+enum Front {
+    Ready(Box<IdentifiedEvent>),
+    Anonymous,
+    ParseError(&'static str),
+    Rejected(&'static str),
+}
+
+/// Running totals, for the summary table and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Lines seen.
+    pub lines: u64,
+    /// Events that reached detection.
+    pub processed: u64,
+    /// Records without a credential.
+    pub anonymous: u64,
+    /// Rejected by parse, by reason.
+    pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Identification results: `valid`, `opaque`, `upstream` or a rejection reason.
+    pub verifications: BTreeMap<&'static str, u64>,
+    /// Decisions by action.
+    pub decisions: BTreeMap<&'static str, u64>,
+    /// Latest event time seen.
+    pub watermark: Option<EventTime>,
+}
+
+impl Totals {
+    /// Lines rejected by parse.
+    pub fn parse_error_count(&self) -> u64 {
+        self.parse_errors.values().sum()
+    }
+    /// Tokens rejected by identify.
+    pub fn rejected_count(&self) -> u64 {
+        self.verifications
+            .iter()
+            .filter(|(k, _)| !matches!(**k, "valid" | "opaque" | "upstream"))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// Runs batches through the stages.
+pub struct Pipeline {
+    stages: Stages,
+    metrics: Arc<Metrics>,
+    next_seq: u64,
+    batches: u64,
+    totals: Totals,
+}
+
+/// How many batches between idle-session sweeps.
+const EVICT_EVERY_BATCHES: u64 = 16;
+
+impl Pipeline {
+    /// A pipeline over `stages`, reporting to `metrics`.
+    pub fn new(stages: Stages, metrics: Arc<Metrics>) -> Self {
+        Pipeline {
+            stages,
+            metrics,
+            next_seq: 0,
+            batches: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Totals so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// The session tracker (for the API).
+    pub fn tracker(&self) -> &Arc<SessionTracker> {
+        &self.stages.tracker
+    }
+
+    /// Process one batch; returns its decisions in input order.
+    pub fn process_batch(&mut self, lines: &[RawLine]) -> Vec<Decision> {
+        let first_seq = self.next_seq;
+        self.next_seq += lines.len() as u64;
+        self.batches += 1;
+
+        // Phase 1: stateless, parallel, order-preserving.
+        let stages = &self.stages;
+        let fronts: Vec<Front> = lines
+            .par_iter()
+            .enumerate()
+            .with_min_len(64)
+            .map(|(i, line)| front(stages, line, first_seq + i as u64))
+            .collect();
+
+        // Phase 2: stateful, in order.
+        let mut events = Vec::with_capacity(fronts.len());
+        let mut counts: BTreeMap<(SourceKind, &'static str), u64> = BTreeMap::new();
+        let mut verifications: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (front, line) in fronts.into_iter().zip(lines) {
+            let outcome = match front {
+                Front::Ready(event) => {
+                    let result = match event.identity.kind {
+                        crate::event::TokenKind::Jwt => "valid",
+                        crate::event::TokenKind::Opaque => "opaque",
+                        crate::event::TokenKind::Upstream => "upstream",
+                    };
+                    *verifications.entry(result).or_default() += 1;
+                    events.push(*event);
+                    "processed"
+                }
+                Front::Anonymous => "anonymous",
+                Front::ParseError(reason) => {
+                    *self.totals.parse_errors.entry(reason).or_default() += 1;
+                    self.metrics.parse_errors.with_label_values(&[reason]).inc();
+                    "parse_error"
+                }
+                Front::Rejected(reason) => {
+                    *verifications.entry(reason).or_default() += 1;
+                    "rejected"
+                }
+            };
+            *counts.entry((line.source, outcome)).or_default() += 1;
+        }
+        self.totals.lines += lines.len() as u64;
+        self.totals.processed += events.len() as u64;
+        self.totals.anonymous += counts
+            .iter()
+            .filter(|((_, o), _)| *o == "anonymous")
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        for (result, n) in verifications {
+            *self.totals.verifications.entry(result).or_default() += n;
+            self.metrics
+                .token_verifications
+                .with_label_values(&[result])
+                .inc_by(n);
+        }
+        for ((source, outcome), n) in counts {
+            self.metrics
+                .events
+                .with_label_values(&[source.label(), outcome])
+                .inc_by(n);
+        }
+
+        let tracker = &self.stages.tracker;
+        let observations: Vec<_> = events.iter().map(|e| tracker.observe(e)).collect();
+        let assessments = self.stages.scorer.score_batch(&observations);
+
+        let mut decisions = Vec::new();
+        let now_s = wall_clock_secs();
+        for ((event, observation), assessment) in events.iter().zip(&observations).zip(&assessments)
+        {
+            self.metrics.risk_score.observe(assessment.score);
+            self.metrics
+                .event_lag
+                .observe((now_s - event.event.time.0 as f64 / 1000.0).max(0.0));
+            let fingerprint = event.identity.fingerprint;
+            let prior = tracker.prior_action(fingerprint);
+            let decision = self
+                .stages
+                .policy
+                .decide(event, observation, assessment, prior);
+            tracker.record(fingerprint, assessment, decision.as_ref().map(|d| d.action));
+            if let Some(decision) = decision {
+                *self
+                    .totals
+                    .decisions
+                    .entry(decision.action.label())
+                    .or_default() += 1;
+                decisions.push(decision);
+            }
+        }
+        if let Some(last) = events.iter().map(|e| e.event.time).max() {
+            let watermark = self.totals.watermark.map_or(last, |w| w.max(last));
+            self.totals.watermark = Some(watermark);
+            if self.batches % EVICT_EVERY_BATCHES == 0 {
+                tracker.evict_idle(watermark);
+            }
+        }
+        self.metrics.sessions_active.set(tracker.len() as i64);
+        decisions
+    }
+}
+
+/// Phase 1 for one line.
+fn front(stages: &Stages, line: &RawLine, seq: u64) -> Front {
+    if line.truncated {
+        return Front::ParseError("too_large");
+    }
+    let event = match stages.parser.parse(&line.bytes) {
+        Ok(Some(event)) => event,
+        Ok(None) => return Front::Anonymous,
+        Err(e) => return Front::ParseError(e.code()),
+    };
+    let identity = match stages.identifier.identify(&event.credential, event.time) {
+        Ok(identity) => identity,
+        Err(reason) => return Front::Rejected(reason.code()),
+    };
+    let enrichment = stages
+        .enricher
+        .enrich(event.client_ip, event.user_agent.as_deref());
+    Front::Ready(Box::new(IdentifiedEvent {
+        seq,
+        event,
+        identity,
+        enrichment,
+    }))
+}
+
+/// Seconds since the epoch, wall clock (metrics only).
+pub fn wall_clock_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
