@@ -6,6 +6,7 @@
 //! (CPU work, rayon inside), fed batches over a bounded channel by the sources and by
 //! `POST /v1/events`; backpressure is the channel's bound.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::config::{Config, Secrets};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::api::{self, ApiState, Readiness};
+use crate::config::{Config, Role, Secrets};
+use crate::denylist::Denylist;
+use crate::event::RawLine;
+use crate::identify::Fingerprinter;
 use crate::decide::Policy;
 use crate::enrich::Enricher;
 use crate::identify::Identifier;
@@ -22,7 +31,7 @@ use crate::parse::Parser;
 use crate::pipeline::{Pipeline, Stages, Totals};
 use crate::publish::Publisher;
 use crate::score::{RuleScorer, Scorer};
-use crate::source::{self, SourceLimits};
+use crate::source::{self, Source, SourceLimits};
 use crate::track::SessionTracker;
 
 /// Build the stages (opens key files and GeoIP databases).
@@ -365,12 +374,448 @@ pub struct DemoArgs {
     pub no_serve: bool,
 }
 
-/// `tokenwatch run` (placeholder until the API lands).
-pub fn run_blocking(_config: Config, _secrets: Secrets) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+/// Everything `run` and `demo` share: metrics, the denylist, readiness and the API server.
+pub struct Services {
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The denylist.
+    pub denylist: Arc<Denylist>,
+    /// Readiness flags served at `/readyz`.
+    pub readiness: Arc<Readiness>,
+    /// Where the API listens.
+    pub api_addr: std::net::SocketAddr,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_api: tokio::sync::oneshot::Sender<()>,
 }
 
-/// `tokenwatch demo` (placeholder until the API lands).
-pub fn demo(_args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+impl Services {
+    /// Bind the API and open the denylist; the API answers `/healthz` at once and `/readyz`
+    /// once the caller marks the stages loaded.
+    pub async fn start(
+        config: &Config,
+        secrets: &Secrets,
+        tracker: Option<Arc<SessionTracker>>,
+        ingest: Option<mpsc::Sender<Vec<RawLine>>>,
+    ) -> anyhow::Result<Services> {
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::new(&["denylist", "geoip", "model"]));
+        let journal = config.denylist.journal.clone();
+        let denylist = Arc::new(
+            tokio::task::spawn_blocking(move || Denylist::open(journal.as_deref()))
+                .await
+                .context("denylist open panicked")?
+                .context("denylist")?,
+        );
+        metrics.denylist_entries.set(denylist.len() as i64);
+        readiness.set("denylist");
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
+        let api_addr = listener.local_addr()?;
+        let state = Arc::new(ApiState {
+            denylist: denylist.clone(),
+            fingerprinter: Fingerprinter::new(&secrets.pepper),
+            session_cookie: config.tokens.session_cookie.clone(),
+            max_token_bytes: config.tokens.max_token_bytes,
+            max_line_bytes: config.input.max_line_bytes,
+            sessions: tracker,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            admin_key: secrets.admin_key.clone(),
+            ingest_key: secrets.ingest_key.clone(),
+            config: config.api.clone(),
+            default_ttl: config.denylist.default_ttl.0,
+            leeway: config.tokens.jwt.leeway.0,
+            ingest: if secrets.ingest_key.is_some() { ingest } else { None },
+        });
+        let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = tokio::spawn(api::serve(listener, api::router(state), async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(addr = %api_addr, "API listening");
+        Ok(Services { metrics, denylist, readiness, api_addr, api, stop_api })
+    }
+
+    /// Stop accepting, finish in-flight requests, wait for the server.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop_api.send(());
+        self.api.await.context("API task panicked")??;
+        Ok(())
+    }
+
+    /// Keep gauges fresh, reload GeoIP on change and purge expired denylist entries.
+    fn spawn_housekeeping(&self, enricher: Option<Arc<Enricher>>, reload_every: Duration) {
+        let denylist = self.denylist.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut last_reload = Instant::now();
+            loop {
+                tick.tick().await;
+                let purged = denylist.purge_expired(crate::publish::wall_clock_ms());
+                if purged > 0 {
+                    tracing::debug!(purged, "expired denylist entries purged");
+                }
+                metrics.denylist_entries.set(denylist.len() as i64);
+                if let Some(enricher) = &enricher {
+                    if last_reload.elapsed() >= reload_every {
+                        last_reload = Instant::now();
+                        let e = enricher.clone();
+                        match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
+                            Ok(Ok(true)) => tracing::info!("GeoIP database reloaded"),
+                            Ok(Err(err)) => tracing::warn!(error = %err, "GeoIP reload failed; keeping the loaded database"),
+                            _ => {}
+                        }
+                        if let Some(epoch) = enricher.city_build_epoch() {
+                            metrics.geoip_build_timestamp.set(epoch as f64);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The detection thread: batches in, decisions published; ends when every sender is gone.
+fn spawn_detection(
+    mut pipeline: Pipeline,
+    mut publisher: Publisher,
+    mut rx: mpsc::Receiver<Vec<RawLine>>,
+) -> std::thread::JoinHandle<Totals> {
+    std::thread::Builder::new()
+        .name("tokenwatch-detect".into())
+        .spawn(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                let decided = Instant::now();
+                let decisions = pipeline.process_batch(&batch);
+                if let Err(e) = publisher.publish(decisions, decided) {
+                    tracing::error!(error = %e, code = e.code(), "publishing decisions failed");
+                }
+            }
+            pipeline.totals().clone()
+        })
+        .unwrap_or_else(|e| panic!("cannot spawn detection thread: {e}"))
+}
+
+/// `tokenwatch run`: until SIGINT/SIGTERM.
+pub fn run_blocking(config: Config, secrets: Secrets) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(config, secrets, shutdown_signal()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining sources and flushing decisions");
+}
+
+/// The daemon until `shutdown` resolves, then a graceful drain.
+pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let detecting = config.role != Role::Api;
+    let (tx, rx) = mpsc::channel::<Vec<RawLine>>(64);
+    let tracker = detecting.then(|| Arc::new(SessionTracker::new(&config.detect)));
+    let services = Services::start(&config, &secrets, tracker.clone(), detecting.then(|| tx.clone())).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut detection = None;
+    if detecting {
+        let (c, s) = (config.clone(), secrets.clone());
+        let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
+        if let Some(tracker) = tracker {
+            stages.tracker = tracker;
+        }
+        let enricher = stages.enricher.clone();
+        if let Some(epoch) = enricher.city_build_epoch() {
+            services.metrics.geoip_build_timestamp.set(epoch as f64);
+        }
+        services.metrics.model_info.with_label_values(&["rules-v1"]).set(1);
+        services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
+        let pipeline = Pipeline::new(stages, services.metrics.clone());
+        let publisher = Publisher::new(Some(services.denylist.clone()), None, services.metrics.clone(), true);
+        detection = Some(spawn_detection(pipeline, publisher, rx));
+        let limits = source_limits(&config);
+        if let Some(path) = &config.input.path {
+            tracing::info!(path = %path.display(), "following input file");
+            Source::File { path: path.clone(), follow: true }.spawn(limits, tx.clone(), stop.clone());
+        }
+        if config.input.stdin {
+            Source::Stdin.spawn(limits, tx.clone(), stop.clone());
+        }
+    } else {
+        services.spawn_housekeeping(None, Duration::MAX);
+    }
+    services.readiness.set("geoip");
+    services.readiness.set("model");
+    drop(tx);
+
+    shutdown.await;
+    stop.store(true, Ordering::Relaxed);
+    services.shutdown().await?;
+    if let Some(detection) = detection {
+        // Sources see `stop` within one poll interval; stdin may block in read, so wait a
+        // bounded time for the last batches rather than forever.
+        let join = tokio::task::spawn_blocking(move || detection.join());
+        match tokio::time::timeout(Duration::from_secs(10), join).await {
+            Ok(Ok(Ok(totals))) => tracing::info!(lines = totals.lines, revoked = totals.decisions.get("revoke").copied().unwrap_or(0), "drained"),
+            _ => tracing::warn!("detection did not drain within 10 s"),
+        }
+    }
+    Ok(())
+}
+
+/// `tokenwatch demo`.
+pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(demo_async(args))
+}
+
+async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
+    use crate::simulate::{SimKeys, SimSpec, simulate};
+    anyhow::ensure!(args.speed > 0.0, "--speed must be positive");
+    let dir = tempfile::Builder::new().prefix("tokenwatch-demo-").tempdir()?;
+    let keys = SimKeys::from_seed(args.seed);
+    let files = write_sim_support(dir.path(), &keys, Some(&dir.path().join("denylist.journal")))?;
+    let admin_key = random_key();
+    let (mut config, mut secrets) =
+        Config::load(&files.config, &crate::config::ProcessEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.api.listen = args.listen;
+    secrets.admin_key = Some(admin_key.clone());
+
+    let duration_s = 10 * 60;
+    let now_ms = crate::publish::wall_clock_ms();
+    let spec = SimSpec {
+        seed: args.seed,
+        start: crate::event::EventTime(now_ms - duration_s as i64 * 1000),
+        duration_s,
+        users: args.users,
+        attack_fraction: 0.04,
+    };
+    let sim = simulate(&spec, &keys);
+    let attacked = sim.labels.iter().filter(|l| l.attack_type.is_some()).count();
+    println!(
+        "tokenwatch demo: {} users, {} requests over the last {} minutes; an attacker replays {} stolen tokens.\n\
+         Playing it back at {}x through parse → identify → enrich → track → score → decide → denylist.\n",
+        sim.labels.len(),
+        sim.lines.len(),
+        duration_s / 60,
+        attacked,
+        args.speed
+    );
+
+    let stages = build_stages(&config, &secrets)?;
+    let tracker = stages.tracker.clone();
+    let services = Services::start(&config, &secrets, Some(tracker), None).await?;
+    services.readiness.set("geoip");
+    services.readiness.set("model");
+    let mut pipeline = Pipeline::new(stages, services.metrics.clone());
+    let mut publisher = Publisher::new(Some(services.denylist.clone()), None, services.metrics.clone(), true);
+
+    // Pace by event time: each wall-clock tick releases the next slice of simulated time.
+    let started = Instant::now();
+    let tick = Duration::from_millis(100);
+    let slice_ms = (tick.as_secs_f64() * args.speed * 1000.0) as i64;
+    let times: Vec<i64> = sim.lines.iter().map(|l| event_time_of(l).unwrap_or(spec.start.0)).collect();
+    let mut next = 0;
+    let mut slice_end = spec.start.0;
+    let mut revocations = Vec::new();
+    while next < sim.lines.len() {
+        slice_end += slice_ms.max(1);
+        let end = next + times[next..].iter().take_while(|t| **t < slice_end).count();
+        if end > next {
+            let batch: Vec<RawLine> = sim.lines[next..end]
+                .iter()
+                .map(|l| RawLine { source: crate::event::SourceKind::Simulator, bytes: l.as_bytes().to_vec(), truncated: false })
+                .collect();
+            next = end;
+            let decided = Instant::now();
+            let (decisions, returned) = tokio::task::spawn_blocking(move || {
+                let d = pipeline.process_batch(&batch);
+                (d, pipeline)
+            })
+            .await?;
+            pipeline = returned;
+            for d in publisher.publish(decisions, decided)? {
+                if d.action == crate::event::Action::Revoke {
+                    println!("{}", explain(&d));
+                    revocations.push(d);
+                }
+            }
+        }
+        tokio::time::sleep(tick).await;
+    }
+
+    println!("{}", demo_report(&sim.labels, &revocations, pipeline.totals(), started.elapsed()));
+    self_check(&services, &sim.tokens, &revocations, &keys.pepper, &admin_key).await?;
+
+    if args.no_serve {
+        services.shutdown().await?;
+        return Ok(());
+    }
+    println!("\nServing until Ctrl-C. Metrics: http://{}/metrics", services.api_addr);
+    shutdown_signal().await;
+    services.shutdown().await
+}
+
+fn random_key() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..24).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+/// The `time` field of a simulated line (RFC 3339), as event time.
+fn event_time_of(line: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    parse_rfc3339(v.get("time")?.as_str()?).ok().map(|t| t.0)
+}
+
+/// One revocation, explained for a person.
+pub fn explain(d: &crate::event::Decision) -> String {
+    use std::fmt::Write as _;
+    let who = d.sub.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let mut out = format!(
+        "REVOKED  {}{}  score {:.2}  at {}\n",
+        d.key,
+        who,
+        d.score,
+        &d.event_time.to_rfc3339()[11..19]
+    );
+    let place = |p: &crate::event::GeoPoint| {
+        format!("{}, {}", p.city.as_deref().unwrap_or("?"), p.country.as_deref().unwrap_or("?"))
+    };
+    for reason in &d.reasons {
+        let e = &d.evidence;
+        let detail = match reason {
+            crate::event::Reason::ImpossibleTravel | crate::event::Reason::ConcurrentUse => e.travel.as_ref().map(|t| {
+                format!(
+                    "{} → {}: at least {:.0} km in {} ({:.0} km/h)",
+                    place(&t.from),
+                    place(&t.to),
+                    t.distance_km,
+                    humantime::format_duration(Duration::from_secs(t.elapsed_s as u64)),
+                    t.speed_kmh
+                )
+            }),
+            crate::event::Reason::RateAnomaly => e
+                .rate
+                .map(|r| format!("{:.0} requests/min against a baseline of {:.1}", r.per_minute, r.baseline_per_minute)),
+            crate::event::Reason::UserAgentChange => e.user_agent.as_ref().map(|(a, b)| format!("{a} → {b}")),
+            crate::event::Reason::OsChange => e.os.as_ref().map(|(a, b)| format!("{a} → {b}")),
+            crate::event::Reason::AsnChange => e.asn.as_ref().map(|(a, b)| format!("AS{a} → AS{b}")),
+            crate::event::Reason::CountryChange => e.country.as_ref().map(|(a, b)| format!("{a} → {b}")),
+            _ => None,
+        };
+        let _ = writeln!(out, "         {}{}", reason.code(), detail.map(|d| format!(": {d}")).unwrap_or_default());
+    }
+    out
+}
+
+/// Detection results against the simulation's ground truth.
+fn demo_report(
+    labels: &[crate::simulate::Label],
+    revocations: &[crate::event::Decision],
+    totals: &Totals,
+    elapsed: Duration,
+) -> String {
+    let revoked: std::collections::HashSet<String> = revocations.iter().map(|d| d.fingerprint.to_hex()).collect();
+    let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut benign = (0usize, 0usize);
+    for label in labels {
+        let hit = revoked.contains(&label.fingerprint);
+        match label.attack_type {
+            Some(t) => {
+                let e = by_type.entry(t).or_default();
+                e.0 += 1;
+                e.1 += usize::from(hit);
+            }
+            None => {
+                benign.0 += 1;
+                benign.1 += usize::from(hit);
+            }
+        }
+    }
+    let mut out = format!(
+        "\n{} requests processed in {:.1} s ({} parse errors, {} rejected tokens).\n\n  {:<22} {:>9} {:>9}\n",
+        totals.lines,
+        elapsed.as_secs_f64(),
+        totals.parse_error_count(),
+        totals.rejected_count(),
+        "sessions",
+        "total",
+        "revoked"
+    );
+    for (t, (n, hit)) in by_type {
+        out += &format!("  {:<22} {:>9} {:>9}\n", format!("attack: {t}"), n, hit);
+    }
+    out += &format!("  {:<22} {:>9} {:>9}\n", "benign", benign.0, benign.1);
+    out
+}
+
+/// Ask our own API, over real HTTP, what the middleware would be told.
+async fn self_check(
+    services: &Services,
+    tokens: &[crate::simulate::SimToken],
+    revocations: &[crate::event::Decision],
+    pepper: &str,
+    admin_key: &str,
+) -> anyhow::Result<()> {
+    let addr = services.api_addr;
+    let fingerprinter = Fingerprinter::new(pepper);
+    let revoked: std::collections::HashSet<_> = revocations.iter().map(|d| d.fingerprint).collect();
+    let stolen = tokens.iter().find(|t| revoked.contains(&fingerprinter.fingerprint(t.token.expose().as_bytes())));
+    let honest = tokens.iter().find(|t| !t.attacked);
+    println!("\nWhat auth middleware is told at GET http://{addr}/v1/check (real HTTP requests):");
+    for (what, token) in [("a stolen token", stolen), ("an honest user's token", honest)] {
+        if let Some(t) = token {
+            let bearer = format!("Bearer {}", t.token.expose());
+            let status = http_status(addr, "GET", "/v1/check", &[("Authorization", &bearer)]).await?;
+            println!("  {what:<24} → {status}");
+        }
+    }
+    let example = revocations.first().map(|d| d.fingerprint.to_hex()).unwrap_or_else(|| "<fingerprint>".into());
+    println!(
+        "\nTry it yourself (the admin key was generated for this demo run):\n  \
+         curl -s -X POST http://{addr}/v1/check -H 'Content-Type: application/json' -d '{{\"fingerprint\":\"{example}\"}}'\n  \
+         curl -s -H 'Authorization: Bearer {admin_key}' http://{addr}/v1/sessions/{example}\n  \
+         curl -s -X DELETE -H 'Authorization: Bearer {admin_key}' 'http://{addr}/v1/revocations/fp:{example}?allowlist=true'\n  \
+         curl -s http://{addr}/metrics | grep -E '^tokenwatch_(revocations|detections)_total'"
+    );
+    Ok(())
+}
+
+/// Minimal HTTP/1.1 request over TCP; returns the status line's code and reason.
+async fn http_status(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request += &format!("{k}: {v}\r\n");
+    }
+    request += "\r\n";
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text.lines().next().unwrap_or("").trim_start_matches("HTTP/1.1 ").to_string())
 }

@@ -1,0 +1,159 @@
+//! Shared fixtures for integration tests that drive the real `tokenwatch` binary: a temp
+//! folder with generated GeoIP databases, a generated HS256 key and pepper, a config, and
+//! helpers to write access-log lines and run commands.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokenwatch::event::EventTime;
+use tokenwatch::geodb::{self, NetKind};
+
+pub const ISSUER: &str = "https://id.example.com";
+
+/// A generated test world in a temp folder.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    /// Generated per test run (test fixture, never a real secret).
+    pub jwt_secret: String,
+    pub pepper: String,
+    pub config: PathBuf,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+impl Fixture {
+    /// A fixture whose config has `extra` TOML appended.
+    pub fn new(extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let city = dir.path().join("city.mmdb");
+        let asn = dir.path().join("asn.mmdb");
+        geodb::write_databases(&city, &asn).expect("write mmdb");
+        let jwt_secret = random_hex(32);
+        let pepper = random_hex(16);
+        let config = dir.path().join("tokenwatch.toml");
+        let text = format!(
+            r#"
+[input]
+format = "json"
+{extra_input}
+
+[tokens]
+pepper = "{pepper}"
+session_cookie = "sid"
+
+[tokens.jwt]
+issuers = ["{ISSUER}"]
+audiences = ["api"]
+algorithms = ["HS256"]
+
+[[tokens.jwt.keys]]
+kid = "k1"
+algorithm = "HS256"
+secret = "{jwt_secret}"
+
+[geoip]
+city_db = "city.mmdb"
+asn_db = "asn.mmdb"
+
+{extra}
+"#,
+            extra_input = "",
+        );
+        std::fs::write(&config, text).expect("write config");
+        Fixture { dir, jwt_secret, pepper, config }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A signed JWT for `sub` valid around `iat`.
+    pub fn jwt(&self, sub: &str, iat: i64) -> String {
+        self.jwt_with(json!({
+            "iss": ISSUER, "aud": "api", "sub": sub, "sid": format!("sid-{sub}"),
+            "jti": format!("jti-{sub}-{iat}"), "iat": iat, "exp": iat + 4 * 3600,
+        }))
+    }
+
+    pub fn jwt_with(&self, claims: Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(self.jwt_secret.as_bytes()))
+            .expect("sign")
+    }
+
+    /// The fingerprint of a token under this fixture's pepper.
+    pub fn fingerprint(&self, token: &str) -> String {
+        tokenwatch::identify::Fingerprinter::new(&self.pepper).fingerprint(token.as_bytes()).to_hex()
+    }
+
+    /// Run the binary with `args` (the config is appended).
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tokenwatch"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run tokenwatch")
+    }
+
+    /// Write `lines` to a log file and replay it; returns (decisions, stderr).
+    pub fn replay(&self, lines: &[String]) -> (Vec<Value>, String) {
+        let log = self.path("access.jsonl");
+        std::fs::write(&log, lines.join("\n") + "\n").expect("write log");
+        self.replay_file(&log)
+    }
+
+    pub fn replay_file(&self, log: &Path) -> (Vec<Value>, String) {
+        let out = self.path("decisions.jsonl");
+        let output = self.run(&["replay", log.to_str().expect("utf8"), "--decisions", out.to_str().expect("utf8")]);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "replay failed: {stderr}");
+        let decisions = std::fs::read_to_string(&out)
+            .expect("decisions")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("decision is JSON"))
+            .collect();
+        (decisions, stderr)
+    }
+}
+
+/// Event time from `2026-11-23T12:00:00Z` plus `secs`.
+pub fn at(secs: i64) -> EventTime {
+    EventTime((1_763_899_200 + secs) * 1000)
+}
+
+pub fn ip(city: &str, kind: NetKind, host: u32) -> IpAddr {
+    geodb::address(geodb::city_index(city).unwrap_or_else(|| panic!("no city {city}")), kind, host)
+}
+
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1";
+
+/// One access-log line (DESIGN §2 default fields) with a bearer token.
+pub fn line(time: EventTime, ip: IpAddr, user_agent: &str, token: &str, path: &str) -> String {
+    json!({
+        "time": time.to_rfc3339(), "client_ip": ip.to_string(), "method": "GET", "path": path,
+        "status": 200, "user_agent": user_agent, "authorization": format!("Bearer {token}"),
+    })
+    .to_string()
+}
+
+/// Decisions about one fingerprint.
+pub fn about<'a>(decisions: &'a [Value], fingerprint: &str) -> Vec<&'a Value> {
+    decisions.iter().filter(|d| d["fingerprint"] == fingerprint).collect()
+}
+
+/// Whether a decision lists `reason`.
+pub fn has_reason(decision: &Value, reason: &str) -> bool {
+    decision["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == reason))
+}
