@@ -11,8 +11,9 @@
 //! 2. fingerprint = first 16 bytes of HMAC-SHA256(pepper, token) ([`Fingerprinter`]);
 //! 3. a token with three dot-separated parts, when keys are configured, is a JWT: its signature
 //!    is verified once and the result (claims or a time-independent rejection) is cached by
-//!    fingerprint ([`cache`]); `exp`/`nbf` are then checked against the **event time** of every
-//!    event, so a cached token still expires on time. Anything else is an opaque session id.
+//!    fingerprint (the `cache` submodule); `exp`/`nbf` are then checked against the **event
+//!    time** of every event, so a cached token still expires on time. Anything else is an
+//!    opaque session id.
 //!
 //! Invariants:
 //! - The algorithm is chosen by *our* key (selected by `kid`), never by the token header alone:

@@ -992,3 +992,10 @@ fn reason_codes_are_the_contract() {
         ]
     );
 }
+
+#[test]
+fn the_identifier_can_be_shared_across_workers() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Identifier>();
+    shareable::<Fingerprinter>();
+}
