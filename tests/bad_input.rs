@@ -62,19 +62,20 @@ fn every_bad_record_is_counted_and_later_good_lines_still_processed() {
     std::fs::File::create(&path).unwrap().write_all(&log).unwrap();
     let (decisions, stderr) = f.replay_file(&path);
 
-    // Truncated JSON is invalid JSON; the garbage and the bad UTF-8 line are invalid UTF-8
-    // (the garbage could count as either, but must count).
+    // Truncated JSON is invalid JSON; binary garbage is invalid UTF-8 (or JSON). A record that
+    // is valid JSON apart from a stray byte is repaired (U+FFFD) and processed, not dropped:
+    // otherwise one bad byte in a User-Agent would hide a stolen token from detection.
     let invalid_json = count(&stderr, "parse error: invalid_json");
     let invalid_utf8 = count(&stderr, "parse error: invalid_utf8");
-    assert!(invalid_json >= 1 && invalid_utf8 >= 1, "{stderr}");
-    assert_eq!(invalid_json + invalid_utf8, 3, "{stderr}");
+    assert!(invalid_json >= 1, "{stderr}");
+    assert_eq!(invalid_json + invalid_utf8, 2, "{stderr}");
     assert_eq!(count(&stderr, "parse error: too_large"), 1, "{stderr}");
     assert_eq!(count(&stderr, "parse error: bad_client_ip"), 1, "{stderr}");
     assert_eq!(count(&stderr, "parse error: bad_time"), 1, "{stderr}");
     assert_eq!(count(&stderr, "token: alg_not_allowed"), 1, "{stderr}");
     assert_eq!(count(&stderr, "token: too_large"), 1, "{stderr}");
     assert_eq!(count(&stderr, "lines"), 20, "{stderr}");
-    assert_eq!(count(&stderr, "processed"), 11, "{stderr}");
+    assert_eq!(count(&stderr, "processed"), 12, "11 good lines + the repaired one\n{stderr}");
 
     let fp = f.fingerprint(&good_token);
     let mine = about(&decisions, &fp);
