@@ -70,7 +70,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::config::{ApiConfig, Config, DenylistConfig, InputConfig, NoTokenPolicy, Secrets};
+use crate::config::{ApiConfig, Config, DenylistConfig, InputConfig, NoTokenPolicy, Role, Secrets};
 use crate::denylist::{
     CheckQuery, DenyKey, Denylist, DenylistError, Entry, MAX_KEY_BYTES, Origin, wall_clock_ms,
 };
@@ -237,7 +237,9 @@ impl ApiState {
         }
     }
 
-    /// State from a validated configuration and its secrets.
+    /// State from a validated configuration and its secrets. Readiness waits for the
+    /// denylist, plus — when this instance detects (role `all` or `detector`) — the GeoIP
+    /// database and the model if they are configured.
     pub fn from_config(
         config: &Config,
         secrets: &Secrets,
@@ -254,6 +256,15 @@ impl ApiState {
         state.config = config.api.clone();
         state.default_ttl = config.denylist.default_ttl.0;
         state.max_line_bytes = config.input.max_line_bytes;
+        let detects = config.role != Role::Api;
+        let mut required = vec![Readiness::DENYLIST];
+        if detects && config.geoip.city_db.is_some() {
+            required.push(Readiness::GEOIP);
+        }
+        if detects && config.detect.model.is_some() {
+            required.push(Readiness::MODEL);
+        }
+        state.readiness = Arc::new(Readiness::new(&required));
         state
     }
 
@@ -1399,6 +1410,30 @@ mod tests {
                 want,
                 "{presented:?}"
             );
+        }
+    }
+
+    #[test]
+    fn readiness_from_config_waits_only_for_what_this_role_loads() {
+        let cases = [
+            ("role = \"all\"\n", vec!["denylist"]),
+            (
+                "role = \"all\"\n[geoip]\ncity_db = \"/c.mmdb\"\n[detect]\nmodel = \"m.json\"\n",
+                vec!["denylist", "geoip", "model"],
+            ),
+            (
+                "role = \"api\"\n[geoip]\ncity_db = \"/c.mmdb\"\n[detect]\nmodel = \"m.json\"\n",
+                vec!["denylist"],
+            ),
+        ];
+        for (text, want) in cases {
+            let text = text.replacen('\n', "\n[tokens]\npepper = \"test-pepper-0123456789\"\n", 1);
+            let config = Config::parse(&text, std::path::Path::new("/etc/tw")).expect(&text);
+            let secrets = config.validate(&[("X", "y")]).expect("valid");
+            let denylist = Arc::new(Denylist::open(None).expect("memory"));
+            let state =
+                ApiState::from_config(&config, &secrets, denylist, Arc::new(Metrics::new()));
+            assert_eq!(state.readiness.missing(), want, "{text}");
         }
     }
 
