@@ -8,9 +8,9 @@
 //! - The in-memory maps (DashMap) are wrapped so that no guard ever leaves this module: methods
 //!   return owned values or inspect entries inside the call. A guard can therefore never be held
 //!   across an `.await` or while the same shard is locked again.
-//! - Every change is appended to the journal (`journal.rs`) and `fsync`ed before `revoke*`/`unrevoke`
-//!   return, so a revocation acknowledged by the API survives `kill -9`. A batch passed to
-//!   [`Denylist::revoke_many`] costs one `fsync` (group commit).
+//! - Every change is appended to the journal (`journal.rs`) and `fsync`ed before
+//!   `revoke*`/`unrevoke` return, so a revocation acknowledged by the API survives `kill -9`.
+//!   A batch passed to [`Denylist::revoke_many`] costs one `fsync` (group commit).
 //! - Writers are serialized by the journal lock, so the order of records in the file is the
 //!   order the changes were applied in memory; replay reproduces the same state.
 //! - Fail-safe ordering: a revocation is visible in memory *before* its `fsync` (denying early
