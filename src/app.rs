@@ -20,11 +20,11 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, ApiState, Readiness};
 use crate::config::{Config, Role, Secrets};
+use crate::decide::Policy;
 use crate::denylist::Denylist;
+use crate::enrich::Enricher;
 use crate::event::RawLine;
 use crate::identify::Fingerprinter;
-use crate::decide::Policy;
-use crate::enrich::Enricher;
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
 use crate::parse::Parser;
@@ -398,42 +398,41 @@ impl Services {
         ingest: Option<mpsc::Sender<Vec<RawLine>>>,
     ) -> anyhow::Result<Services> {
         let metrics = Arc::new(Metrics::new());
-        let readiness = Arc::new(Readiness::new(&["denylist", "geoip", "model"]));
         let journal = config.denylist.journal.clone();
         let denylist = Arc::new(
             tokio::task::spawn_blocking(move || Denylist::open(journal.as_deref()))
                 .await
                 .context("denylist open panicked")?
-                .context("denylist")?,
+                .context("denylist")?
+                .with_metrics(metrics.clone()),
         );
-        metrics.denylist_entries.set(denylist.len() as i64);
-        readiness.set("denylist");
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
         let api_addr = listener.local_addr()?;
-        let state = Arc::new(ApiState {
-            denylist: denylist.clone(),
-            fingerprinter: Fingerprinter::new(&secrets.pepper),
-            session_cookie: config.tokens.session_cookie.clone(),
-            max_token_bytes: config.tokens.max_token_bytes,
-            max_line_bytes: config.input.max_line_bytes,
-            sessions: tracker,
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
-            admin_key: secrets.admin_key.clone(),
-            ingest_key: secrets.ingest_key.clone(),
-            config: config.api.clone(),
-            default_ttl: config.denylist.default_ttl.0,
-            leeway: config.tokens.jwt.leeway.0,
-            ingest: if secrets.ingest_key.is_some() { ingest } else { None },
-        });
+        let mut state = ApiState::from_config(config, secrets, denylist.clone(), metrics.clone());
+        state.tracker = tracker;
+        state.ingest = if secrets.ingest_key.is_some() {
+            ingest
+        } else {
+            None
+        };
+        let readiness = state.readiness.clone();
+        readiness.mark_ready(Readiness::DENYLIST);
+        let state = Arc::new(state);
         let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
         let api = tokio::spawn(api::serve(listener, api::router(state), async move {
             let _ = stopped.await;
         }));
         tracing::info!(addr = %api_addr, "API listening");
-        Ok(Services { metrics, denylist, readiness, api_addr, api, stop_api })
+        Ok(Services {
+            metrics,
+            denylist,
+            readiness,
+            api_addr,
+            api,
+            stop_api,
+        })
     }
 
     /// Stop accepting, finish in-flight requests, wait for the server.
@@ -452,18 +451,25 @@ impl Services {
             let mut last_reload = Instant::now();
             loop {
                 tick.tick().await;
-                let purged = denylist.purge_expired(crate::publish::wall_clock_ms());
-                if purged > 0 {
-                    tracing::debug!(purged, "expired denylist entries purged");
+                let d = denylist.clone();
+                match tokio::task::spawn_blocking(move || {
+                    d.maintain(crate::publish::wall_clock_ms())
+                })
+                .await
+                {
+                    Ok(Ok(true)) => tracing::info!("denylist journal compacted"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "denylist maintenance failed"),
+                    _ => {}
                 }
-                metrics.denylist_entries.set(denylist.len() as i64);
                 if let Some(enricher) = &enricher {
                     if last_reload.elapsed() >= reload_every {
                         last_reload = Instant::now();
                         let e = enricher.clone();
                         match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
                             Ok(Ok(true)) => tracing::info!("GeoIP database reloaded"),
-                            Ok(Err(err)) => tracing::warn!(error = %err, "GeoIP reload failed; keeping the loaded database"),
+                            Ok(Err(err)) => {
+                                tracing::warn!(error = %err, "GeoIP reload failed; keeping the loaded database")
+                            }
                             _ => {}
                         }
                         if let Some(epoch) = enricher.city_build_epoch() {
@@ -499,7 +505,9 @@ fn spawn_detection(
 
 /// `tokenwatch run`: until SIGINT/SIGTERM.
 pub fn run_blocking(config: Config, secrets: Secrets) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(config, secrets, shutdown_signal()))
 }
 
@@ -527,11 +535,21 @@ pub async fn shutdown_signal() {
 }
 
 /// The daemon until `shutdown` resolves, then a graceful drain.
-pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    secrets: Secrets,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let detecting = config.role != Role::Api;
     let (tx, rx) = mpsc::channel::<Vec<RawLine>>(64);
     let tracker = detecting.then(|| Arc::new(SessionTracker::new(&config.detect)));
-    let services = Services::start(&config, &secrets, tracker.clone(), detecting.then(|| tx.clone())).await?;
+    let services = Services::start(
+        &config,
+        &secrets,
+        tracker.clone(),
+        detecting.then(|| tx.clone()),
+    )
+    .await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut detection = None;
@@ -545,15 +563,28 @@ pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::F
         if let Some(epoch) = enricher.city_build_epoch() {
             services.metrics.geoip_build_timestamp.set(epoch as f64);
         }
-        services.metrics.model_info.with_label_values(&["rules-v1"]).set(1);
+        services
+            .metrics
+            .model_info
+            .with_label_values(&["rules-v1"])
+            .set(1);
         services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
         let pipeline = Pipeline::new(stages, services.metrics.clone());
-        let publisher = Publisher::new(Some(services.denylist.clone()), None, services.metrics.clone(), true);
+        let publisher = Publisher::new(
+            Some(services.denylist.clone()),
+            None,
+            services.metrics.clone(),
+            true,
+        );
         detection = Some(spawn_detection(pipeline, publisher, rx));
         let limits = source_limits(&config);
         if let Some(path) = &config.input.path {
             tracing::info!(path = %path.display(), "following input file");
-            Source::File { path: path.clone(), follow: true }.spawn(limits, tx.clone(), stop.clone());
+            Source::File {
+                path: path.clone(),
+                follow: true,
+            }
+            .spawn(limits, tx.clone(), stop.clone());
         }
         if config.input.stdin {
             Source::Stdin.spawn(limits, tx.clone(), stop.clone());
@@ -561,8 +592,8 @@ pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::F
     } else {
         services.spawn_housekeeping(None, Duration::MAX);
     }
-    services.readiness.set("geoip");
-    services.readiness.set("model");
+    services.readiness.mark_ready(Readiness::GEOIP);
+    services.readiness.mark_ready(Readiness::MODEL);
     drop(tx);
 
     shutdown.await;
@@ -573,7 +604,11 @@ pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::F
         // bounded time for the last batches rather than forever.
         let join = tokio::task::spawn_blocking(move || detection.join());
         match tokio::time::timeout(Duration::from_secs(10), join).await {
-            Ok(Ok(Ok(totals))) => tracing::info!(lines = totals.lines, revoked = totals.decisions.get("revoke").copied().unwrap_or(0), "drained"),
+            Ok(Ok(Ok(totals))) => tracing::info!(
+                lines = totals.lines,
+                revoked = totals.decisions.get("revoke").copied().unwrap_or(0),
+                "drained"
+            ),
             _ => tracing::warn!("detection did not drain within 10 s"),
         }
     }
@@ -582,19 +617,27 @@ pub async fn run(config: Config, secrets: Secrets, shutdown: impl std::future::F
 
 /// `tokenwatch demo`.
 pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(demo_async(args))
 }
 
 async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     use crate::simulate::{SimKeys, SimSpec, simulate};
     anyhow::ensure!(args.speed > 0.0, "--speed must be positive");
-    let dir = tempfile::Builder::new().prefix("tokenwatch-demo-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("tokenwatch-demo-")
+        .tempdir()?;
     let keys = SimKeys::from_seed(args.seed);
-    let files = write_sim_support(dir.path(), &keys, Some(&dir.path().join("denylist.journal")))?;
+    let files = write_sim_support(
+        dir.path(),
+        &keys,
+        Some(&dir.path().join("denylist.journal")),
+    )?;
     let admin_key = random_key();
-    let (mut config, mut secrets) =
-        Config::load(&files.config, &crate::config::ProcessEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut config, mut secrets) = Config::load(&files.config, &crate::config::ProcessEnv)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     config.api.listen = args.listen;
     secrets.admin_key = Some(admin_key.clone());
 
@@ -608,7 +651,11 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
         attack_fraction: 0.04,
     };
     let sim = simulate(&spec, &keys);
-    let attacked = sim.labels.iter().filter(|l| l.attack_type.is_some()).count();
+    let attacked = sim
+        .labels
+        .iter()
+        .filter(|l| l.attack_type.is_some())
+        .count();
     println!(
         "tokenwatch demo: {} users, {} requests over the last {} minutes; an attacker replays {} stolen tokens.\n\
          Playing it back at {}x through parse → identify → enrich → track → score → decide → denylist.\n",
@@ -622,16 +669,25 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     let stages = build_stages(&config, &secrets)?;
     let tracker = stages.tracker.clone();
     let services = Services::start(&config, &secrets, Some(tracker), None).await?;
-    services.readiness.set("geoip");
-    services.readiness.set("model");
+    services.readiness.mark_ready(Readiness::GEOIP);
+    services.readiness.mark_ready(Readiness::MODEL);
     let mut pipeline = Pipeline::new(stages, services.metrics.clone());
-    let mut publisher = Publisher::new(Some(services.denylist.clone()), None, services.metrics.clone(), true);
+    let mut publisher = Publisher::new(
+        Some(services.denylist.clone()),
+        None,
+        services.metrics.clone(),
+        true,
+    );
 
     // Pace by event time: each wall-clock tick releases the next slice of simulated time.
     let started = Instant::now();
     let tick = Duration::from_millis(100);
     let slice_ms = (tick.as_secs_f64() * args.speed * 1000.0) as i64;
-    let times: Vec<i64> = sim.lines.iter().map(|l| event_time_of(l).unwrap_or(spec.start.0)).collect();
+    let times: Vec<i64> = sim
+        .lines
+        .iter()
+        .map(|l| event_time_of(l).unwrap_or(spec.start.0))
+        .collect();
     let mut next = 0;
     let mut slice_end = spec.start.0;
     let mut revocations = Vec::new();
@@ -641,7 +697,11 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
         if end > next {
             let batch: Vec<RawLine> = sim.lines[next..end]
                 .iter()
-                .map(|l| RawLine { source: crate::event::SourceKind::Simulator, bytes: l.as_bytes().to_vec(), truncated: false })
+                .map(|l| RawLine {
+                    source: crate::event::SourceKind::Simulator,
+                    bytes: l.as_bytes().to_vec(),
+                    truncated: false,
+                })
                 .collect();
             next = end;
             let decided = Instant::now();
@@ -661,14 +721,32 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(tick).await;
     }
 
-    println!("{}", demo_report(&sim.labels, &revocations, pipeline.totals(), started.elapsed()));
-    self_check(&services, &sim.tokens, &revocations, &keys.pepper, &admin_key).await?;
+    println!(
+        "{}",
+        demo_report(
+            &sim.labels,
+            &revocations,
+            pipeline.totals(),
+            started.elapsed()
+        )
+    );
+    self_check(
+        &services,
+        &sim.tokens,
+        &revocations,
+        &keys.pepper,
+        &admin_key,
+    )
+    .await?;
 
     if args.no_serve {
         services.shutdown().await?;
         return Ok(());
     }
-    println!("\nServing until Ctrl-C. Metrics: http://{}/metrics", services.api_addr);
+    println!(
+        "\nServing until Ctrl-C. Metrics: http://{}/metrics",
+        services.api_addr
+    );
     shutdown_signal().await;
     services.shutdown().await
 }
@@ -676,7 +754,9 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
 fn random_key() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..24).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..24)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 /// The `time` field of a simulated line (RFC 3339), as event time.
@@ -688,7 +768,11 @@ fn event_time_of(line: &str) -> Option<i64> {
 /// One revocation, explained for a person.
 pub fn explain(d: &crate::event::Decision) -> String {
     use std::fmt::Write as _;
-    let who = d.sub.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let who = d
+        .sub
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
     let mut out = format!(
         "REVOKED  {}{}  score {:.2}  at {}\n",
         d.key,
@@ -697,31 +781,51 @@ pub fn explain(d: &crate::event::Decision) -> String {
         &d.event_time.to_rfc3339()[11..19]
     );
     let place = |p: &crate::event::GeoPoint| {
-        format!("{}, {}", p.city.as_deref().unwrap_or("?"), p.country.as_deref().unwrap_or("?"))
+        format!(
+            "{}, {}",
+            p.city.as_deref().unwrap_or("?"),
+            p.country.as_deref().unwrap_or("?")
+        )
     };
     for reason in &d.reasons {
         let e = &d.evidence;
         let detail = match reason {
-            crate::event::Reason::ImpossibleTravel | crate::event::Reason::ConcurrentUse => e.travel.as_ref().map(|t| {
+            crate::event::Reason::ImpossibleTravel | crate::event::Reason::ConcurrentUse => {
+                e.travel.as_ref().map(|t| {
+                    format!(
+                        "{} → {}: at least {:.0} km in {} ({:.0} km/h)",
+                        place(&t.from),
+                        place(&t.to),
+                        t.distance_km,
+                        humantime::format_duration(Duration::from_secs(t.elapsed_s as u64)),
+                        t.speed_kmh
+                    )
+                })
+            }
+            crate::event::Reason::RateAnomaly => e.rate.map(|r| {
                 format!(
-                    "{} → {}: at least {:.0} km in {} ({:.0} km/h)",
-                    place(&t.from),
-                    place(&t.to),
-                    t.distance_km,
-                    humantime::format_duration(Duration::from_secs(t.elapsed_s as u64)),
-                    t.speed_kmh
+                    "{:.0} requests/min against a baseline of {:.1}",
+                    r.per_minute, r.baseline_per_minute
                 )
             }),
-            crate::event::Reason::RateAnomaly => e
-                .rate
-                .map(|r| format!("{:.0} requests/min against a baseline of {:.1}", r.per_minute, r.baseline_per_minute)),
-            crate::event::Reason::UserAgentChange => e.user_agent.as_ref().map(|(a, b)| format!("{a} → {b}")),
+            crate::event::Reason::UserAgentChange => {
+                e.user_agent.as_ref().map(|(a, b)| format!("{a} → {b}"))
+            }
             crate::event::Reason::OsChange => e.os.as_ref().map(|(a, b)| format!("{a} → {b}")),
-            crate::event::Reason::AsnChange => e.asn.as_ref().map(|(a, b)| format!("AS{a} → AS{b}")),
-            crate::event::Reason::CountryChange => e.country.as_ref().map(|(a, b)| format!("{a} → {b}")),
+            crate::event::Reason::AsnChange => {
+                e.asn.as_ref().map(|(a, b)| format!("AS{a} → AS{b}"))
+            }
+            crate::event::Reason::CountryChange => {
+                e.country.as_ref().map(|(a, b)| format!("{a} → {b}"))
+            }
             _ => None,
         };
-        let _ = writeln!(out, "         {}{}", reason.code(), detail.map(|d| format!(": {d}")).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "         {}{}",
+            reason.code(),
+            detail.map(|d| format!(": {d}")).unwrap_or_default()
+        );
     }
     out
 }
@@ -733,7 +837,8 @@ fn demo_report(
     totals: &Totals,
     elapsed: Duration,
 ) -> String {
-    let revoked: std::collections::HashSet<String> = revocations.iter().map(|d| d.fingerprint.to_hex()).collect();
+    let revoked: std::collections::HashSet<String> =
+        revocations.iter().map(|d| d.fingerprint.to_hex()).collect();
     let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut benign = (0usize, 0usize);
     for label in labels {
@@ -778,17 +883,26 @@ async fn self_check(
     let addr = services.api_addr;
     let fingerprinter = Fingerprinter::new(pepper);
     let revoked: std::collections::HashSet<_> = revocations.iter().map(|d| d.fingerprint).collect();
-    let stolen = tokens.iter().find(|t| revoked.contains(&fingerprinter.fingerprint(t.token.expose().as_bytes())));
+    let stolen = tokens
+        .iter()
+        .find(|t| revoked.contains(&fingerprinter.fingerprint(t.token.expose().as_bytes())));
     let honest = tokens.iter().find(|t| !t.attacked);
     println!("\nWhat auth middleware is told at GET http://{addr}/v1/check (real HTTP requests):");
-    for (what, token) in [("a stolen token", stolen), ("an honest user's token", honest)] {
+    for (what, token) in [
+        ("a stolen token", stolen),
+        ("an honest user's token", honest),
+    ] {
         if let Some(t) = token {
             let bearer = format!("Bearer {}", t.token.expose());
-            let status = http_status(addr, "GET", "/v1/check", &[("Authorization", &bearer)]).await?;
+            let status =
+                http_status(addr, "GET", "/v1/check", &[("Authorization", &bearer)]).await?;
             println!("  {what:<24} → {status}");
         }
     }
-    let example = revocations.first().map(|d| d.fingerprint.to_hex()).unwrap_or_else(|| "<fingerprint>".into());
+    let example = revocations
+        .first()
+        .map(|d| d.fingerprint.to_hex())
+        .unwrap_or_else(|| "<fingerprint>".into());
     println!(
         "\nTry it yourself (the admin key was generated for this demo run):\n  \
          curl -s -X POST http://{addr}/v1/check -H 'Content-Type: application/json' -d '{{\"fingerprint\":\"{example}\"}}'\n  \
@@ -817,5 +931,10 @@ async fn http_status(
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
     let text = String::from_utf8_lossy(&response);
-    Ok(text.lines().next().unwrap_or("").trim_start_matches("HTTP/1.1 ").to_string())
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("HTTP/1.1 ")
+        .to_string())
 }

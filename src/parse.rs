@@ -1450,7 +1450,10 @@ mod tests {
     #[test]
     fn every_preset_path_compiles() {
         for (index, field) in FIELDS.iter().enumerate() {
-            assert_eq!(*field as usize, index, "Field discriminants index `candidates`");
+            assert_eq!(
+                *field as usize, index,
+                "Field discriminants index `candidates`"
+            );
         }
         for format in [
             InputFormat::Json,

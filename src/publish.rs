@@ -122,8 +122,7 @@ impl Publisher {
         }
         if let Some(denylist) = &self.denylist {
             if !revocations.is_empty() {
-                let count = revocations.len() as u64;
-                denylist.revoke_many(revocations)?;
+                let count = denylist.revoke_many(revocations)? as u64;
                 self.metrics
                     .revocations
                     .with_label_values(&["detector"])
@@ -132,7 +131,6 @@ impl Publisher {
                 for _ in 0..count {
                     self.metrics.revocation_propagation.observe(elapsed);
                 }
-                self.metrics.denylist_entries.set(denylist.len() as i64);
             }
         }
         if let Some(sink) = &mut self.sink {

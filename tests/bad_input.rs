@@ -48,18 +48,32 @@ fn every_bad_record_is_counted_and_later_good_lines_still_processed() {
     put(&[0x00, 0xff, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x7f, 0x80]); // binary garbage
     put(&vec![b'x'; 1 << 20]); // a 1 MiB line
     put(b"{\"time\":\"2026-11-23T12:00:02Z\",\"client_ip\":\"10.0.0.1\",\"token\":\"\xc3\x28\"}"); // invalid UTF-8
-    put(line(at(3), berlin, CHROME, &good_token, "/").replace(&berlin.to_string(), "999.1.2.3").as_bytes());
-    put(line(at(4), berlin, CHROME, &good_token, "/").replace("2026-11-23T12:00:04Z", "yesterday-ish").as_bytes());
+    put(line(at(3), berlin, CHROME, &good_token, "/")
+        .replace(&berlin.to_string(), "999.1.2.3")
+        .as_bytes());
+    put(line(at(4), berlin, CHROME, &good_token, "/")
+        .replace("2026-11-23T12:00:04Z", "yesterday-ish")
+        .as_bytes());
     put(line(at(5), berlin, CHROME, &alg_none, "/").as_bytes());
     put(line(at(6), berlin, CHROME, &huge_token, "/").as_bytes());
     // Good lines after all of that: a stolen token, still detected.
     for i in 1..10 {
         put(line(at(i * 60), berlin, CHROME, &good_token, "/inbox").as_bytes());
     }
-    put(line(at(700), ip("São Paulo", NetKind::Hosting, 2), CHROME, &good_token, "/api").as_bytes());
+    put(line(
+        at(700),
+        ip("São Paulo", NetKind::Hosting, 2),
+        CHROME,
+        &good_token,
+        "/api",
+    )
+    .as_bytes());
 
     let path = f.path("bad.log");
-    std::fs::File::create(&path).unwrap().write_all(&log).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&log)
+        .unwrap();
     let (decisions, stderr) = f.replay_file(&path);
 
     // Truncated JSON is invalid JSON; binary garbage is invalid UTF-8 (or JSON). A record that
@@ -75,7 +89,11 @@ fn every_bad_record_is_counted_and_later_good_lines_still_processed() {
     assert_eq!(count(&stderr, "token: alg_not_allowed"), 1, "{stderr}");
     assert_eq!(count(&stderr, "token: too_large"), 1, "{stderr}");
     assert_eq!(count(&stderr, "lines"), 20, "{stderr}");
-    assert_eq!(count(&stderr, "processed"), 12, "11 good lines + the repaired one\n{stderr}");
+    assert_eq!(
+        count(&stderr, "processed"),
+        12,
+        "11 good lines + the repaired one\n{stderr}"
+    );
 
     let fp = f.fingerprint(&good_token);
     let mine = about(&decisions, &fp);

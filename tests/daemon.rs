@@ -39,7 +39,9 @@ impl Daemon {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("daemon announced its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("daemon announced its address");
         Daemon { child, addr }
     }
 
@@ -56,7 +58,9 @@ impl Drop for Daemon {
 }
 
 fn fixture(extra: &str) -> Fixture {
-    Fixture::new(&format!("[denylist]\njournal = \"deny.journal\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n{extra}"))
+    Fixture::new(&format!(
+        "[denylist]\njournal = \"deny.journal\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n{extra}"
+    ))
 }
 
 async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
@@ -73,7 +77,14 @@ async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
 }
 
 async fn check(client: &reqwest::Client, d: &Daemon, token: &str) -> u16 {
-    client.get(d.url("/v1/check")).bearer_auth(token).send().await.expect("check").status().as_u16()
+    client
+        .get(d.url("/v1/check"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("check")
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
@@ -89,7 +100,10 @@ async fn api_revocation_survives_kill_dash_nine() {
     let r = client
         .post(daemon.url("/v1/revoke"))
         .bearer_auth(ADMIN_KEY)
-        .form(&[("token", stolen.as_str()), ("token_type_hint", "access_token")])
+        .form(&[
+            ("token", stolen.as_str()),
+            ("token_type_hint", "access_token"),
+        ])
         .send()
         .await
         .expect("revoke");
@@ -101,7 +115,11 @@ async fn api_revocation_survives_kill_dash_nine() {
 
     let daemon = Daemon::start(&f);
     wait_ready(&client, &daemon).await;
-    assert_eq!(check(&client, &daemon, &stolen).await, 401, "revocation lost across kill -9");
+    assert_eq!(
+        check(&client, &daemon, &stolen).await,
+        401,
+        "revocation lost across kill -9"
+    );
     assert_eq!(check(&client, &daemon, &innocent).await, 200);
 }
 
@@ -111,7 +129,10 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
     let log = f.path("access.jsonl");
     let config = std::fs::read_to_string(&f.config).unwrap().replace(
         "format = \"json\"",
-        &format!("format = \"json\"\npath = {:?}\npoll_interval = \"50ms\"", log.display().to_string()),
+        &format!(
+            "format = \"json\"\npath = {:?}\npoll_interval = \"50ms\"",
+            log.display().to_string()
+        ),
     );
     std::fs::write(&f.config, config).unwrap();
     std::fs::write(&log, "").unwrap();
@@ -123,21 +144,57 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
     let token = f.jwt("grace", at(0).secs());
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     for i in 0..5 {
-        writeln!(file, "{}", line(at(i * 60), ip("Berlin", NetKind::Residential, 4), CHROME, &token, "/")).unwrap();
+        writeln!(
+            file,
+            "{}",
+            line(
+                at(i * 60),
+                ip("Berlin", NetKind::Residential, 4),
+                CHROME,
+                &token,
+                "/"
+            )
+        )
+        .unwrap();
     }
     file.flush().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(check(&client, &daemon, &token).await, 200, "honest use is allowed");
+    assert_eq!(
+        check(&client, &daemon, &token).await,
+        200,
+        "honest use is allowed"
+    );
 
-    writeln!(file, "{}", line(at(600), ip("São Paulo", NetKind::Hosting, 4), CHROME, &token, "/api")).unwrap();
+    writeln!(
+        file,
+        "{}",
+        line(
+            at(600),
+            ip("São Paulo", NetKind::Hosting, 4),
+            CHROME,
+            &token,
+            "/api"
+        )
+    )
+    .unwrap();
     file.flush().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while check(&client, &daemon, &token).await != 401 {
         assert!(Instant::now() < deadline, "stolen token never revoked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("tokenwatch_revocations_total{origin=\"detector\"} 1"), "{metrics}");
+    let metrics = client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tokenwatch_revocations_total{origin=\"detector\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("tokenwatch_detections_total{action=\"revoke\",mode=\"enforce\",reason=\"impossible_travel\"} 1"),
         "{metrics}"
@@ -147,14 +204,33 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
 #[test]
 fn demo_shows_revocations_and_answers_checks() {
     let output = Command::new(env!("CARGO_BIN_EXE_tokenwatch"))
-        .args(["demo", "--no-serve", "--listen", "127.0.0.1:0", "--speed", "100000", "--users", "120"])
+        .args([
+            "demo",
+            "--no-serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "100000",
+            "--users",
+            "120",
+        ])
         .env("RUST_LOG", "warn")
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("REVOKED  fp:"), "{stdout}");
     assert!(stdout.contains("impossible_travel"), "{stdout}");
-    assert!(stdout.contains("a stolen token           → 401"), "{stdout}");
-    assert!(stdout.contains("an honest user's token   → 200"), "{stdout}");
+    assert!(
+        stdout.contains("a stolen token           → 401"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("an honest user's token   → 200"),
+        "{stdout}"
+    );
 }

@@ -11,10 +11,28 @@ fn berlin_to_sao_paulo(f: &Fixture) -> (Vec<String>, String) {
     let token = f.jwt("alice", at(0).secs());
     let mut lines = Vec::new();
     for i in 0..10 {
-        lines.push(line(at(i * 60), ip("Berlin", NetKind::Residential, 7), CHROME, &token, "/inbox"));
+        lines.push(line(
+            at(i * 60),
+            ip("Berlin", NetKind::Residential, 7),
+            CHROME,
+            &token,
+            "/inbox",
+        ));
     }
-    lines.push(line(at(600 + 120), ip("São Paulo", NetKind::Hosting, 9), CHROME, &token, "/api/me"));
-    lines.push(line(at(600 + 125), ip("São Paulo", NetKind::Hosting, 9), CHROME, &token, "/api/export"));
+    lines.push(line(
+        at(600 + 120),
+        ip("São Paulo", NetKind::Hosting, 9),
+        CHROME,
+        &token,
+        "/api/me",
+    ));
+    lines.push(line(
+        at(600 + 125),
+        ip("São Paulo", NetKind::Hosting, 9),
+        CHROME,
+        &token,
+        "/api/export",
+    ));
     (lines, f.fingerprint(&token))
 }
 
@@ -24,7 +42,11 @@ fn impossible_travel_is_revoked_with_evidence() {
     let (lines, fp) = berlin_to_sao_paulo(&f);
     let (decisions, stderr) = f.replay(&lines);
     let mine = about(&decisions, &fp);
-    assert_eq!(mine.len(), 1, "exactly one decision, no duplicates: {decisions:#?}\n{stderr}");
+    assert_eq!(
+        mine.len(),
+        1,
+        "exactly one decision, no duplicates: {decisions:#?}\n{stderr}"
+    );
     let d = mine[0];
     assert_eq!(d["action"], "revoke");
     assert_eq!(d["mode"], "enforce");
@@ -38,8 +60,15 @@ fn impossible_travel_is_revoked_with_evidence() {
     assert_eq!(ev["to"]["city"], "São Paulo");
     assert_eq!(ev["to"]["country"], "BR");
     let distance = ev["distance_km"].as_f64().expect("distance");
-    assert!((9000.0..10_100.0).contains(&distance), "lower-bound distance {distance}");
-    assert_eq!(ev["elapsed_s"].as_f64(), Some(180.0), "from the last Berlin use at 9 min");
+    assert!(
+        (9000.0..10_100.0).contains(&distance),
+        "lower-bound distance {distance}"
+    );
+    assert_eq!(
+        ev["elapsed_s"].as_f64(),
+        Some(180.0),
+        "from the last Berlin use at 9 min"
+    );
     assert!(ev["speed_kmh"].as_f64().expect("speed") > 100_000.0);
     assert_eq!(d["event_time"], at(720).to_rfc3339());
     assert!(d["score"].as_f64().expect("score") >= 0.8);
@@ -52,13 +81,29 @@ fn phone_switching_between_wifi_and_mobile_in_one_city_is_not_revoked() {
     let mut lines = Vec::new();
     // 40 minutes at ~5 requests a minute, switching network every 4 minutes.
     for i in 0..200 {
-        let kind = if (i / 20) % 2 == 0 { NetKind::Residential } else { NetKind::Mobile };
-        lines.push(line(at(i * 12), ip("Berlin", kind, 3 + (i as u32 / 20)), IPHONE, &token, "/feed"));
+        let kind = if (i / 20) % 2 == 0 {
+            NetKind::Residential
+        } else {
+            NetKind::Mobile
+        };
+        lines.push(line(
+            at(i * 12),
+            ip("Berlin", kind, 3 + (i as u32 / 20)),
+            IPHONE,
+            &token,
+            "/feed",
+        ));
     }
     let (decisions, stderr) = f.replay(&lines);
     let fp = f.fingerprint(&token);
-    let revoked: Vec<_> = about(&decisions, &fp).into_iter().filter(|d| d["action"] == "revoke").collect();
-    assert!(revoked.is_empty(), "Wi-Fi ↔ mobile in one city must not be revoked: {revoked:#?}");
+    let revoked: Vec<_> = about(&decisions, &fp)
+        .into_iter()
+        .filter(|d| d["action"] == "revoke")
+        .collect();
+    assert!(
+        revoked.is_empty(),
+        "Wi-Fi ↔ mobile in one city must not be revoked: {revoked:#?}"
+    );
     assert!(stderr.contains("processed"), "{stderr}");
 }
 
@@ -69,20 +114,38 @@ fn rate_jump_from_a_new_user_agent_is_revoked() {
     let mut lines = Vec::new();
     // 15 minutes at 5 requests a minute from her browser in Munich...
     for i in 0..75 {
-        lines.push(line(at(i * 12), ip("Munich", NetKind::Residential, 11), CHROME, &token, "/projects"));
+        lines.push(line(
+            at(i * 12),
+            ip("Munich", NetKind::Residential, 11),
+            CHROME,
+            &token,
+            "/projects",
+        ));
     }
     // ...then 60 a minute from a new user-agent on another network.
     for i in 0..180 {
-        lines.push(line(at(900 + i), ip("Munich", NetKind::Hosting, 12), FIREFOX, &token, "/api/export"));
+        lines.push(line(
+            at(900 + i),
+            ip("Munich", NetKind::Hosting, 12),
+            FIREFOX,
+            &token,
+            "/api/export",
+        ));
     }
     let (decisions, _) = f.replay(&lines);
     let fp = f.fingerprint(&token);
     let mine = about(&decisions, &fp);
-    let revoke = mine.iter().find(|d| d["action"] == "revoke").unwrap_or_else(|| panic!("not revoked: {mine:#?}"));
+    let revoke = mine
+        .iter()
+        .find(|d| d["action"] == "revoke")
+        .unwrap_or_else(|| panic!("not revoked: {mine:#?}"));
     assert!(has_reason(revoke, "rate_anomaly"), "{revoke}");
     assert!(has_reason(revoke, "user_agent_change"), "{revoke}");
     let rate = &revoke["evidence"]["rate"];
-    assert!(rate["per_minute"].as_f64().expect("rate") > rate["baseline_per_minute"].as_f64().expect("baseline") * 4.0);
+    assert!(
+        rate["per_minute"].as_f64().expect("rate")
+            > rate["baseline_per_minute"].as_f64().expect("baseline") * 4.0
+    );
     // Detected within the first minute of the jump, not at its end.
     let t = revoke["event_time"].as_str().expect("time");
     assert!(t < at(960).to_rfc3339().as_str(), "revoked late: {t}");
@@ -94,7 +157,13 @@ fn replay_is_deterministic() {
     let (mut lines, _) = berlin_to_sao_paulo(&f);
     let token = f.jwt("dave", at(0).secs());
     for i in 0..500 {
-        lines.push(line(at(i * 3), ip("London", NetKind::Residential, 1), FIREFOX, &token, "/"));
+        lines.push(line(
+            at(i * 3),
+            ip("London", NetKind::Residential, 1),
+            FIREFOX,
+            &token,
+            "/",
+        ));
     }
     let log = f.path("mixed.jsonl");
     std::fs::write(&log, lines.join("\n")).expect("write");

@@ -25,7 +25,9 @@ pub struct Fixture {
 
 fn random_hex(bytes: usize) -> String {
     let mut rng = rand::rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 impl Fixture {
@@ -67,7 +69,12 @@ asn_db = "asn.mmdb"
             extra_input = "",
         );
         std::fs::write(&config, text).expect("write config");
-        Fixture { dir, jwt_secret, pepper, config }
+        Fixture {
+            dir,
+            jwt_secret,
+            pepper,
+            config,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -85,13 +92,19 @@ asn_db = "asn.mmdb"
     pub fn jwt_with(&self, claims: Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.kid = Some("k1".into());
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(self.jwt_secret.as_bytes()))
-            .expect("sign")
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.jwt_secret.as_bytes()),
+        )
+        .expect("sign")
     }
 
     /// The fingerprint of a token under this fixture's pepper.
     pub fn fingerprint(&self, token: &str) -> String {
-        tokenwatch::identify::Fingerprinter::new(&self.pepper).fingerprint(token.as_bytes()).to_hex()
+        tokenwatch::identify::Fingerprinter::new(&self.pepper)
+            .fingerprint(token.as_bytes())
+            .to_hex()
     }
 
     /// Run the binary with `args` (the config is appended).
@@ -114,7 +127,12 @@ asn_db = "asn.mmdb"
 
     pub fn replay_file(&self, log: &Path) -> (Vec<Value>, String) {
         let out = self.path("decisions.jsonl");
-        let output = self.run(&["replay", log.to_str().expect("utf8"), "--decisions", out.to_str().expect("utf8")]);
+        let output = self.run(&[
+            "replay",
+            log.to_str().expect("utf8"),
+            "--decisions",
+            out.to_str().expect("utf8"),
+        ]);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "replay failed: {stderr}");
         let decisions = std::fs::read_to_string(&out)
@@ -132,7 +150,11 @@ pub fn at(secs: i64) -> EventTime {
 }
 
 pub fn ip(city: &str, kind: NetKind, host: u32) -> IpAddr {
-    geodb::address(geodb::city_index(city).unwrap_or_else(|| panic!("no city {city}")), kind, host)
+    geodb::address(
+        geodb::city_index(city).unwrap_or_else(|| panic!("no city {city}")),
+        kind,
+        host,
+    )
 }
 
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
@@ -150,10 +172,15 @@ pub fn line(time: EventTime, ip: IpAddr, user_agent: &str, token: &str, path: &s
 
 /// Decisions about one fingerprint.
 pub fn about<'a>(decisions: &'a [Value], fingerprint: &str) -> Vec<&'a Value> {
-    decisions.iter().filter(|d| d["fingerprint"] == fingerprint).collect()
+    decisions
+        .iter()
+        .filter(|d| d["fingerprint"] == fingerprint)
+        .collect()
 }
 
 /// Whether a decision lists `reason`.
 pub fn has_reason(decision: &Value, reason: &str) -> bool {
-    decision["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == reason))
+    decision["reasons"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x == reason))
 }
