@@ -1,35 +1,464 @@
 //! Stage 6, score: an [`Observation`] → an [`Assessment`] (risk in [0, 1], reasons, hard rules).
 //!
-//! STUB: interface only; the implementation is being written.
+//! Data flow: `track` → **score** → `decide`. [`Scorer`] is the seam: [`RuleScorer`] (here) is
+//! a transparent rule set; the trained model of a later issue is another implementation over
+//! the same [`Observation`] features with the same output shape.
+//!
+//! Output shape (both scorers): each reason that fires contributes a weight `wᵢ` in [0, 1]; the
+//! score is the noisy-OR `1 − Π(1 − wᵢ)` (independent pieces of evidence, none of which can
+//! push the score past 1); contributions are sorted strongest first; `hard_rule` marks reasons
+//! that revoke whatever the threshold (physically impossible travel, concurrent use).
+//!
+//! How the weights were chosen (default threshold 0.8, flag threshold 0.5):
+//! - Only the travel rules revoke alone. Everything else needs corroboration: a device change
+//!   plus a network change, or a device change plus a rate anomaly.
+//! - Real travel (new country + new ASN, plausible speed) must stay below the flag threshold:
+//!   `1 − (1 − 0.35)(1 − 0.15) = 0.45`.
+//! - A stolen cookie replayed from another browser in another network must revoke:
+//!   UA change + country + ASN = `1 − 0.35 · 0.65 · 0.85 = 0.81`; UA + OS + ASN = 0.82;
+//!   UA + rate anomaly ≥ 0.86.
+//! - A device change alone (0.65), a script on a browser session (0.6, or 0.755 with the UA
+//!   change it implies) or a rate burst alone (≤ 0.75) is flagged for a human, not revoked.
+//!
+//! What it does NOT do: keep state (everything comes from the observation), look at the
+//! session's history itself, or decide (thresholds, modes and allowlisted subjects are
+//! `decide`'s).
 
 use crate::config::DetectConfig;
-use crate::event::{Assessment, Observation};
+use crate::event::{Assessment, Contribution, Observation, RateEvidence, Reason, TravelEvidence};
 
 /// Anything that scores observations: the rule-based scorer now, the trained model later.
 pub trait Scorer: Send + Sync {
-    /// Score a batch (models score in batches; rules just map).
+    /// Score a batch (models score in batches; rules just map). One assessment per
+    /// observation, in order.
     fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment>;
 }
 
+/// The rule weights, each with why it has that value.
+pub mod weights {
+    /// Lower-bound speed (both accuracy radii already subtracted) above `max_speed_kmh` over at
+    /// least `min_travel_km`: no traveller connects the two uses, so two parties hold the
+    /// token. Hard rule.
+    pub const IMPOSSIBLE_TRAVEL: f64 = 0.99;
+    /// The same user's other token used where this one could not have travelled from: two
+    /// parties act as the user at once. Slightly below travel: the two tokens may sit on two
+    /// devices behind differently geolocated networks (a phone on a carrier whose egress is
+    /// far away). Hard rule.
+    pub const CONCURRENT_USE: f64 = 0.95;
+    /// Rate anomaly at the trigger ratio (5× the session's own baseline, ≥ 30/min).
+    pub const RATE_ANOMALY_MIN: f64 = 0.6;
+    /// Rate anomaly at 20× the baseline or more. Kept below 0.8 on purpose: volume alone is
+    /// also what an owner's bulk export or a new browser tab storm looks like.
+    pub const RATE_ANOMALY_MAX: f64 = 0.75;
+    /// The browser family changed mid-session. A cookie does not move between browsers on its
+    /// own; a bearer token rarely moves between clients. 0.65 (slightly above the 0.6 first
+    /// suggested) so that a browser change from a new country and network revokes while the
+    /// change alone is only flagged.
+    pub const USER_AGENT_CHANGE: f64 = 0.65;
+    /// The OS changed: a different device. Weaker than the family (OS strings shift with
+    /// updates and UA reduction), stronger together with it.
+    pub const OS_CHANGE: f64 = 0.4;
+    /// curl / python-requests / Go-http-client on a session that started in a browser: the
+    /// Okta-log pattern of a replayed cookie. Alone it is also a developer debugging their own
+    /// session, hence below the threshold.
+    pub const SCRIPTED_CLIENT: f64 = 0.6;
+    /// The extra weight of a scripted client when the UA change it implies already counted,
+    /// so the same fact is not counted twice at full weight.
+    pub const SCRIPTED_CLIENT_WITH_UA_CHANGE: f64 = 0.3;
+    /// The country changed. Travel, roaming and VPNs do this legitimately; it corroborates.
+    pub const COUNTRY_CHANGE: f64 = 0.35;
+    /// The ASN changed: phones move between Wi-Fi and carrier all day. Faint alone.
+    pub const ASN_CHANGE: f64 = 0.15;
+
+    /// Requests per minute at or above which a rate can be anomalous at all.
+    pub const RATE_MIN_PER_MINUTE: f64 = 30.0;
+    /// Multiple of the session's own baseline at which a rate becomes anomalous.
+    pub const RATE_MIN_RATIO: f64 = 5.0;
+}
+
+/// `1 − Π(1 − wᵢ)`, clamped to [0, 1] (weights outside [0, 1] are clamped first).
+pub fn combine(contributions: &[Contribution]) -> f64 {
+    let keep: f64 = contributions
+        .iter()
+        .map(|c| 1.0 - clamp_unit(c.weight))
+        .product();
+    clamp_unit(1.0 - keep)
+}
+
+fn clamp_unit(value: f64) -> f64 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, 1.0)
+    }
+}
+
+/// Rate-anomaly weight, if the rate is anomalous: per-minute ≥ 30 and ≥ 5× the session's own
+/// baseline (floored at 1/min); grows with the ratio on a log scale from 0.6 at 5× to 0.75 at
+/// 20× and beyond.
+pub fn rate_anomaly_weight(rate: &RateEvidence) -> Option<f64> {
+    let ratio = rate.per_minute / rate.baseline_per_minute.max(1.0);
+    if rate.per_minute < weights::RATE_MIN_PER_MINUTE || ratio < weights::RATE_MIN_RATIO {
+        return None;
+    }
+    let growth = ((ratio / weights::RATE_MIN_RATIO).log2() / 2.0).clamp(0.0, 1.0);
+    Some(
+        weights::RATE_ANOMALY_MIN
+            + (weights::RATE_ANOMALY_MAX - weights::RATE_ANOMALY_MIN) * growth,
+    )
+}
+
 /// Transparent rule-based scorer.
-pub struct RuleScorer {}
+#[derive(Debug, Clone)]
+pub struct RuleScorer {
+    max_speed_kmh: f64,
+    min_travel_km: f64,
+}
 
 impl RuleScorer {
-    /// From `[detect]`.
-    pub fn new(_config: &DetectConfig) -> Self {
-        RuleScorer {}
+    /// From `[detect]` (`max_speed_kmh`, `min_travel_km`).
+    pub fn new(config: &DetectConfig) -> Self {
+        RuleScorer {
+            max_speed_kmh: config.max_speed_kmh,
+            min_travel_km: config.min_travel_km,
+        }
+    }
+
+    /// No traveller covers this leg: faster than `max_speed_kmh` over at least
+    /// `min_travel_km` (both on the radius-aware lower bound).
+    pub fn is_impossible(&self, leg: &TravelEvidence) -> bool {
+        leg.speed_kmh > self.max_speed_kmh && leg.distance_km >= self.min_travel_km
+    }
+
+    /// Score one observation.
+    pub fn assess(&self, obs: &Observation) -> Assessment {
+        let mut contributions = Vec::new();
+        let mut hard_rule = false;
+        let mut fire =
+            |reason: Reason, weight: f64| contributions.push(Contribution { reason, weight });
+
+        // The tracker already drops travel and network changes on allowlisted networks; the
+        // check is repeated so a hand-built or model-side observation cannot bypass it.
+        let network_counts = !obs.allowlisted_network;
+        if network_counts && obs.travel.as_ref().is_some_and(|t| self.is_impossible(t)) {
+            fire(Reason::ImpossibleTravel, weights::IMPOSSIBLE_TRAVEL);
+            hard_rule = true;
+        }
+        if network_counts
+            && obs
+                .user_travel
+                .as_ref()
+                .is_some_and(|t| self.is_impossible(t))
+        {
+            fire(Reason::ConcurrentUse, weights::CONCURRENT_USE);
+            hard_rule = true;
+        }
+        if let Some(weight) = obs.rate.as_ref().and_then(rate_anomaly_weight) {
+            fire(Reason::RateAnomaly, weight);
+        }
+        if obs.user_agent_change.is_some() {
+            fire(Reason::UserAgentChange, weights::USER_AGENT_CHANGE);
+        }
+        if obs.scripted_client {
+            let weight = if obs.user_agent_change.is_some() {
+                weights::SCRIPTED_CLIENT_WITH_UA_CHANGE
+            } else {
+                weights::SCRIPTED_CLIENT
+            };
+            fire(Reason::ScriptedClient, weight);
+        }
+        if obs.os_change.is_some() {
+            fire(Reason::OsChange, weights::OS_CHANGE);
+        }
+        if network_counts && obs.country_change.is_some() {
+            fire(Reason::CountryChange, weights::COUNTRY_CHANGE);
+        }
+        if network_counts && obs.asn_change.is_some() {
+            fire(Reason::AsnChange, weights::ASN_CHANGE);
+        }
+
+        // Strongest first; equal weights in the fixed reason order, so output is stable.
+        contributions.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.reason.cmp(&b.reason))
+        });
+        Assessment {
+            score: combine(&contributions),
+            contributions,
+            hard_rule,
+        }
     }
 }
 
 impl Scorer for RuleScorer {
     fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment> {
-        observations
-            .iter()
-            .map(|_| Assessment {
-                score: 0.0,
-                contributions: vec![],
-                hard_rule: false,
-            })
-            .collect()
+        observations.iter().map(|obs| self.assess(obs)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventTime;
+    use crate::track::test_support::{berlin, london, sao_paulo};
+    use crate::track::travel_leg;
+
+    fn scorer() -> RuleScorer {
+        RuleScorer::new(&DetectConfig::default())
+    }
+
+    fn leg(
+        from: crate::event::GeoPoint,
+        to: crate::event::GeoPoint,
+        elapsed_s: i64,
+    ) -> TravelEvidence {
+        travel_leg(&from, EventTime(0), &to, EventTime(elapsed_s * 1000))
+    }
+
+    fn pair(a: &str, b: &str) -> Option<(String, String)> {
+        Some((a.into(), b.into()))
+    }
+
+    #[test]
+    fn combine_is_noisy_or() {
+        let c = |w: f64| Contribution {
+            reason: Reason::AsnChange,
+            weight: w,
+        };
+        let cases: [(&[f64], f64); 5] = [
+            (&[], 0.0),
+            (&[0.6], 0.6),
+            (&[0.5, 0.5], 0.75),
+            (&[0.65, 0.35, 0.15], 1.0 - 0.35 * 0.65 * 0.85),
+            (&[1.5, f64::NAN, -1.0], 1.0),
+        ];
+        for (weights, expected) in cases {
+            let contributions: Vec<_> = weights.iter().map(|w| c(*w)).collect();
+            assert!(
+                (combine(&contributions) - expected).abs() < 1e-12,
+                "{weights:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rate_weight_grows_with_the_ratio() {
+        let rate = |per_minute: f64, baseline_per_minute: f64| RateEvidence {
+            per_minute,
+            baseline_per_minute,
+        };
+        // (rate, expected weight)
+        let cases = [
+            (rate(29.0, 1.0), None),
+            (rate(60.0, 13.0), None),
+            (rate(30.0, 6.0), Some(0.6)),
+            (rate(60.0, 6.0), Some(0.675)),
+            (rate(120.0, 6.0), Some(0.75)),
+            (rate(5000.0, 6.0), Some(0.75)),
+            (
+                rate(40.0, 0.0),
+                Some(0.6 + 0.15 * ((40.0f64 / 5.0).log2() / 2.0).min(1.0)),
+            ),
+        ];
+        for (r, expected) in cases {
+            let got = rate_anomaly_weight(&r);
+            match (got, expected) {
+                (None, None) => {}
+                (Some(g), Some(e)) => assert!((g - e).abs() < 1e-9, "{r:?}: {g} vs {e}"),
+                _ => panic!("{r:?}: {got:?} vs {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rules_table() {
+        let s = scorer();
+        let impossible = Some(leg(berlin(), sao_paulo(), 600));
+        let plane = Some(leg(berlin(), london(), 3 * 3600));
+        // Fast but short: 150 km lower bound needed, radii eat most of this.
+        let mut near = berlin();
+        near.lat += 1.0;
+        let short = Some(leg(berlin(), near, 60));
+        let burst = Some(RateEvidence {
+            per_minute: 60.0,
+            baseline_per_minute: 5.0,
+        });
+        // (name, observation, expected reasons in order, hard, revoke at 0.8, flag at 0.5)
+        type Case = (&'static str, Observation, Vec<Reason>, bool, bool, bool);
+        let cases: Vec<Case> = vec![
+            ("quiet", Observation::default(), vec![], false, false, false),
+            (
+                "impossible travel",
+                Observation {
+                    travel: impossible.clone(),
+                    ..Default::default()
+                },
+                vec![Reason::ImpossibleTravel],
+                true,
+                true,
+                true,
+            ),
+            (
+                "plane",
+                Observation {
+                    travel: plane,
+                    country_change: pair("DE", "GB"),
+                    asn_change: Some((3320, 5089)),
+                    ..Default::default()
+                },
+                vec![Reason::CountryChange, Reason::AsnChange],
+                false,
+                false,
+                false,
+            ),
+            (
+                "fast but short",
+                Observation {
+                    travel: short,
+                    ..Default::default()
+                },
+                vec![],
+                false,
+                false,
+                false,
+            ),
+            (
+                "concurrent use",
+                Observation {
+                    user_travel: impossible.clone(),
+                    ..Default::default()
+                },
+                vec![Reason::ConcurrentUse],
+                true,
+                true,
+                true,
+            ),
+            (
+                "allowlisted network",
+                Observation {
+                    travel: impossible,
+                    asn_change: Some((1, 2)),
+                    allowlisted_network: true,
+                    ..Default::default()
+                },
+                vec![],
+                false,
+                false,
+                false,
+            ),
+            (
+                "rate + UA",
+                Observation {
+                    rate: burst,
+                    user_agent_change: pair("Chrome", "Firefox"),
+                    ..Default::default()
+                },
+                vec![Reason::RateAnomaly, Reason::UserAgentChange],
+                false,
+                true,
+                true,
+            ),
+            (
+                "rate alone",
+                Observation {
+                    rate: burst,
+                    ..Default::default()
+                },
+                vec![Reason::RateAnomaly],
+                false,
+                false,
+                true,
+            ),
+            (
+                "UA + country + ASN",
+                Observation {
+                    user_agent_change: pair("Chrome", "Firefox"),
+                    country_change: pair("DE", "RU"),
+                    asn_change: Some((3320, 12389)),
+                    ..Default::default()
+                },
+                vec![
+                    Reason::UserAgentChange,
+                    Reason::CountryChange,
+                    Reason::AsnChange,
+                ],
+                false,
+                true,
+                true,
+            ),
+            (
+                "curl on a browser session",
+                Observation {
+                    user_agent_change: pair("Chrome", "curl"),
+                    scripted_client: true,
+                    ..Default::default()
+                },
+                vec![Reason::UserAgentChange, Reason::ScriptedClient],
+                false,
+                false,
+                true,
+            ),
+            (
+                "phone: Wi-Fi to carrier",
+                Observation {
+                    asn_change: Some((3320, 6805)),
+                    new_ip: true,
+                    ..Default::default()
+                },
+                vec![Reason::AsnChange],
+                false,
+                false,
+                false,
+            ),
+        ];
+        for (name, obs, reasons, hard, revoke, flag) in cases {
+            let a = s.assess(&obs);
+            assert_eq!(a.reasons(), reasons, "{name}");
+            assert_eq!(a.hard_rule, hard, "{name}");
+            assert_eq!(a.hard_rule || a.score >= 0.8, revoke, "{name}: {}", a.score);
+            assert_eq!(a.score >= 0.5, flag, "{name}: {}", a.score);
+            assert!((0.0..=1.0).contains(&a.score), "{name}");
+            assert!(
+                a.contributions
+                    .windows(2)
+                    .all(|w| w[0].weight >= w[1].weight),
+                "{name}: strongest first"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_keeps_order_and_length() {
+        let s = scorer();
+        let obs = vec![
+            Observation::default(),
+            Observation {
+                os_change: pair("Windows 10", "Linux"),
+                ..Default::default()
+            },
+        ];
+        let out = s.score_batch(&obs);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].score, 0.0);
+        assert_eq!(out[1].reasons(), vec![Reason::OsChange]);
+        assert!(s.score_batch(&[]).is_empty());
+    }
+
+    #[test]
+    fn speed_threshold_follows_config() {
+        let leg = leg(berlin(), london(), 3600); // ~890 km lower bound in 1 h
+        let strict = RuleScorer::new(&DetectConfig {
+            max_speed_kmh: 500.0,
+            ..DetectConfig::default()
+        });
+        assert!(strict.is_impossible(&leg));
+        assert!(!scorer().is_impossible(&leg));
+        let far_only = RuleScorer::new(&DetectConfig {
+            max_speed_kmh: 500.0,
+            min_travel_km: 1000.0,
+            ..DetectConfig::default()
+        });
+        assert!(!far_only.is_impossible(&leg));
     }
 }

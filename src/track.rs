@@ -1,54 +1,2004 @@
 //! Stage 5, track: bounded per-session (and per-user) state, turned into an [`Observation`].
 //!
-//! STUB: interface only; the implementation is being written.
+//! Data flow: `enrich` → **track** → `score` → `decide`. For every [`IdentifiedEvent`] the
+//! pipeline calls [`SessionTracker::observe`], which compares the request with what the session
+//! (keyed by token fingerprint) and the user (keyed by JWT `iss` + `sub`) did before, updates
+//! that state and returns the features: travel legs, request rate against the session's own
+//! baseline, User-Agent / OS / ASN / country changes. After scoring and deciding, the pipeline
+//! calls [`SessionTracker::record`] so the session remembers its last assessment and the action
+//! already taken (the policy never decides twice for one session).
+//!
+//! Invariants:
+//! - Pure: no I/O, no wall clock. Every comparison uses event time, so a replay gives the same
+//!   observations as the live run.
+//! - State is bounded: at most `detect.max_sessions` sessions and roughly
+//!   `detect.max_session_bytes` of session state (least recently seen evicted first), at most
+//!   as many users as sessions; [`SessionTracker::evict_idle`] forgets sessions idle past
+//!   `detect.session_idle_timeout` or whose token expired. Eviction uses lazily-maintained
+//!   min-heaps (one entry per session, re-queued only when found stale), so it costs amortized
+//!   O(log n) per event, never a scan per event.
+//! - The maps are `DashMap`s behind this type; no guard ever leaves a method and no guard is
+//!   held while another lock is taken in the opposite order (queue lock → map shard only).
+//! - Allowlisted networks (`detect.allow_cidrs`, `detect.allow_asns`) yield no travel and no
+//!   network change, and do not overwrite the session's last location, ASN or country: a VPN
+//!   hop neither triggers nor poisons the next comparison.
+//! - Out-of-order events (event time going backwards) compare by absolute elapsed time and do
+//!   not overwrite newer "last" values; nothing here panics on any input.
+//!
+//! What it does NOT do: decide whether a feature is suspicious (that is `score`), keep or print
+//! raw tokens (only fingerprints and verified claims), or look anything up (GeoIP and
+//! User-Agent parsing happened in `enrich`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
+use std::mem::size_of;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use ipnet::IpNet;
+use serde::Serialize;
 
 use crate::config::DetectConfig;
-use crate::event::{Action, Assessment, EventTime, Fingerprint, IdentifiedEvent, Observation};
+use crate::event::{
+    Action, Assessment, Claims, EventTime, Fingerprint, GeoPoint, IdentifiedEvent, Observation,
+    RateEvidence, TokenKind, TravelEvidence, UserAgentInfo,
+};
 
-/// What `GET /v1/sessions/{fingerprint}` shows.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SessionSnapshot {}
+/// Mean Earth radius (IUGG), km.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// How far back a user's other token counts for concurrent use: two tokens of one user used
+/// hours apart in two places is travel, not theft, once the gap is this long.
+pub const USER_TRAVEL_WINDOW_S: i64 = 6 * 3600;
+
+/// Recent IPs and countries kept per session. Eight covers a phone moving between home Wi-Fi,
+/// office and carrier NAT pools without letting one session grow without bound.
+const RECENT_SET_CAP: usize = 8;
+
+/// Rate ring: 12 slots of 5 s cover the last 55–60 s in 24 bytes. Per-second buckets would be
+/// exact but cost 5× the memory for a feature that only needs "about a minute".
+const RATE_SLOT_S: i64 = 5;
+const RATE_SLOTS: usize = 12;
+
+/// EWMA weight of the minute just closed. 0.25 makes the baseline follow a genuine change of
+/// habit within a few minutes while one odd minute moves it by a quarter at most.
+const BASELINE_ALPHA: f64 = 0.25;
+
+/// A closed minute counts at most this multiple of the current baseline into the EWMA, so a
+/// burst (an attacker's scraping) cannot normalise itself within a minute or two.
+const BASELINE_WINSOR: f64 = 3.0;
+
+/// Full minutes a session must have been active before its rate is compared with its
+/// baseline; earlier, the "baseline" is noise.
+const BASELINE_MIN_MINUTES: u32 = 3;
+
+/// Sessions are kept this long past their token's `exp`: JWTs are still accepted within the
+/// verification leeway, and such a request should not look like a brand-new session.
+const EXPIRY_GRACE_MS: i64 = 5 * 60 * 1000;
+
+/// Observations waiting for `record` per session, at most (a batch rarely holds more of one
+/// session's signal-carrying events).
+const MAX_PENDING: usize = 64;
+
+/// Rough cost of one map slot (hash, key, control bytes) beyond the value itself.
+const MAP_SLOT_OVERHEAD: usize = 32 + size_of::<Fingerprint>();
+
+/// Lazily-maintained min-heap of `(stamp ms, generation, key)`.
+type Queue<K> = BinaryHeap<Reverse<(i64, u64, K)>>;
+
+/// Great-circle distance between two points (haversine), km.
+/// A non-finite coordinate (a corrupt database record) gives 0: no travel rather than a
+/// made-up one.
+pub fn haversine_km(from: &GeoPoint, to: &GeoPoint) -> f64 {
+    if ![from.lat, from.lon, to.lat, to.lon]
+        .iter()
+        .all(|v| v.is_finite())
+    {
+        return 0.0;
+    }
+    let (lat1, lat2) = (from.lat.to_radians(), to.lat.to_radians());
+    let d_lat = lat2 - lat1;
+    let d_lon = (to.lon - from.lon).to_radians();
+    let a = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
+    // Rounding can push `a` a hair above 1 for antipodes.
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
+/// The uncertainty-aware travel leg between two located uses (DESIGN §5).
+///
+/// Distance is the lower bound `max(0, d − r1 − r2)` (both GeoIP accuracy radii subtracted);
+/// elapsed is the absolute event-time difference floored at 1 s, so out-of-order events and
+/// same-second pairs never divide by zero or go negative; speed is km/h.
+pub fn travel_leg(
+    from: &GeoPoint,
+    from_time: EventTime,
+    to: &GeoPoint,
+    to_time: EventTime,
+) -> TravelEvidence {
+    let radii = finite_non_negative(from.radius_km) + finite_non_negative(to.radius_km);
+    let distance_km = (haversine_km(from, to) - radii).max(0.0);
+    let elapsed_s = to_time.seconds_since(from_time).abs().max(1.0);
+    TravelEvidence {
+        from: from.clone(),
+        to: to.clone(),
+        distance_km,
+        elapsed_s,
+        speed_kmh: distance_km / elapsed_s * 3600.0,
+    }
+}
+
+fn finite_non_negative(value: f64) -> f64 {
+    if value.is_finite() {
+        value.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding a queue leaves it a valid heap; keep going.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// "unknown" (or empty) says nothing about the device, so it is never compared.
+fn is_known(name: &str) -> bool {
+    !name.is_empty() && !name.eq_ignore_ascii_case("unknown")
+}
+
+/// A small set that keeps the most recently seen values (most recent last).
+#[derive(Debug, Clone)]
+struct RecentSet<T> {
+    items: Vec<T>,
+}
+
+impl<T> Default for RecentSet<T> {
+    fn default() -> Self {
+        RecentSet { items: Vec::new() }
+    }
+}
+
+impl<T: PartialEq> RecentSet<T> {
+    /// Insert or refresh `value`; true if it was not in the set.
+    fn touch(&mut self, value: T) -> bool {
+        if let Some(pos) = self.items.iter().position(|v| *v == value) {
+            let existing = self.items.remove(pos);
+            self.items.push(existing);
+            false
+        } else {
+            if self.items.len() >= RECENT_SET_CAP {
+                self.items.remove(0);
+            }
+            self.items.push(value);
+            true
+        }
+    }
+    fn contains(&self, value: &T) -> bool {
+        self.items.contains(value)
+    }
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn capacity(&self) -> usize {
+        self.items.capacity()
+    }
+}
+
+/// Request-rate windows of one session, on event time.
+#[derive(Debug, Clone)]
+struct RateState {
+    /// Requests per 5-s slot; slot `s` lives at `s mod 12`.
+    slots: [u16; RATE_SLOTS],
+    /// Newest slot index seen (`secs div 5`).
+    head_slot: i64,
+    /// Minute being counted (`secs div 60`).
+    minute: i64,
+    /// Requests in `minute`.
+    minute_count: u32,
+    /// The session's first minute is partial by construction (and holds the login burst):
+    /// it never enters the baseline.
+    in_first_minute: bool,
+    /// EWMA of requests per active minute.
+    baseline: f64,
+    /// Full active minutes folded into `baseline`.
+    baseline_minutes: u32,
+}
+
+impl RateState {
+    fn new(time: EventTime) -> Self {
+        RateState {
+            slots: [0; RATE_SLOTS],
+            head_slot: time.secs().div_euclid(RATE_SLOT_S),
+            minute: time.secs().div_euclid(60),
+            minute_count: 0,
+            in_first_minute: true,
+            baseline: 0.0,
+            baseline_minutes: 0,
+        }
+    }
+
+    fn slot_index(slot: i64) -> usize {
+        // rem_euclid of a positive modulus is in 0..RATE_SLOTS.
+        slot.rem_euclid(RATE_SLOTS as i64) as usize
+    }
+
+    fn record(&mut self, time: EventTime) {
+        let slot = time.secs().div_euclid(RATE_SLOT_S);
+        if slot > self.head_slot {
+            let advance = (slot - self.head_slot).min(RATE_SLOTS as i64);
+            for cleared in (slot - advance + 1)..=slot {
+                self.slots[Self::slot_index(cleared)] = 0;
+            }
+            self.head_slot = slot;
+        }
+        // A late event still inside the window counts; an older one only counts as a request.
+        if slot > self.head_slot - RATE_SLOTS as i64 {
+            let i = Self::slot_index(slot);
+            self.slots[i] = self.slots[i].saturating_add(1);
+        }
+
+        let minute = time.secs().div_euclid(60);
+        if minute > self.minute {
+            self.close_minute();
+            self.minute = minute;
+            self.minute_count = 0;
+        }
+        if minute == self.minute {
+            self.minute_count = self.minute_count.saturating_add(1);
+        }
+    }
+
+    /// Fold the minute just ended into the baseline. Idle minutes are skipped, not counted as
+    /// zeros: a lunch break says nothing about how intensely the owner uses the token, and
+    /// zeros would make every return from idle look like an anomaly.
+    fn close_minute(&mut self) {
+        if std::mem::take(&mut self.in_first_minute) || self.minute_count == 0 {
+            return;
+        }
+        let count = f64::from(self.minute_count);
+        if self.baseline_minutes == 0 {
+            self.baseline = count;
+        } else {
+            let capped = count.min(self.baseline.max(1.0) * BASELINE_WINSOR);
+            self.baseline = BASELINE_ALPHA * capped + (1.0 - BASELINE_ALPHA) * self.baseline;
+        }
+        self.baseline_minutes = self.baseline_minutes.saturating_add(1);
+    }
+
+    fn per_minute(&self) -> u32 {
+        self.slots.iter().map(|c| u32::from(*c)).sum()
+    }
+
+    fn baseline(&self) -> Option<f64> {
+        (self.baseline_minutes >= BASELINE_MIN_MINUTES).then_some(self.baseline)
+    }
+
+    fn evidence(&self) -> Option<RateEvidence> {
+        self.baseline().map(|baseline| RateEvidence {
+            per_minute: f64::from(self.per_minute()),
+            baseline_per_minute: baseline,
+        })
+    }
+}
+
+/// A located use: where and when, and from which address.
+#[derive(Debug, Clone)]
+struct LocatedUse {
+    point: GeoPoint,
+    at: EventTime,
+    ip: IpAddr,
+}
+
+/// The device a session was established on.
+#[derive(Debug, Clone)]
+struct DeviceIdentity {
+    family: Arc<str>,
+    os: Arc<str>,
+    scripted: bool,
+}
+
+/// An observation waiting for its assessment (kept only when it carries a signal). The
+/// pipeline observes a whole batch before it records, so several can wait; `index` (the
+/// session's request number) pairs each with its `record` call, which come in the same order.
+#[derive(Debug, Clone)]
+struct PendingObservation {
+    index: u64,
+    seq: u64,
+    at: EventTime,
+    observation: Observation,
+}
+
+/// The most recent assessment with a non-zero score, with what it rested on.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalSnapshot {
+    /// Input position of the event.
+    pub seq: u64,
+    /// Its event time.
+    pub event_time: EventTime,
+    /// The scorer's verdict (score, contributions strongest first, hard rule).
+    pub assessment: Assessment,
+    /// The features it was computed from.
+    pub observation: Observation,
+}
+
+/// One session's state. Small: a few hundred bytes plus bounded sets.
+#[derive(Debug)]
+struct SessionState {
+    /// Distinguishes this incarnation from an evicted-and-recreated one in the queues.
+    generation: u64,
+    kind: TokenKind,
+    claims: Option<Arc<Claims>>,
+    first_seen: EventTime,
+    last_seen: EventTime,
+    requests: u64,
+    last_ip: IpAddr,
+    recent_ips: RecentSet<IpAddr>,
+    /// IPs that were new when seen (approximate distinct count: the set is bounded).
+    distinct_ips: u32,
+    countries: RecentSet<Arc<str>>,
+    last_located: Option<LocatedUse>,
+    asn: Option<u32>,
+    country: Option<Arc<str>>,
+    /// First browser use; the first scripted use until a browser shows up.
+    device: Option<DeviceIdentity>,
+    scripted_seen: bool,
+    rate: RateState,
+    /// Token `exp` in ms, when known.
+    expires_ms: Option<i64>,
+    last_score: f64,
+    last_action: Option<Action>,
+    /// Requests whose assessment has been recorded.
+    recorded: u64,
+    /// Signal-carrying observations not yet recorded, oldest first (at most `MAX_PENDING`).
+    pending: Vec<PendingObservation>,
+    last_signal: Option<Box<SignalSnapshot>>,
+    /// What this entry was last charged to the byte budget.
+    charged_bytes: usize,
+}
+
+impl SessionState {
+    fn start(event: &IdentifiedEvent, generation: u64) -> Self {
+        let time = event.event.time;
+        let claims = event.identity.claims.clone();
+        let expires_ms = claims
+            .as_ref()
+            .and_then(|c| c.exp)
+            .map(|exp| exp.saturating_mul(1000));
+        SessionState {
+            generation,
+            kind: event.identity.kind,
+            claims,
+            first_seen: time,
+            last_seen: time,
+            requests: 0,
+            last_ip: event.event.client_ip,
+            recent_ips: RecentSet::default(),
+            distinct_ips: 0,
+            countries: RecentSet::default(),
+            last_located: None,
+            asn: None,
+            country: None,
+            device: None,
+            scripted_seen: false,
+            rate: RateState::new(time),
+            expires_ms,
+            last_score: 0.0,
+            last_action: None,
+            recorded: 0,
+            pending: Vec::new(),
+            last_signal: None,
+            charged_bytes: 0,
+        }
+    }
+
+    /// Compare `event` with the session so far, fill `obs`, then fold the event in.
+    fn observe(&mut self, event: &IdentifiedEvent, allowlisted: bool, obs: &mut Observation) {
+        let now = event.event.time;
+        let ip = event.event.client_ip;
+        let enrichment = &event.enrichment;
+        let is_first = self.requests == 0;
+        // A late event is compared, but does not replace newer "last" values.
+        let in_order = now >= self.last_seen;
+        let located = if allowlisted {
+            None
+        } else {
+            enrichment.geo.as_ref()
+        };
+
+        // Travel from the previous located use. The same address twice is the same place,
+        // whatever a reloaded GeoIP database now says about it (Panther does the same).
+        if let (Some(here), Some(prev)) = (located, &self.last_located) {
+            if prev.ip != ip {
+                let leg = travel_leg(&prev.point, prev.at, here, now);
+                if leg.distance_km > 0.0 {
+                    obs.travel = Some(leg);
+                }
+            }
+        }
+        if let Some(here) = located {
+            if self.last_located.as_ref().is_none_or(|p| now >= p.at) {
+                self.last_located = Some(LocatedUse {
+                    point: here.clone(),
+                    at: now,
+                    ip,
+                });
+            }
+        }
+
+        // Network changes: never for allowlisted hops, and they do not become the new normal.
+        if !allowlisted {
+            if let (Some(before), Some(after)) = (self.asn, enrichment.asn) {
+                if before != after {
+                    obs.asn_change = Some((before, after));
+                }
+            }
+            if enrichment.asn.is_some() && (in_order || self.asn.is_none()) {
+                self.asn = enrichment.asn;
+            }
+            if let Some(country) = located.and_then(|g| g.country.as_ref()) {
+                if let Some(before) = &self.country {
+                    if before != country {
+                        obs.country_change = Some((before.to_string(), country.to_string()));
+                    }
+                }
+                if in_order || self.country.is_none() {
+                    self.country = Some(country.clone());
+                }
+                self.countries.touch(country.clone());
+            }
+        }
+
+        if let Some(ua) = &enrichment.user_agent {
+            self.observe_user_agent(ua, obs);
+        }
+
+        obs.new_ip = !is_first && !self.recent_ips.contains(&ip);
+        if self.recent_ips.touch(ip) {
+            self.distinct_ips = self.distinct_ips.saturating_add(1);
+        }
+        if in_order {
+            self.last_ip = ip;
+        }
+
+        self.rate.record(now);
+        obs.rate = self.rate.evidence();
+
+        self.requests = self.requests.saturating_add(1);
+        self.first_seen = self.first_seen.min(now);
+        self.last_seen = self.last_seen.max(now);
+        obs.session_requests = self.requests;
+        obs.distinct_ips = self.distinct_ips;
+        obs.distinct_countries = u32::try_from(self.countries.len()).unwrap_or(u32::MAX);
+        obs.session_age_s = now.seconds_since(self.first_seen).max(0.0);
+    }
+
+    /// UA family and OS are compared with the device the session was established on (its
+    /// first browser use), not with the previous request: an attacker alternating with the
+    /// owner must not make "their" browser the reference.
+    fn observe_user_agent(&mut self, ua: &UserAgentInfo, obs: &mut Observation) {
+        self.scripted_seen |= ua.scripted;
+        if !is_known(&ua.family) {
+            return;
+        }
+        match &self.device {
+            None => {
+                self.device = Some(DeviceIdentity {
+                    family: ua.family.clone(),
+                    os: ua.os.clone(),
+                    scripted: ua.scripted,
+                });
+            }
+            Some(device) => {
+                if device.family != ua.family {
+                    obs.user_agent_change =
+                        Some((device.family.to_string(), ua.family.to_string()));
+                }
+                // A scripted client's "OS" is whatever its library reports (usually nothing).
+                if !device.scripted
+                    && !ua.scripted
+                    && is_known(&device.os)
+                    && is_known(&ua.os)
+                    && device.os != ua.os
+                {
+                    obs.os_change = Some((device.os.to_string(), ua.os.to_string()));
+                }
+                obs.scripted_client = ua.scripted && !device.scripted;
+                // A session first seen from a script takes its first browser use as the device.
+                if device.scripted && !ua.scripted {
+                    self.device = Some(DeviceIdentity {
+                        family: ua.family.clone(),
+                        os: ua.os.clone(),
+                        scripted: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Approximate heap + inline footprint, for the byte budget.
+    fn approx_bytes(&self) -> usize {
+        let mut bytes = MAP_SLOT_OVERHEAD + size_of::<SessionState>();
+        bytes += self.recent_ips.capacity() * size_of::<IpAddr>();
+        bytes += self.countries.capacity() * size_of::<Arc<str>>();
+        bytes += self.countries.items.iter().map(|c| c.len()).sum::<usize>();
+        if let Some(located) = &self.last_located {
+            bytes += geo_heap_bytes(&located.point);
+        }
+        if let Some(device) = &self.device {
+            bytes += device.family.len() + device.os.len();
+        }
+        bytes += self.pending.capacity() * size_of::<PendingObservation>();
+        bytes += self
+            .pending
+            .iter()
+            .map(|p| observation_heap_bytes(&p.observation))
+            .sum::<usize>();
+        if let Some(signal) = &self.last_signal {
+            bytes += size_of::<SignalSnapshot>()
+                + signal.assessment.contributions.capacity()
+                    * size_of::<crate::event::Contribution>()
+                + observation_heap_bytes(&signal.observation);
+        }
+        bytes
+    }
+
+    fn snapshot(&self, fingerprint: Fingerprint) -> SessionSnapshot {
+        let claims = self.claims.as_deref();
+        SessionSnapshot {
+            fingerprint,
+            kind: self.kind,
+            iss: claims.and_then(|c| c.iss.clone()),
+            sub: claims.and_then(|c| c.sub.clone()),
+            sid: claims.and_then(|c| c.sid.clone()),
+            token_expires_at: self.expires_ms.map(EventTime),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            age_s: self.last_seen.seconds_since(self.first_seen).max(0.0),
+            requests: self.requests,
+            last_ip: self.last_ip,
+            recent_ips: self.recent_ips.items.clone(),
+            distinct_ips: self.distinct_ips,
+            countries: self.countries.items.iter().map(|c| c.to_string()).collect(),
+            last_location: self.last_located.as_ref().map(|l| LocationSnapshot {
+                at: l.at,
+                ip: l.ip,
+                point: l.point.clone(),
+            }),
+            asn: self.asn,
+            device: self.device.as_ref().map(|d| DeviceSnapshot {
+                family: d.family.to_string(),
+                os: d.os.to_string(),
+                scripted: d.scripted,
+            }),
+            scripted_seen: self.scripted_seen,
+            rate: RateSnapshot {
+                per_minute: self.rate.per_minute(),
+                baseline_per_minute: self.rate.baseline(),
+                baseline_minutes: self.rate.baseline_minutes,
+            },
+            last_score: self.last_score,
+            action: self.last_action,
+            last_signal: self.last_signal.as_deref().cloned(),
+        }
+    }
+}
+
+fn geo_heap_bytes(point: &GeoPoint) -> usize {
+    point.city.as_ref().map_or(0, |c| c.len()) + point.country.as_ref().map_or(0, |c| c.len())
+}
+
+fn observation_heap_bytes(obs: &Observation) -> usize {
+    let leg = |t: &Option<TravelEvidence>| {
+        t.as_ref()
+            .map_or(0, |t| geo_heap_bytes(&t.from) + geo_heap_bytes(&t.to))
+    };
+    let pair = |p: &Option<(String, String)>| p.as_ref().map_or(0, |(a, b)| a.len() + b.len());
+    leg(&obs.travel)
+        + leg(&obs.user_travel)
+        + pair(&obs.user_agent_change)
+        + pair(&obs.os_change)
+        + pair(&obs.country_change)
+}
+
+/// True when the observation carries anything a scorer could weigh; only those are kept for
+/// the session view, so quiet sessions pay nothing for explanations.
+fn carries_signal(obs: &Observation) -> bool {
+    obs.travel.is_some()
+        || obs.user_travel.is_some()
+        || obs.user_agent_change.is_some()
+        || obs.os_change.is_some()
+        || obs.asn_change.is_some()
+        || obs.country_change.is_some()
+        || obs.scripted_client
+        || obs
+            .rate
+            .is_some_and(|r| r.per_minute > 2.0 * r.baseline_per_minute.max(1.0))
+}
+
+/// The last two located uses of one user by different tokens.
+#[derive(Debug)]
+struct UserState {
+    generation: u64,
+    /// For telling a 64-bit key collision from the same user.
+    claims: Arc<Claims>,
+    latest: UserUse,
+    /// The most recent use by a fingerprint other than `latest`'s.
+    other: Option<UserUse>,
+}
+
+#[derive(Debug, Clone)]
+struct UserUse {
+    fingerprint: Fingerprint,
+    located: LocatedUse,
+}
+
+impl UserState {
+    fn same_user(&self, claims: &Claims) -> bool {
+        self.claims.iss == claims.iss && self.claims.sub == claims.sub
+    }
+
+    /// The user's most recent located use by a token other than `fingerprint`.
+    fn latest_other_than(&self, fingerprint: Fingerprint) -> Option<&UserUse> {
+        if self.latest.fingerprint != fingerprint {
+            Some(&self.latest)
+        } else {
+            self.other.as_ref()
+        }
+    }
+
+    /// Keeps `other.fingerprint != latest.fingerprint` true.
+    fn remember(&mut self, current: UserUse) {
+        if current.fingerprint == self.latest.fingerprint {
+            if current.located.at >= self.latest.located.at {
+                self.latest = current;
+            }
+        } else if current.located.at >= self.latest.located.at {
+            self.other = Some(std::mem::replace(&mut self.latest, current));
+        } else if self
+            .other
+            .as_ref()
+            .is_none_or(|o| current.located.at >= o.located.at)
+        {
+            self.other = Some(current);
+        }
+    }
+}
+
+fn user_key(claims: &Claims) -> Option<u64> {
+    let sub = claims.sub.as_deref()?;
+    // SipHash with fixed keys: deterministic across runs and instances. The full (iss, sub)
+    // is kept in the entry and compared, so a collision only replaces, never merges, users.
+    let mut hasher = std::hash::DefaultHasher::new();
+    claims.iss.as_deref().unwrap_or("").hash(&mut hasher);
+    sub.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What `GET /v1/sessions/{fingerprint}` shows on-call: the session as it is now, its last
+/// score and the latest explained signal. Never a raw token.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSnapshot {
+    /// The token's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// JWT, opaque or upstream fingerprint.
+    pub kind: TokenKind,
+    /// JWT `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// JWT `sub`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// JWT `sid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// JWT `exp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<EventTime>,
+    /// First use (event time).
+    pub first_seen: EventTime,
+    /// Latest use (event time).
+    pub last_seen: EventTime,
+    /// Seconds from first to latest use.
+    pub age_s: f64,
+    /// Requests seen.
+    pub requests: u64,
+    /// Client address of the latest use.
+    pub last_ip: IpAddr,
+    /// Recently seen addresses, most recent last (at most 8).
+    pub recent_ips: Vec<IpAddr>,
+    /// Distinct addresses seen (approximate beyond the 8 remembered).
+    pub distinct_ips: u32,
+    /// Recently seen countries, most recent last (at most 8).
+    pub countries: Vec<String>,
+    /// The latest located, non-allowlisted use: the reference for the next travel leg.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_location: Option<LocationSnapshot>,
+    /// Latest non-allowlisted ASN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// The device the session was established on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceSnapshot>,
+    /// A scripted client was seen at least once.
+    pub scripted_seen: bool,
+    /// Request rate at the latest use.
+    pub rate: RateSnapshot,
+    /// Score of the latest event.
+    pub last_score: f64,
+    /// Action already taken on this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// The latest event that scored above zero, with its explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_signal: Option<SignalSnapshot>,
+}
+
+/// A located use in the session view.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationSnapshot {
+    /// When.
+    pub at: EventTime,
+    /// From which address.
+    pub ip: IpAddr,
+    /// Where (with accuracy radius).
+    #[serde(flatten)]
+    pub point: GeoPoint,
+}
+
+/// The session's reference device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSnapshot {
+    /// User-Agent family.
+    pub family: String,
+    /// OS family.
+    pub os: String,
+    /// Established by a scripted client (no browser use yet).
+    pub scripted: bool,
+}
+
+/// Rate state in the session view.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateSnapshot {
+    /// Requests in the minute up to the latest use.
+    pub per_minute: u32,
+    /// EWMA baseline, once the session has enough full active minutes.
+    pub baseline_per_minute: Option<f64>,
+    /// Full active minutes in the baseline.
+    pub baseline_minutes: u32,
+}
 
 /// Per-session state keyed by fingerprint; per-user state keyed by `iss`+`sub`.
-pub struct SessionTracker {}
+pub struct SessionTracker {
+    sessions: DashMap<Fingerprint, SessionState>,
+    users: DashMap<u64, UserState>,
+    /// Sessions by last-seen stamp at queueing time (LRU and idle eviction).
+    session_queue: Mutex<Queue<Fingerprint>>,
+    /// Sessions by token expiry.
+    expiry_queue: Mutex<Queue<Fingerprint>>,
+    /// Users by latest located use.
+    user_queue: Mutex<Queue<u64>>,
+    session_count: AtomicUsize,
+    session_bytes: AtomicUsize,
+    user_count: AtomicUsize,
+    next_generation: AtomicU64,
+    allow_cidrs: Vec<IpNet>,
+    allow_asns: Vec<u32>,
+    max_sessions: usize,
+    max_session_bytes: usize,
+    idle_timeout_ms: i64,
+}
+
+enum Probe {
+    /// No such entry (or a newer incarnation): drop the queue entry.
+    Gone,
+    /// The entry exists; its current stamp.
+    Live(i64),
+}
 
 impl SessionTracker {
     /// Empty tracker with the configured limits.
-    pub fn new(_config: &DetectConfig) -> Self {
-        SessionTracker {}
+    pub fn new(config: &DetectConfig) -> Self {
+        let mut allow_asns = config.allow_asns.clone();
+        allow_asns.sort_unstable();
+        allow_asns.dedup();
+        SessionTracker {
+            sessions: DashMap::new(),
+            users: DashMap::new(),
+            session_queue: Mutex::new(BinaryHeap::new()),
+            expiry_queue: Mutex::new(BinaryHeap::new()),
+            user_queue: Mutex::new(BinaryHeap::new()),
+            session_count: AtomicUsize::new(0),
+            session_bytes: AtomicUsize::new(0),
+            user_count: AtomicUsize::new(0),
+            next_generation: AtomicU64::new(1),
+            allow_cidrs: config.allow_cidrs.clone(),
+            allow_asns,
+            max_sessions: config.max_sessions.max(1),
+            max_session_bytes: config.max_session_bytes,
+            idle_timeout_ms: i64::try_from(config.session_idle_timeout.0.as_millis())
+                .unwrap_or(i64::MAX),
+        }
     }
+
+    fn is_allowlisted(&self, ip: IpAddr, asn: Option<u32>) -> bool {
+        asn.is_some_and(|asn| self.allow_asns.binary_search(&asn).is_ok())
+            || self.allow_cidrs.iter().any(|net| net.contains(&ip))
+    }
+
     /// Update the session with one event and return its features. Events of one session must
-    /// arrive in order (the pipeline guarantees it).
-    pub fn observe(&self, _event: &IdentifiedEvent) -> Observation {
-        Observation::default()
+    /// arrive in order (the pipeline guarantees it); a late one is handled, not trusted.
+    pub fn observe(&self, event: &IdentifiedEvent) -> Observation {
+        let fingerprint = event.identity.fingerprint;
+        let allowlisted = self.is_allowlisted(event.event.client_ip, event.enrichment.asn);
+        let mut obs = Observation {
+            allowlisted_network: allowlisted,
+            ..Observation::default()
+        };
+        if !allowlisted {
+            obs.user_travel = self.observe_user(event);
+        }
+
+        let (created, bytes_before, bytes_after, expires_ms) = {
+            let (created, mut session) = match self.sessions.entry(fingerprint) {
+                Entry::Occupied(o) => (None, o.into_ref()),
+                Entry::Vacant(v) => {
+                    let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                    (
+                        Some(generation),
+                        v.insert(SessionState::start(event, generation)),
+                    )
+                }
+            };
+            session.observe(event, allowlisted, &mut obs);
+            if carries_signal(&obs) {
+                if session.pending.len() >= MAX_PENDING {
+                    // The caller is not recording; stay bounded.
+                    session.pending.remove(0);
+                }
+                let index = session.requests;
+                session.pending.push(PendingObservation {
+                    index,
+                    seq: event.seq,
+                    at: event.event.time,
+                    observation: obs.clone(),
+                });
+            }
+            let before = session.charged_bytes;
+            session.charged_bytes = session.approx_bytes();
+            (created, before, session.charged_bytes, session.expires_ms)
+        };
+        self.charge(bytes_before, bytes_after);
+
+        if let Some(generation) = created {
+            self.session_count.fetch_add(1, Ordering::Relaxed);
+            lock(&self.session_queue).push(Reverse((event.event.time.0, generation, fingerprint)));
+            if let Some(exp) = expires_ms {
+                lock(&self.expiry_queue).push(Reverse((
+                    exp.saturating_add(EXPIRY_GRACE_MS),
+                    generation,
+                    fingerprint,
+                )));
+            }
+        }
+        if self.over_session_limits() {
+            self.evict_least_recent(fingerprint);
+        }
+        obs
     }
+
+    /// Concurrent use: travel from the same user's most recent located use by another token.
+    fn observe_user(&self, event: &IdentifiedEvent) -> Option<TravelEvidence> {
+        let claims = event.identity.claims.as_ref()?;
+        let here = event.enrichment.geo.as_ref()?;
+        let key = user_key(claims)?;
+        let now = event.event.time;
+        let current = UserUse {
+            fingerprint: event.identity.fingerprint,
+            located: LocatedUse {
+                point: here.clone(),
+                at: now,
+                ip: event.event.client_ip,
+            },
+        };
+        let fresh = || UserState {
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            claims: claims.clone(),
+            latest: current.clone(),
+            other: None,
+        };
+        // `queue`: a new incarnation to queue for eviction, and whether the map grew.
+        let (leg, queue) = match self.users.entry(key) {
+            Entry::Occupied(mut o) => {
+                let user = o.get_mut();
+                if !user.same_user(claims) {
+                    // 64-bit collision: the newcomer takes the slot (old user's state is lost).
+                    *user = fresh();
+                    (None, Some((user.generation, false)))
+                } else {
+                    let leg = user
+                        .latest_other_than(current.fingerprint)
+                        .filter(|other| {
+                            other.located.ip != current.located.ip
+                                && (now.0 - other.located.at.0).abs() <= USER_TRAVEL_WINDOW_S * 1000
+                        })
+                        .map(|other| travel_leg(&other.located.point, other.located.at, here, now))
+                        .filter(|leg| leg.distance_km > 0.0);
+                    user.remember(current.clone());
+                    (leg, None)
+                }
+            }
+            Entry::Vacant(v) => {
+                let user = v.insert(fresh());
+                (None, Some((user.generation, true)))
+            }
+        };
+        if let Some((generation, grew)) = queue {
+            if grew {
+                self.user_count.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut queue = lock(&self.user_queue);
+            queue.push(Reverse((now.0, generation, key)));
+            if self.user_count.load(Ordering::Relaxed) > self.max_sessions {
+                self.drain_users(&mut queue, None, Some(key));
+            }
+        }
+        leg
+    }
+
+    /// Adjust the byte budget; most events change nothing and touch no shared cache line.
+    fn charge(&self, before: usize, after: usize) {
+        if after == before {
+            return;
+        }
+        if after > before {
+            self.session_bytes
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.session_bytes
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
+    fn over_session_limits(&self) -> bool {
+        self.session_count.load(Ordering::Relaxed) > self.max_sessions
+            || self.session_bytes.load(Ordering::Relaxed) > self.max_session_bytes
+    }
+
+    fn probe_session(&self, fingerprint: Fingerprint, generation: u64) -> Probe {
+        match self.sessions.get(&fingerprint) {
+            Some(s) if s.generation == generation => Probe::Live(s.last_seen.0),
+            _ => Probe::Gone,
+        }
+    }
+
+    /// Remove a session if it is still incarnation `generation` and `due(last_seen)` holds.
+    fn remove_session_if(
+        &self,
+        fingerprint: Fingerprint,
+        generation: u64,
+        due: impl FnOnce(i64) -> bool,
+    ) -> bool {
+        let removed = self.sessions.remove_if(&fingerprint, |_, s| {
+            s.generation == generation && due(s.last_seen.0)
+        });
+        match removed {
+            Some((_, state)) => {
+                self.session_count.fetch_sub(1, Ordering::Relaxed);
+                self.charge(state.charged_bytes, 0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evict least-recently-seen sessions until within limits, sparing `protect` (the session
+    /// being observed). Amortized: an entry is re-queued only if its session was used since it
+    /// was queued, once per such use.
+    fn evict_least_recent(&self, protect: Fingerprint) {
+        let mut queue = lock(&self.session_queue);
+        let mut spared = Vec::new();
+        let mut budget = queue.len().saturating_mul(2).saturating_add(8);
+        while self.over_session_limits() && budget > 0 {
+            budget -= 1;
+            let Some(Reverse((stamp, generation, fingerprint))) = queue.pop() else {
+                break;
+            };
+            if fingerprint == protect {
+                spared.push(Reverse((stamp, generation, fingerprint)));
+                continue;
+            }
+            match self.probe_session(fingerprint, generation) {
+                Probe::Gone => {}
+                Probe::Live(last_seen) if last_seen > stamp => {
+                    queue.push(Reverse((last_seen, generation, fingerprint)));
+                }
+                Probe::Live(_) => {
+                    if !self.remove_session_if(fingerprint, generation, |seen| seen <= stamp) {
+                        if let Probe::Live(seen) = self.probe_session(fingerprint, generation) {
+                            queue.push(Reverse((seen, generation, fingerprint)));
+                        }
+                    }
+                }
+            }
+        }
+        queue.extend(spared);
+        self.compact_session_queue(&mut queue);
+    }
+
+    /// Drop queue entries of sessions that are gone, when they make up half the queue.
+    fn compact_session_queue(&self, queue: &mut Queue<Fingerprint>) {
+        let live = self.session_count.load(Ordering::Relaxed);
+        if queue.len() > live.saturating_mul(2).saturating_add(1024) {
+            queue.retain(|Reverse((_, g, fp))| {
+                matches!(self.probe_session(*fp, *g), Probe::Live(_))
+            });
+        }
+    }
+
+    /// Pop users that are stale (latest use before `cutoff`) or, with no cutoff, the least
+    /// recent ones while over capacity; `protect` is spared.
+    fn drain_users(&self, queue: &mut Queue<u64>, cutoff: Option<i64>, protect: Option<u64>) {
+        let mut spared = Vec::new();
+        let mut budget = queue.len().saturating_mul(2).saturating_add(8);
+        while budget > 0 {
+            budget -= 1;
+            let Some(&Reverse((stamp, generation, key))) = queue.peek() else {
+                break;
+            };
+            let due_now = match cutoff {
+                Some(cutoff) => stamp < cutoff,
+                None => self.user_count.load(Ordering::Relaxed) > self.max_sessions,
+            };
+            if !due_now {
+                break;
+            }
+            queue.pop();
+            if Some(key) == protect {
+                spared.push(Reverse((stamp, generation, key)));
+                continue;
+            }
+            let probe = match self.users.get(&key) {
+                Some(u) if u.generation == generation => Probe::Live(u.latest.located.at.0),
+                _ => Probe::Gone,
+            };
+            match probe {
+                Probe::Gone => {}
+                Probe::Live(latest) if latest > stamp => {
+                    queue.push(Reverse((latest, generation, key)));
+                }
+                Probe::Live(_) => {
+                    let removed = self.users.remove_if(&key, |_, u| {
+                        u.generation == generation && u.latest.located.at.0 <= stamp
+                    });
+                    if removed.is_some() {
+                        self.user_count.fetch_sub(1, Ordering::Relaxed);
+                    } else if let Some(u) = self.users.get(&key) {
+                        if u.generation == generation {
+                            queue.push(Reverse((u.latest.located.at.0, generation, key)));
+                        }
+                    }
+                }
+            }
+        }
+        queue.extend(spared);
+        let live = self.user_count.load(Ordering::Relaxed);
+        if queue.len() > live.saturating_mul(2).saturating_add(1024) {
+            queue.retain(|Reverse((_, g, key))| {
+                self.users.get(key).is_some_and(|u| u.generation == *g)
+            });
+        }
+    }
+
     /// Remember the latest assessment and action, for the session view and to suppress
-    /// duplicate decisions. Returns the action already taken on this session, if any.
+    /// duplicate decisions. A revoke is never downgraded by a later flag.
     pub fn record(
         &self,
-        _fingerprint: Fingerprint,
-        _assessment: &Assessment,
-        _action: Option<Action>,
+        fingerprint: Fingerprint,
+        assessment: &Assessment,
+        action: Option<Action>,
     ) {
+        let charged = self.sessions.get_mut(&fingerprint).map(|mut session| {
+            session.last_score = assessment.score;
+            session.last_action = match (session.last_action, action) {
+                (Some(Action::Revoke), _) | (_, Some(Action::Revoke)) => Some(Action::Revoke),
+                (prior, None) => prior,
+                (_, Some(Action::Flag)) => Some(Action::Flag),
+            };
+            session.recorded = session.recorded.saturating_add(1);
+            let index = session.recorded;
+            let older = session
+                .pending
+                .iter()
+                .take_while(|p| p.index < index)
+                .count();
+            session.pending.drain(..older);
+            let matched = match session.pending.first() {
+                Some(p) if p.index == index => Some(session.pending.remove(0)),
+                _ => None,
+            };
+            if session.pending.is_empty() && session.pending.capacity() > 0 {
+                // Observations are big; an idle session must not keep room for them.
+                session.pending = Vec::new();
+            }
+            if assessment.score > 0.0 {
+                let (seq, at, observation) = match matched {
+                    Some(p) => (p.seq, p.at, p.observation),
+                    None => (0, session.last_seen, Observation::default()),
+                };
+                let signal = SignalSnapshot {
+                    seq,
+                    event_time: at,
+                    assessment: assessment.clone(),
+                    observation,
+                };
+                match &mut session.last_signal {
+                    Some(slot) => **slot = signal,
+                    None => session.last_signal = Some(Box::new(signal)),
+                }
+            }
+            let before = session.charged_bytes;
+            session.charged_bytes = session.approx_bytes();
+            (before, session.charged_bytes)
+        });
+        if let Some((before, after)) = charged {
+            self.charge(before, after);
+        }
     }
+
     /// The action already taken on this session, if any.
-    pub fn prior_action(&self, _fingerprint: Fingerprint) -> Option<Action> {
-        None
+    pub fn prior_action(&self, fingerprint: Fingerprint) -> Option<Action> {
+        self.sessions.get(&fingerprint).and_then(|s| s.last_action)
     }
-    /// Forget sessions idle since before `now - idle_timeout` or whose token expired.
-    pub fn evict_idle(&self, _now: EventTime) -> usize {
-        0
+
+    /// Forget sessions idle since before `now - idle_timeout` or whose token expired (plus a
+    /// short grace), and users whose latest located use is older than the concurrent-use
+    /// window. Returns the number of sessions removed. Cost is proportional to what is removed
+    /// (plus re-queued entries of sessions used since they were queued).
+    pub fn evict_idle(&self, now: EventTime) -> usize {
+        let mut evicted = 0;
+        let idle_cutoff = now.0.saturating_sub(self.idle_timeout_ms);
+        {
+            let mut queue = lock(&self.session_queue);
+            while let Some(&Reverse((stamp, generation, fingerprint))) = queue.peek() {
+                if stamp >= idle_cutoff {
+                    break;
+                }
+                queue.pop();
+                match self.probe_session(fingerprint, generation) {
+                    Probe::Gone => {}
+                    Probe::Live(last_seen) if last_seen >= idle_cutoff => {
+                        queue.push(Reverse((last_seen, generation, fingerprint)));
+                    }
+                    Probe::Live(_) => {
+                        if self
+                            .remove_session_if(fingerprint, generation, |seen| seen < idle_cutoff)
+                        {
+                            evicted += 1;
+                        } else if let Probe::Live(seen) =
+                            self.probe_session(fingerprint, generation)
+                        {
+                            queue.push(Reverse((seen, generation, fingerprint)));
+                        }
+                    }
+                }
+            }
+        }
+        {
+            let mut queue = lock(&self.expiry_queue);
+            while let Some(&Reverse((deadline, generation, fingerprint))) = queue.peek() {
+                if deadline > now.0 {
+                    break;
+                }
+                queue.pop();
+                if self.remove_session_if(fingerprint, generation, |_| true) {
+                    evicted += 1;
+                }
+            }
+            let live = self.session_count.load(Ordering::Relaxed);
+            if queue.len() > live.saturating_mul(2).saturating_add(1024) {
+                queue.retain(|Reverse((_, g, fp))| {
+                    matches!(self.probe_session(*fp, *g), Probe::Live(_))
+                });
+            }
+        }
+        self.compact_session_queue(&mut lock(&self.session_queue));
+        let user_cutoff = now.0.saturating_sub(USER_TRAVEL_WINDOW_S * 1000);
+        self.drain_users(&mut lock(&self.user_queue), Some(user_cutoff), None);
+        evicted
     }
-    /// A session's state.
-    pub fn snapshot(&self, _fingerprint: Fingerprint) -> Option<SessionSnapshot> {
-        None
+
+    /// A session's state, as an owned value.
+    pub fn snapshot(&self, fingerprint: Fingerprint) -> Option<SessionSnapshot> {
+        self.sessions
+            .get(&fingerprint)
+            .map(|s| s.snapshot(fingerprint))
     }
+
     /// Sessions held.
     pub fn len(&self) -> usize {
-        0
+        self.session_count.load(Ordering::Relaxed)
     }
+
     /// No sessions held.
     pub fn is_empty(&self) -> bool {
-        true
+        self.len() == 0
+    }
+
+    /// Approximate bytes of session state held (the `max_session_bytes` budget).
+    pub fn approx_bytes(&self) -> usize {
+        self.session_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Users held for concurrent-use detection.
+    pub fn users_len(&self) -> usize {
+        self.user_count.load(Ordering::Relaxed)
+    }
+}
+
+/// Hand-built events for the detection tests (no GeoIP files, no real tokens).
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use crate::event::{
+        AccessEvent, AddressClass, Claims, Credential, Enrichment, EventTime, Fingerprint,
+        GeoPoint, IdentifiedEvent, Identity, TokenKind, UserAgentInfo,
+    };
+
+    /// A test fingerprint: `n` repeated.
+    pub fn fp(n: u8) -> Fingerprint {
+        Fingerprint([n; 16])
+    }
+
+    /// A GeoPoint fixture.
+    pub fn place(city: &str, country: &str, lat: f64, lon: f64, radius_km: f64) -> GeoPoint {
+        GeoPoint {
+            city: Some(Arc::from(city)),
+            country: Some(Arc::from(country)),
+            lat,
+            lon,
+            radius_km,
+        }
+    }
+
+    pub fn berlin() -> GeoPoint {
+        place("Berlin", "DE", 52.52, 13.405, 20.0)
+    }
+    pub fn sao_paulo() -> GeoPoint {
+        place("São Paulo", "BR", -23.55, -46.633, 50.0)
+    }
+    pub fn london() -> GeoPoint {
+        place("London", "GB", 51.5074, -0.1278, 20.0)
+    }
+    pub fn paris() -> GeoPoint {
+        place("Paris", "FR", 48.8566, 2.3522, 20.0)
+    }
+
+    pub fn ua(family: &str, os: &str, scripted: bool) -> UserAgentInfo {
+        UserAgentInfo {
+            family: Arc::from(family),
+            os: Arc::from(os),
+            scripted,
+        }
+    }
+
+    pub fn chrome_windows() -> UserAgentInfo {
+        ua("Chrome", "Windows 10", false)
+    }
+
+    /// 2026-11-23T17:00:00Z, the base time of the scenarios.
+    pub const T0: i64 = 1_795_453_200;
+
+    /// One event; tweak with the builder methods.
+    pub struct Ev(pub IdentifiedEvent);
+
+    /// An opaque-token event of session `n` at `T0 + offset_s`, from a public address in
+    /// Berlin on Chrome/Windows (AS 3320).
+    pub fn ev(n: u8, offset_s: i64) -> Ev {
+        Ev(IdentifiedEvent {
+            seq: 0,
+            event: AccessEvent {
+                time: EventTime::from_secs(T0 + offset_s),
+                client_ip: "203.0.113.10".parse().expect("ip"),
+                method: Some("GET".into()),
+                path: Some("/api".into()),
+                status: Some(200),
+                user_agent: None,
+                credential: Credential::Fingerprint(fp(n)),
+            },
+            identity: Identity {
+                fingerprint: fp(n),
+                kind: TokenKind::Opaque,
+                claims: None,
+            },
+            enrichment: Enrichment {
+                geo: Some(berlin()),
+                asn: Some(3320),
+                address_class: Some(AddressClass::Public),
+                user_agent: Some(chrome_windows()),
+            },
+        })
+    }
+
+    impl Ev {
+        pub fn seq(mut self, seq: u64) -> Self {
+            self.0.seq = seq;
+            self
+        }
+        pub fn ip(mut self, ip: &str) -> Self {
+            self.0.event.client_ip = ip.parse::<IpAddr>().expect("ip");
+            self
+        }
+        pub fn geo(mut self, geo: Option<GeoPoint>) -> Self {
+            self.0.enrichment.geo = geo;
+            self
+        }
+        pub fn asn(mut self, asn: Option<u32>) -> Self {
+            self.0.enrichment.asn = asn;
+            self
+        }
+        pub fn ua(mut self, ua: UserAgentInfo) -> Self {
+            self.0.enrichment.user_agent = Some(ua);
+            self
+        }
+        pub fn private(mut self, ip: &str) -> Self {
+            self.0.event.client_ip = ip.parse::<IpAddr>().expect("ip");
+            self.0.enrichment.geo = None;
+            self.0.enrichment.asn = None;
+            self.0.enrichment.address_class = Some(AddressClass::Private);
+            self
+        }
+        /// A verified JWT of `sub` at `https://id.example.com`, expiring at `exp`.
+        pub fn jwt(mut self, sub: &str, sid: Option<&str>, exp: i64) -> Self {
+            self.0.identity.kind = TokenKind::Jwt;
+            self.0.identity.claims = Some(Arc::new(Claims {
+                iss: Some("https://id.example.com".into()),
+                sub: Some(sub.into()),
+                jti: Some(format!("jti-{}", self.0.identity.fingerprint)),
+                sid: sid.map(str::to_string),
+                exp: Some(exp),
+                iat: Some(exp - 3600),
+                nbf: None,
+            }));
+            self
+        }
+        pub fn build(self) -> IdentifiedEvent {
+            self.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::test_support::*;
+    use super::*;
+    use crate::config::HumanDuration;
+    use crate::event::Contribution;
+
+    fn tracker() -> SessionTracker {
+        SessionTracker::new(&DetectConfig::default())
+    }
+
+    fn observe_all(tracker: &SessionTracker, events: Vec<Ev>) -> Vec<Observation> {
+        events
+            .into_iter()
+            .map(|e| tracker.observe(&e.build()))
+            .collect()
+    }
+
+    #[test]
+    fn haversine_matches_known_distances() {
+        // Reference figures: published great-circle distances (Berlin–São Paulo is 10,250 km,
+        // not the "about 10,000" of rough summaries; the haversine sphere is within 0.5 % of
+        // the ellipsoid everywhere).
+        let cases = [
+            (berlin(), sao_paulo(), 10_250.0, 0.01),
+            (london(), paris(), 344.0, 0.01),
+            (berlin(), berlin(), 0.0, 0.0),
+        ];
+        for (from, to, expected, tolerance) in cases {
+            let d = haversine_km(&from, &to);
+            assert!(
+                (d - expected).abs() <= expected * tolerance + 1e-9,
+                "{:?} → {:?}: {d} km, expected {expected}",
+                from.city,
+                to.city
+            );
+            assert!((haversine_km(&to, &from) - d).abs() < 1e-6, "symmetric");
+        }
+        let nowhere = place("x", "XX", f64::NAN, 0.0, 1.0);
+        assert_eq!(
+            haversine_km(&nowhere, &berlin()),
+            0.0,
+            "non-finite gives 0, not NaN"
+        );
+    }
+
+    #[test]
+    fn travel_leg_subtracts_radii_and_floors() {
+        let t = |s: i64| EventTime::from_secs(T0 + s);
+        let mut tight_london = london();
+        tight_london.radius_km = 10.0;
+        let mut wide_paris = paris();
+        wide_paris.radius_km = 500.0;
+        let gc = haversine_km(&london(), &paris());
+        // (from, to, elapsed, expected lower-bound distance, expected elapsed)
+        let cases = [
+            (london(), paris(), 3600, gc - 40.0, 3600.0),
+            (tight_london.clone(), wide_paris, 60, 0.0, 60.0),
+            (london(), paris(), 0, gc - 40.0, 1.0),
+            (london(), paris(), -120, gc - 40.0, 120.0),
+        ];
+        for (from, to, elapsed, distance, expected_elapsed) in cases {
+            let leg = travel_leg(&from, t(0), &to, t(elapsed));
+            assert!((leg.distance_km - distance).abs() < 1e-6, "{leg:?}");
+            assert_eq!(leg.elapsed_s, expected_elapsed);
+            assert!((leg.speed_kmh - distance / expected_elapsed * 3600.0).abs() < 1e-6);
+            assert!(leg.speed_kmh >= 0.0);
+        }
+    }
+
+    #[test]
+    fn travel_is_reported_between_located_uses_only() {
+        let tracker = tracker();
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(1, 0),
+                ev(1, 60).ip("198.51.100.7").geo(Some(sao_paulo())),
+                ev(1, 120).private("10.0.0.5"),
+                ev(1, 180).ip("203.0.113.99").geo(Some(sao_paulo())),
+                ev(1, 240).ip("203.0.113.99").geo(Some(berlin())),
+            ],
+        );
+        assert!(obs[0].travel.is_none(), "first use has nothing to compare");
+        let leg = obs[1].travel.as_ref().expect("Berlin → São Paulo");
+        assert_eq!(leg.from.city.as_deref(), Some("Berlin"));
+        assert_eq!(leg.elapsed_s, 60.0);
+        assert!(obs[2].travel.is_none(), "private address: no travel");
+        assert!(
+            obs[2].country_change.is_none(),
+            "private address: no country change"
+        );
+        assert!(
+            obs[3].travel.is_none(),
+            "same place as the last located use"
+        );
+        assert!(obs[4].travel.is_none(), "same IP twice is the same place");
+    }
+
+    #[test]
+    fn rate_window_and_ewma_baseline() {
+        let tracker = tracker();
+        // Start on a minute boundary: minute 0 is the partial first minute (never in the
+        // baseline); then 5 requests a minute.
+        let mut last = Observation::default();
+        for minute in 0..4 {
+            for k in 0..5 {
+                last = tracker.observe(&ev(1, minute * 60 + k * 12).build());
+            }
+        }
+        // Closed full minutes: 1, 2 → no baseline yet (needs 3).
+        assert!(last.rate.is_none(), "{:?}", last.rate);
+        let obs = tracker.observe(&ev(1, 4 * 60).build());
+        let rate = obs.rate.expect("baseline after three full minutes");
+        assert_eq!(rate.baseline_per_minute, 5.0);
+        // Window: the last 55–60 s (events at 192..=240 s) → 5 requests.
+        assert_eq!(rate.per_minute, 5.0);
+
+        // A burst of 40 in the next 20 s: the window counts them, the baseline (previous
+        // minutes only) does not move until the minute closes.
+        let mut burst = obs;
+        for k in 0..40 {
+            burst = tracker.observe(&ev(1, 4 * 60 + 1 + k / 2).build());
+        }
+        let rate = burst.rate.expect("rate");
+        assert_eq!(rate.baseline_per_minute, 5.0);
+        // Window at 260 s: slots 205–264 s → 216, 228, 240 and the 40 of the burst.
+        assert_eq!(rate.per_minute, 43.0);
+        // Next minute closes minute 4 (41 requests): winsorized at 3 × 5 = 15 →
+        // 0.25·15 + 0.75·5 = 7.5.
+        let after = tracker.observe(&ev(1, 5 * 60 + 30).build());
+        assert_eq!(after.rate.expect("rate").baseline_per_minute, 7.5);
+        // The 60-s window has moved past the burst.
+        assert_eq!(after.rate.expect("rate").per_minute, 1.0);
+
+        // Idle minutes are skipped, not folded in as zeros.
+        let back = tracker.observe(&ev(1, 60 * 60).build());
+        assert_eq!(
+            back.rate.expect("rate").baseline_per_minute,
+            0.25 * 1.0 + 0.75 * 7.5
+        );
+    }
+
+    #[test]
+    fn out_of_order_events_never_go_negative() {
+        let tracker = tracker();
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(1, 100),
+                ev(1, 90).ip("198.51.100.7").geo(Some(paris())),
+                ev(1, 95).ip("198.51.100.8").geo(Some(london())),
+                ev(1, -100_000),
+            ],
+        );
+        for o in &obs {
+            assert!(o.session_age_s >= 0.0);
+            for leg in [&o.travel, &o.user_travel].into_iter().flatten() {
+                assert!(leg.elapsed_s >= 1.0 && leg.speed_kmh >= 0.0, "{leg:?}");
+            }
+        }
+        let leg = obs[1].travel.as_ref().expect("compared despite lateness");
+        assert_eq!(leg.elapsed_s, 10.0);
+        // The late Paris use did not replace the newer Berlin one as the reference.
+        let snap = tracker.snapshot(fp(1)).expect("session");
+        assert_eq!(
+            snap.last_location.expect("located").point.city.as_deref(),
+            Some("Berlin")
+        );
+        assert_eq!(snap.last_seen, EventTime::from_secs(T0 + 100));
+        assert_eq!(snap.requests, 4);
+    }
+
+    #[test]
+    fn context_changes_against_the_established_device() {
+        // (UA of the second request, expected UA change, OS change, scripted)
+        let cases = [
+            (ua("Chrome", "Windows 10", false), false, false, false),
+            (ua("Firefox", "Windows 10", false), true, false, false),
+            (ua("Chrome", "Mac OSX", false), false, true, false),
+            (ua("Safari", "iPhone", false), true, true, false),
+            (ua("python-requests", "unknown", true), true, false, true),
+            (ua("unknown", "unknown", false), false, false, false),
+        ];
+        for (second, ua_change, os_change, scripted) in cases {
+            let tracker = tracker();
+            let obs = observe_all(&tracker, vec![ev(1, 0), ev(1, 10).ua(second.clone())]);
+            let o = &obs[1];
+            assert_eq!(o.user_agent_change.is_some(), ua_change, "{second:?}");
+            assert_eq!(o.os_change.is_some(), os_change, "{second:?}");
+            assert_eq!(o.scripted_client, scripted, "{second:?}");
+        }
+        // A script-only session is not a "scripted client on a browser session".
+        let tracker = super::tests::tracker();
+        let curl = ua("curl", "unknown", true);
+        let obs = observe_all(
+            &tracker,
+            vec![ev(2, 0).ua(curl.clone()), ev(2, 10).ua(curl)],
+        );
+        assert!(!obs[1].scripted_client && obs[1].user_agent_change.is_none());
+        // The reference stays the first browser: the owner coming back is not a change, the
+        // attacker's browser is, every time.
+        let tracker = super::tests::tracker();
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(3, 0),
+                ev(3, 10).ua(ua("Firefox", "Linux", false)),
+                ev(3, 20),
+                ev(3, 30).ua(ua("Firefox", "Linux", false)),
+            ],
+        );
+        assert!(obs[2].user_agent_change.is_none());
+        assert_eq!(
+            obs[3].user_agent_change,
+            Some(("Chrome".to_string(), "Firefox".to_string()))
+        );
+    }
+
+    #[test]
+    fn network_changes_and_distinct_counts() {
+        let tracker = tracker();
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(1, 0),
+                ev(1, 10).ip("198.51.100.20").asn(Some(6805)),
+                ev(1, 20).ip("203.0.113.10").asn(Some(3320)),
+                ev(1, 30)
+                    .ip("192.0.2.1")
+                    .asn(Some(5089))
+                    .geo(Some(london())),
+            ],
+        );
+        assert!(!obs[0].new_ip);
+        assert_eq!(obs[1].asn_change, Some((3320, 6805)));
+        assert!(obs[1].new_ip);
+        assert!(!obs[2].new_ip, "seen before");
+        assert_eq!(obs[3].country_change, Some(("DE".into(), "GB".into())));
+        assert_eq!(obs[3].distinct_ips, 3);
+        assert_eq!(obs[3].distinct_countries, 2);
+        assert_eq!(obs[3].session_requests, 4);
+        assert_eq!(obs[3].session_age_s, 30.0);
+    }
+
+    #[test]
+    fn allowlisted_networks_neither_trigger_nor_poison() {
+        let config = DetectConfig {
+            allow_cidrs: vec!["198.51.100.0/24".parse().expect("cidr")],
+            allow_asns: vec![64500],
+            ..DetectConfig::default()
+        };
+        for (name, hop) in [
+            (
+                "cidr",
+                ev(1, 60)
+                    .ip("198.51.100.9")
+                    .asn(Some(1))
+                    .geo(Some(sao_paulo())),
+            ),
+            (
+                "asn",
+                ev(1, 60)
+                    .ip("192.0.2.9")
+                    .asn(Some(64500))
+                    .geo(Some(sao_paulo())),
+            ),
+        ] {
+            let tracker = SessionTracker::new(&config);
+            let obs = observe_all(&tracker, vec![ev(1, 0), hop, ev(1, 120)]);
+            let vpn = &obs[1];
+            assert!(vpn.allowlisted_network, "{name}");
+            assert!(vpn.travel.is_none() && vpn.asn_change.is_none(), "{name}");
+            assert!(vpn.country_change.is_none(), "{name}");
+            // Back home: compared with Berlin (not the VPN exit), so nothing changed.
+            let back = &obs[2];
+            assert!(back.travel.is_none(), "{name}: {:?}", back.travel);
+            assert!(
+                back.asn_change.is_none() && back.country_change.is_none(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn concurrent_use_by_two_tokens_of_one_user() {
+        let tracker = tracker();
+        let exp = T0 + 3600;
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(1, 0).jwt("alice", None, exp),
+                ev(1, 30).jwt("alice", None, exp),
+                ev(2, 60)
+                    .jwt("alice", None, exp)
+                    .ip("198.51.100.7")
+                    .geo(Some(sao_paulo())),
+                ev(3, 90)
+                    .jwt("bob", None, exp)
+                    .ip("198.51.100.8")
+                    .geo(Some(sao_paulo())),
+                ev(1, 120).jwt("alice", None, exp),
+                ev(2, 7 * 3600)
+                    .jwt("alice", None, exp)
+                    .ip("198.51.100.7")
+                    .geo(Some(sao_paulo())),
+            ],
+        );
+        assert!(
+            obs[1].user_travel.is_none(),
+            "same token: session travel, not concurrency"
+        );
+        let leg = obs[2]
+            .user_travel
+            .as_ref()
+            .expect("alice's second token far away");
+        assert_eq!(leg.from.city.as_deref(), Some("Berlin"));
+        assert_eq!(leg.elapsed_s, 30.0);
+        assert!(obs[2].travel.is_none(), "token 2's own first use");
+        assert!(obs[3].user_travel.is_none(), "bob is another user");
+        let back = obs[4]
+            .user_travel
+            .as_ref()
+            .expect("token 1 vs token 2's latest use");
+        assert_eq!(back.from.city.as_deref(), Some("São Paulo"));
+        assert!(obs[5].user_travel.is_none(), "outside the 6-h window");
+        assert_eq!(tracker.users_len(), 2);
+    }
+
+    #[test]
+    fn eviction_by_count_keeps_the_most_recent() {
+        let config = DetectConfig {
+            max_sessions: 3,
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        for n in 1..=3 {
+            tracker.observe(&ev(n, i64::from(n)).build());
+        }
+        tracker.observe(&ev(1, 10).build()); // 1 is now the most recent
+        tracker.observe(&ev(4, 11).build());
+        assert_eq!(tracker.len(), 3);
+        assert!(
+            tracker.snapshot(fp(2)).is_none(),
+            "least recently seen goes first"
+        );
+        for n in [1, 3, 4] {
+            assert!(tracker.snapshot(fp(n)).is_some(), "session {n}");
+        }
+        // A new session is never its own victim, even with an older event time.
+        tracker.observe(&ev(5, -1000).build());
+        assert!(tracker.snapshot(fp(5)).is_some());
+        assert_eq!(tracker.len(), 3);
+    }
+
+    #[test]
+    fn eviction_by_bytes() {
+        let one = {
+            let t = tracker();
+            t.observe(&ev(1, 0).build());
+            t.approx_bytes()
+        };
+        assert!(one > 100, "{one}");
+        let config = DetectConfig {
+            max_session_bytes: one * 5 + one / 2,
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        for n in 0..20 {
+            tracker.observe(&ev(n, i64::from(n)).build());
+        }
+        assert!(
+            tracker.len() <= 5 && tracker.len() >= 4,
+            "{}",
+            tracker.len()
+        );
+        assert!(tracker.approx_bytes() <= config.max_session_bytes);
+        assert!(tracker.snapshot(fp(19)).is_some());
+        assert!(tracker.snapshot(fp(0)).is_none());
+    }
+
+    #[test]
+    fn eviction_by_idle_timeout_and_token_expiry() {
+        let config = DetectConfig {
+            session_idle_timeout: HumanDuration(Duration::from_secs(600)),
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        tracker.observe(&ev(1, 0).build());
+        tracker.observe(&ev(2, 0).build());
+        tracker.observe(&ev(3, 0).jwt("carol", None, T0 + 300).build());
+        tracker.observe(&ev(2, 500).build()); // still active
+        tracker.observe(&ev(3, 500).jwt("carol", None, T0 + 300).build());
+        let at = |s: i64| EventTime::from_secs(T0 + s);
+
+        assert_eq!(
+            tracker.evict_idle(at(300)),
+            0,
+            "nothing idle, exp grace not over"
+        );
+        // exp + 5 min grace passed for 3; 1 idle for 601 s.
+        assert_eq!(tracker.evict_idle(at(601)), 2);
+        assert!(tracker.snapshot(fp(1)).is_none() && tracker.snapshot(fp(3)).is_none());
+        assert!(tracker.snapshot(fp(2)).is_some(), "re-queued, not evicted");
+        assert_eq!(tracker.evict_idle(at(1101)), 1);
+        assert!(tracker.is_empty());
+        assert_eq!(
+            tracker.approx_bytes(),
+            0,
+            "bytes returned with the sessions"
+        );
+        // Users older than the concurrent-use window go too.
+        tracker.evict_idle(at(USER_TRAVEL_WINDOW_S + 1000));
+        assert_eq!(tracker.users_len(), 0);
+    }
+
+    #[test]
+    fn users_are_bounded_like_sessions() {
+        let config = DetectConfig {
+            max_sessions: 4,
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        for n in 0..10u8 {
+            let sub = format!("user-{n}");
+            tracker.observe(&ev(n, i64::from(n)).jwt(&sub, None, T0 + 3600).build());
+        }
+        assert_eq!(tracker.users_len(), 4);
+        assert_eq!(tracker.users.len(), 4);
+        assert_eq!(tracker.len(), 4);
+    }
+
+    #[test]
+    fn counters_match_the_maps_under_churn() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let config = DetectConfig {
+            max_sessions: 50,
+            session_idle_timeout: HumanDuration(Duration::from_secs(300)),
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut now = 0i64;
+        for step in 0..5_000 {
+            now += rng.random_range(0..5);
+            let n: u8 = rng.random_range(0..120);
+            // Jitter: some events arrive a little late.
+            let at = now - rng.random_range(0..3);
+            let mut e = ev(n, at).ip(&format!("192.0.2.{}", rng.random_range(1..20u8)));
+            if n % 3 == 0 {
+                e = e.jwt(
+                    &format!("u{}", n % 7),
+                    None,
+                    T0 + rng.random_range(100..4000),
+                );
+            }
+            if rng.random_bool(0.2) {
+                e = e.geo(Some(sao_paulo()));
+            }
+            let obs = tracker.observe(&e.build());
+            let score = if obs.travel.is_some() { 0.99 } else { 0.0 };
+            let a = Assessment {
+                score,
+                contributions: vec![],
+                hard_rule: false,
+            };
+            tracker.record(fp(n), &a, None);
+            if step % 97 == 0 {
+                tracker.evict_idle(EventTime::from_secs(T0 + now));
+            }
+            assert!(tracker.len() <= 50);
+        }
+        assert_eq!(tracker.len(), tracker.sessions.len());
+        assert_eq!(tracker.users_len(), tracker.users.len());
+        let charged: usize = tracker.sessions.iter().map(|s| s.charged_bytes).sum();
+        assert_eq!(tracker.approx_bytes(), charged);
+        assert!(lock(&tracker.session_queue).len() <= 2 * tracker.len() + 1024);
+        // Every live session still has a queue entry, so it can be evicted.
+        tracker.evict_idle(EventTime::from_secs(T0 + now + 100_000));
+        assert!(tracker.is_empty(), "{} left", tracker.len());
+        assert_eq!(tracker.approx_bytes(), 0);
+        assert_eq!(tracker.users_len(), 0);
+    }
+
+    #[test]
+    fn record_keeps_the_strongest_action_and_explains() {
+        let tracker = tracker();
+        let quiet = Assessment {
+            score: 0.0,
+            contributions: vec![],
+            hard_rule: false,
+        };
+        tracker.observe(&ev(1, 0).build());
+        tracker.record(fp(1), &quiet, None);
+        let obs = tracker.observe(
+            &ev(1, 60)
+                .seq(7)
+                .ua(ua("Firefox", "Windows 10", false))
+                .build(),
+        );
+        assert!(obs.user_agent_change.is_some());
+        let assessment = Assessment {
+            score: 0.65,
+            contributions: vec![Contribution {
+                reason: crate::event::Reason::UserAgentChange,
+                weight: 0.65,
+            }],
+            hard_rule: false,
+        };
+        assert_eq!(tracker.prior_action(fp(1)), None);
+        tracker.record(fp(1), &assessment, Some(Action::Flag));
+        assert_eq!(tracker.prior_action(fp(1)), Some(Action::Flag));
+        // (action recorded, action remembered afterwards)
+        for (action, remembered) in [
+            (None, Action::Flag),
+            (Some(Action::Revoke), Action::Revoke),
+            (Some(Action::Flag), Action::Revoke),
+            (None, Action::Revoke),
+        ] {
+            tracker.observe(&ev(1, 61).build());
+            tracker.record(fp(1), &quiet, action);
+            assert_eq!(tracker.prior_action(fp(1)), Some(remembered), "{action:?}");
+        }
+        tracker.record(fp(9), &assessment, Some(Action::Revoke)); // unknown: ignored
+        assert_eq!(tracker.prior_action(fp(9)), None);
+
+        let snap = tracker.snapshot(fp(1)).expect("session");
+        assert_eq!(snap.last_score, 0.0, "the latest event was quiet");
+        let signal = snap
+            .last_signal
+            .as_ref()
+            .expect("the latest signal is kept");
+        assert_eq!(signal.seq, 7);
+        assert_eq!(signal.observation.user_agent_change, obs.user_agent_change);
+        let json = serde_json::to_value(&snap).expect("serializes");
+        assert_eq!(json["fingerprint"], fp(1).to_hex());
+        assert_eq!(json["action"], "revoke");
+        assert_eq!(
+            json["last_signal"]["assessment"]["contributions"][0]["reason"],
+            "user_agent_change"
+        );
+        assert_eq!(json["last_location"]["city"], "Berlin");
+        assert_eq!(json["device"]["family"], "Chrome");
+    }
+
+    #[test]
+    fn explanations_pair_with_their_event_when_a_batch_is_observed_first() {
+        let tracker = tracker();
+        let batch = [
+            ev(1, 0).seq(0).build(),
+            ev(1, 10)
+                .seq(1)
+                .ua(ua("Firefox", "Windows 10", false))
+                .build(),
+            ev(1, 20).seq(2).build(),
+            ev(1, 30).seq(3).ip("192.0.2.77").asn(Some(6805)).build(),
+        ];
+        let observations: Vec<_> = batch.iter().map(|e| tracker.observe(e)).collect();
+        let score = |o: &Observation| Assessment {
+            score: if o.user_agent_change.is_some() {
+                0.65
+            } else {
+                0.0
+            },
+            contributions: vec![],
+            hard_rule: false,
+        };
+        let mut explained = Vec::new();
+        for o in &observations {
+            tracker.record(fp(1), &score(o), None);
+            explained.push(
+                tracker
+                    .snapshot(fp(1))
+                    .and_then(|s| s.last_signal)
+                    .map(|s| s.seq),
+            );
+        }
+        assert_eq!(explained, vec![None, Some(1), Some(1), Some(1)]);
+        let signal = tracker
+            .snapshot(fp(1))
+            .and_then(|s| s.last_signal)
+            .expect("signal");
+        assert!(signal.observation.user_agent_change.is_some());
+        assert!(
+            signal.observation.asn_change.is_none(),
+            "not the later event's features"
+        );
+    }
+
+    #[test]
+    fn snapshot_shows_claims_but_never_a_token() {
+        let tracker = tracker();
+        tracker.observe(&ev(1, 0).jwt("dave", Some("s-1"), T0 + 3600).build());
+        let json =
+            serde_json::to_string(&tracker.snapshot(fp(1)).expect("session")).expect("serializes");
+        for needle in ["\"sub\":\"dave\"", "\"sid\":\"s-1\"", "\"kind\":\"jwt\""] {
+            assert!(json.contains(needle), "{needle} in {json}");
+        }
+        assert!(
+            !json.contains("Bearer") && !json.contains("token\":"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn concurrent_observers_agree_on_counts() {
+        let tracker = Arc::new(tracker());
+        std::thread::scope(|scope| {
+            for worker in 0..4u8 {
+                let tracker = tracker.clone();
+                scope.spawn(move || {
+                    for k in 0..200 {
+                        // Each worker owns its sessions, as the pipeline routes them.
+                        let n = worker * 50 + (k % 50) as u8;
+                        tracker.observe(&ev(n, i64::from(k)).build());
+                        let _ = tracker.snapshot(fp(n));
+                    }
+                });
+            }
+        });
+        assert_eq!(tracker.len(), 200);
+        let total: u64 = (0..200u8)
+            .map(|n| tracker.snapshot(fp(n)).expect("session").requests)
+            .sum();
+        assert_eq!(total, 800);
     }
 }
