@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokenwatch::geodb::NetKind;
 
+/// Event time `secs` after a quarter of an hour ago.
+fn recent(secs: i64) -> tokenwatch::event::EventTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    tokenwatch::event::EventTime((now - 900 + secs) * 1000)
+}
+
 const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 /// A running daemon and the address its API listens on.
@@ -91,8 +100,9 @@ async fn check(client: &reqwest::Client, d: &Daemon, token: &str) -> u16 {
 async fn api_revocation_survives_kill_dash_nine() {
     let f = fixture("");
     let client = reqwest::Client::new();
-    let stolen = f.jwt("erin", at(0).secs());
-    let innocent = f.jwt("frank", at(0).secs());
+    // Tokens issued now: a revocation lasts until the token's own expiry (wall clock).
+    let stolen = f.jwt("erin", recent(0).secs());
+    let innocent = f.jwt("frank", recent(0).secs());
 
     let daemon = Daemon::start(&f);
     wait_ready(&client, &daemon).await;
@@ -141,14 +151,14 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
     let daemon = Daemon::start(&f);
     wait_ready(&client, &daemon).await;
 
-    let token = f.jwt("grace", at(0).secs());
+    let token = f.jwt("grace", recent(0).secs());
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     for i in 0..5 {
         writeln!(
             file,
             "{}",
             line(
-                at(i * 60),
+                recent(i * 60),
                 ip("Berlin", NetKind::Residential, 4),
                 CHROME,
                 &token,
@@ -169,7 +179,7 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
         file,
         "{}",
         line(
-            at(600),
+            recent(600),
             ip("São Paulo", NetKind::Hosting, 4),
             CHROME,
             &token,

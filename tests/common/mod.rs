@@ -146,7 +146,7 @@ asn_db = "asn.mmdb"
 
 /// Event time from `2026-11-23T12:00:00Z` plus `secs`.
 pub fn at(secs: i64) -> EventTime {
-    EventTime((1_763_899_200 + secs) * 1000)
+    EventTime((1_795_435_200 + secs) * 1000)
 }
 
 pub fn ip(city: &str, kind: NetKind, host: u32) -> IpAddr {
@@ -159,6 +159,8 @@ pub fn ip(city: &str, kind: NetKind, host: u32) -> IpAddr {
 
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
+pub const FIREFOX_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1";
 
 /// One access-log line (DESIGN §2 default fields) with a bearer token.
