@@ -436,7 +436,8 @@ mod tests {
 
     #[test]
     fn lines_are_split_and_capped_table() {
-        let cases: &[(&[u8], usize, &[(&[u8], bool)])] = &[
+        type Case<'a> = (&'a [u8], usize, &'a [(&'a [u8], bool)]);
+        let cases: &[Case] = &[
             (b"a\nbb\n", 8, &[(b"a", false), (b"bb", false)]),
             (b"a\r\nb", 8, &[(b"a", false), (b"b", false)]),
             (b"0123456789\nok\n", 4, &[(b"0123", true), (b"ok", false)]),

@@ -7,6 +7,8 @@
 //!
 //! Keys, peppers and JWT secrets are generated per test.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Bad input never stops the pipeline: each bad record is counted under its reason, and the
 //! good records after it are still processed (here: a stolen token is still revoked).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::io::Write;

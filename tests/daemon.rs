@@ -1,6 +1,8 @@
 //! `tokenwatch run` as a process: it follows a log and revokes through the check API, and a
 //! revocation acknowledged by the API survives `kill -9`. Also `demo` end to end.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -11,6 +11,8 @@
 //! stated accuracy of the real city (plus a margin for the city's own extent); and the
 //! coordinates of the synthetic world (`geodb::CITIES`) agree with DB-IP's.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

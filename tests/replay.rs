@@ -1,6 +1,8 @@
 //! `tokenwatch replay` end to end on generated fixtures (mmdb, keys): the three scenarios of
 //! the foundation issue, and determinism.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use common::*;
