@@ -51,7 +51,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Run { .. } | Command::Demo(_) => "info",
+        Command::Run { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()

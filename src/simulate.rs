@@ -40,9 +40,10 @@ pub struct SimSpec {
 }
 
 impl SimSpec {
-    /// Users needed for about `events` events over `duration_s` (≈ 7 requests a minute each).
+    /// Users needed for about `events` events over `duration_s` (≈ 6 requests a minute each,
+    /// measured on the generator itself).
     pub fn users_for_events(events: u64, duration_s: u64) -> usize {
-        let per_user = (duration_s as f64 / 60.0 * 7.0).max(1.0);
+        let per_user = (duration_s as f64 / 60.0 * 6.0).max(1.0);
         ((events as f64 / per_user).ceil() as usize).max(1)
     }
 }
