@@ -711,18 +711,6 @@ mod tests {
     use crate::enrich::{Enricher, classify};
     use crate::event::AddressClass;
 
-    fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-        let (la1, lo1, la2, lo2) = (
-            a.0.to_radians(),
-            a.1.to_radians(),
-            b.0.to_radians(),
-            b.1.to_radians(),
-        );
-        let h = ((la2 - la1) / 2.0).sin().powi(2)
-            + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-        2.0 * 6371.0 * h.sqrt().asin()
-    }
-
     #[test]
     fn cities_are_many_valid_and_cover_every_continent() {
         assert!(CITIES.len() >= 200, "{} cities", CITIES.len());
@@ -780,7 +768,7 @@ mod tests {
                 CITIES[city_index(a).unwrap()],
                 CITIES[city_index(b).unwrap()],
             );
-            let d = haversine_km((ca.lat, ca.lon), (cb.lat, cb.lon));
+            let d = crate::track::great_circle_km((ca.lat, ca.lon), (cb.lat, cb.lon));
             assert!(
                 (d - km).abs() / km < 0.02,
                 "{a}–{b}: {d:.0} km, expected {km}"

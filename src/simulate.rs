@@ -174,15 +174,6 @@ const SCRAPE_PATHS: &[&str] = &[
     "/api/items?page=",
 ];
 
-struct Request {
-    time: EventTime,
-    ip: IpAddr,
-    method: &'static str,
-    path: String,
-    status: u16,
-    user_agent: String,
-}
-
 /// Run the simulation.
 pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -230,10 +221,15 @@ pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
         });
 
         // The victim's own traffic.
+        let mut emit = Emitter {
+            out: &mut all,
+            session,
+            token: &token,
+            is_jwt,
+        };
         let mut t = session_start;
         while t < end {
-            let on_mobile = switch_at.is_some_and(|s| t >= s)
-                && ((t - switch_at.unwrap_or(0)) / 600_000) % 2 == 0;
+            let on_mobile = switch_at.is_some_and(|s| t >= s && ((t - s) / 600_000) % 2 == 0);
             let kind = if on_mobile {
                 NetKind::Mobile
             } else {
@@ -246,35 +242,14 @@ pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
             };
             let ip = geodb::address(home, kind, host);
             // A page load bursts into a few API calls within two seconds.
-            push(
-                &mut all,
-                session,
-                &token,
-                is_jwt,
-                Request {
-                    time: EventTime(t),
-                    ip,
-                    method: "GET",
-                    path: PAGES[rng.random_range(0..PAGES.len())].into(),
-                    status: 200,
-                    user_agent: ua.clone(),
-                },
-            );
+            emit.get(t, ip, PAGES[rng.random_range(0..PAGES.len())], &ua);
             for _ in 0..rng.random_range(0..3) {
                 let dt = rng.random_range(50..2000);
-                push(
-                    &mut all,
-                    session,
-                    &token,
-                    is_jwt,
-                    Request {
-                        time: EventTime(t + dt),
-                        ip,
-                        method: "GET",
-                        path: API_CALLS[rng.random_range(0..API_CALLS.len())].into(),
-                        status: 200,
-                        user_agent: ua.clone(),
-                    },
+                emit.get(
+                    t + dt,
+                    ip,
+                    API_CALLS[rng.random_range(0..API_CALLS.len())],
+                    &ua,
                 );
             }
             t += exponential_ms(&mut rng, per_minute / 2.0);
@@ -289,19 +264,11 @@ pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
                 let ip = geodb::address(far, NetKind::Hosting, rng.random_range(0..4000));
                 let mut t = attack_start;
                 for _ in 0..rng.random_range(6..15) {
-                    push(
-                        &mut all,
-                        session,
-                        &token,
-                        is_jwt,
-                        Request {
-                            time: EventTime(t),
-                            ip,
-                            method: "GET",
-                            path: API_CALLS[rng.random_range(0..API_CALLS.len())].into(),
-                            status: 200,
-                            user_agent: user_agent.clone(),
-                        },
+                    emit.get(
+                        t,
+                        ip,
+                        API_CALLS[rng.random_range(0..API_CALLS.len())],
+                        &user_agent,
                     );
                     t += rng.random_range(5_000..30_000);
                 }
@@ -309,32 +276,14 @@ pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
             } else {
                 let near = same_country_city(&mut rng, home);
                 let ip = geodb::address(near, NetKind::Hosting, rng.random_range(0..4000));
-                let ua = SCRIPTED[rng.random_range(0..SCRIPTED.len())].to_string();
+                let ua = SCRIPTED[rng.random_range(0..SCRIPTED.len())];
                 let rate = rng.random_range(60.0..120.0);
-                let mut t = attack_start;
                 let stop = attack_start + 180_000;
-                let mut page = 0;
+                let (mut t, mut page) = (attack_start, 0);
                 while t < stop {
                     page += 1;
-                    let path = format!(
-                        "{}{}",
-                        SCRAPE_PATHS[rng.random_range(0..SCRAPE_PATHS.len())],
-                        page
-                    );
-                    push(
-                        &mut all,
-                        session,
-                        &token,
-                        is_jwt,
-                        Request {
-                            time: EventTime(t),
-                            ip,
-                            method: "GET",
-                            path,
-                            status: 200,
-                            user_agent: ua.clone(),
-                        },
-                    );
+                    let path = SCRAPE_PATHS[rng.random_range(0..SCRAPE_PATHS.len())];
+                    emit.get(t, ip, &format!("{path}{page}"), ua);
                     t += exponential_ms(&mut rng, rate);
                 }
                 ("scripted_scraping", attack_start)
@@ -367,27 +316,33 @@ pub fn simulate(spec: &SimSpec, keys: &SimKeys) -> Simulation {
     }
 }
 
-fn push(
-    out: &mut Vec<(EventTime, u64, String)>,
+/// Writes one session's requests as access-log lines.
+struct Emitter<'a> {
+    out: &'a mut Vec<(EventTime, u64, String)>,
     session: u64,
-    token: &str,
+    token: &'a str,
     is_jwt: bool,
-    r: Request,
-) {
-    let mut record = serde_json::json!({
-        "time": r.time.to_rfc3339(),
-        "client_ip": r.ip.to_string(),
-        "method": r.method,
-        "path": r.path,
-        "status": r.status,
-        "user_agent": r.user_agent,
-    });
-    if is_jwt {
-        record["authorization"] = format!("Bearer {token}").into();
-    } else {
-        record["cookie"] = format!("theme=dark; sid={token}").into();
+}
+
+impl Emitter<'_> {
+    /// A `GET` answered 200 at `time` (ms).
+    fn get(&mut self, time: i64, ip: IpAddr, path: &str, user_agent: &str) {
+        let time = EventTime(time);
+        let mut record = serde_json::json!({
+            "time": time.to_rfc3339(),
+            "client_ip": ip.to_string(),
+            "method": "GET",
+            "path": path,
+            "status": 200,
+            "user_agent": user_agent,
+        });
+        if self.is_jwt {
+            record["authorization"] = format!("Bearer {}", self.token).into();
+        } else {
+            record["cookie"] = format!("theme=dark; sid={}", self.token).into();
+        }
+        self.out.push((time, self.session, record.to_string()));
     }
-    out.push((r.time, session, record.to_string()));
 }
 
 fn exponential_ms(rng: &mut ChaCha8Rng, per_minute: f64) -> i64 {
@@ -400,8 +355,8 @@ fn far_city(rng: &mut ChaCha8Rng, home: usize) -> usize {
     loop {
         let c = rng.random_range(0..geodb::CITIES.len());
         let o = geodb::CITIES[c];
-        // Roughly ≥ 3000 km: well beyond any radius or short hop.
-        let d = rough_km(h.lat, h.lon, o.lat, o.lon);
+        // ≥ 3000 km: well beyond any radius or short hop.
+        let d = crate::track::great_circle_km((h.lat, h.lon), (o.lat, o.lon));
         if d > 3000.0 {
             return c;
         }
@@ -414,15 +369,6 @@ fn same_country_city(rng: &mut ChaCha8Rng, home: usize) -> usize {
         .filter(|c| geodb::CITIES[*c].country == country)
         .collect();
     candidates[rng.random_range(0..candidates.len())]
-}
-
-/// Great-circle distance, km (for picking far cities; detection has its own).
-fn rough_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * 6371.0 * a.sqrt().asin()
 }
 
 fn sign_jwt(keys: &SimKeys, sub: &str, sid: &str, session: u64, iat: i64, exp: i64) -> String {

@@ -94,15 +94,18 @@ type Queue<K> = BinaryHeap<Reverse<(i64, u64, K)>>;
 /// A non-finite coordinate (a corrupt database record) gives 0: no travel rather than a
 /// made-up one.
 pub fn haversine_km(from: &GeoPoint, to: &GeoPoint) -> f64 {
-    if ![from.lat, from.lon, to.lat, to.lon]
-        .iter()
-        .all(|v| v.is_finite())
-    {
+    great_circle_km((from.lat, from.lon), (to.lat, to.lon))
+}
+
+/// Great-circle distance in km between two `(lat, lon)` points in degrees (haversine, mean
+/// Earth radius); 0 for non-finite input.
+pub fn great_circle_km(from: (f64, f64), to: (f64, f64)) -> f64 {
+    if ![from.0, from.1, to.0, to.1].iter().all(|v| v.is_finite()) {
         return 0.0;
     }
-    let (lat1, lat2) = (from.lat.to_radians(), to.lat.to_radians());
+    let (lat1, lat2) = (from.0.to_radians(), to.0.to_radians());
     let d_lat = lat2 - lat1;
-    let d_lon = (to.lon - from.lon).to_radians();
+    let d_lon = (to.1 - from.1).to_radians();
     let a = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
     // Rounding can push `a` a hair above 1 for antipodes.
     2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()

@@ -26,22 +26,11 @@ use tokenwatch::config::GeoIpConfig;
 use tokenwatch::enrich::{Enricher, city_name_matches, find_addresses};
 use tokenwatch::event::AddressClass;
 use tokenwatch::geodb::{CITIES, city_index};
+use tokenwatch::track::great_circle_km;
 
 /// How far (km) a district's coordinates may be from the city centre, on top of the database's
 /// accuracy radius: large cities span 30–60 km (New York, London, Tokyo, São Paulo).
 const CITY_EXTENT_KM: f64 = 50.0;
-
-fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, lo1, la2, lo2) = (
-        a.0.to_radians(),
-        a.1.to_radians(),
-        b.0.to_radians(),
-        b.1.to_radians(),
-    );
-    let h = ((la2 - la1) / 2.0).sin().powi(2)
-        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-    2.0 * 6371.0 * h.sqrt().asin()
-}
 
 /// The DB-IP City file, or `None` (after printing why) when it cannot be had.
 fn dbip_city() -> Option<&'static Path> {
@@ -127,7 +116,7 @@ fn dbip_addresses_resolve_to_their_real_cities() {
                 geo.radius_km, 50.0,
                 "DB-IP has no radius: the default applies"
             );
-            let off = haversine_km((geo.lat, geo.lon), (real.lat, real.lon));
+            let off = great_circle_km((geo.lat, geo.lon), (real.lat, real.lon));
             assert!(
                 off <= geo.radius_km + CITY_EXTENT_KM,
                 "{name}: {ip} at ({}, {}) is {off:.0} km from the centre",
@@ -191,7 +180,7 @@ fn synthetic_cities_agree_with_dbip() {
                 .filter(|i| city_name_matches(name, CITIES[**i].name))
                 .map(|i| {
                     let c = CITIES[*i];
-                    (*i, haversine_km(point, (c.lat, c.lon)) <= NEAR_KM)
+                    (*i, great_circle_km(point, (c.lat, c.lon)) <= NEAR_KM)
                 })
                 .collect()
         });
