@@ -453,7 +453,7 @@ impl Services {
                 tick.tick().await;
                 let d = denylist.clone();
                 match tokio::task::spawn_blocking(move || {
-                    d.maintain(crate::publish::wall_clock_ms())
+                    d.maintain(crate::denylist::wall_clock_ms())
                 })
                 .await
                 {
@@ -642,7 +642,7 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     secrets.admin_key = Some(admin_key.clone());
 
     let duration_s = 10 * 60;
-    let now_ms = crate::publish::wall_clock_ms();
+    let now_ms = crate::denylist::wall_clock_ms();
     let spec = SimSpec {
         seed: args.seed,
         start: crate::event::EventTime(now_ms - duration_s as i64 * 1000),

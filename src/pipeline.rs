@@ -189,7 +189,8 @@ impl Pipeline {
         let assessments = self.stages.scorer.score_batch(&observations);
 
         let mut decisions = Vec::new();
-        let now_s = wall_clock_secs();
+        // Wall clock for the lag metric only; detection never reads it.
+        let now_s = crate::denylist::wall_clock_ms() as f64 / 1000.0;
         for ((event, observation), assessment) in events.iter().zip(&observations).zip(&assessments)
         {
             self.metrics.risk_score.observe(assessment.score);
@@ -247,12 +248,4 @@ fn front(stages: &Stages, line: &RawLine, seq: u64) -> Front {
         identity,
         enrichment,
     }))
-}
-
-/// Seconds since the epoch, wall clock (metrics only).
-pub fn wall_clock_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

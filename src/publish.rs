@@ -14,7 +14,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::denylist::{DenyKey, Denylist, Entry, Origin};
+use crate::denylist::{DenyKey, Denylist, Entry, Origin, wall_clock_ms};
 use crate::event::{Action, Decision, EventTime, Mode};
 use crate::metrics::Metrics;
 
@@ -152,12 +152,4 @@ impl Publisher {
         }
         Ok(decisions)
     }
-}
-
-/// Milliseconds since the epoch, wall clock.
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -50,10 +50,15 @@ impl Daemon {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon announced its address");
-        Daemon { child, addr }
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Daemon { child, addr },
+            Err(_) => {
+                // Never leak the process when the test fails here.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon did not announce its address within 30 s");
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
