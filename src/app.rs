@@ -46,7 +46,7 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
     let identifier = Identifier::from_config(&config.tokens, secrets).context("tokens")?;
     let enricher = Arc::new(Enricher::from_config(&config.geoip).context("geoip")?);
     let tracker = Arc::new(SessionTracker::new(&config.detect));
-    let scorer: Arc<dyn Scorer> = Arc::new(RuleScorer::new(&config.detect));
+    let scorer = build_scorer(config)?;
     let policy = Policy::new(&config.detect, &config.tokens);
     Ok(Stages {
         parser,
@@ -55,6 +55,18 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
         tracker,
         scorer,
         policy,
+    })
+}
+
+/// The configured scorer: the trained model (with the hard rules) when `detect.model` is set,
+/// else the rule-based scorer.
+pub fn build_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
+    Ok(match &config.detect.model {
+        Some(path) => Arc::new(
+            crate::model::ModelScorer::load(path, &config.detect)
+                .with_context(|| format!("detect.model: {}", path.display()))?,
+        ),
+        None => Arc::new(RuleScorer::new(&config.detect)),
     })
 }
 
@@ -566,7 +578,7 @@ pub async fn run(
         services
             .metrics
             .model_info
-            .with_label_values(&["rules-v1"])
+            .with_label_values(&[stages.scorer.version()])
             .set(1);
         services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
         let pipeline = Pipeline::new(stages, services.metrics.clone());

@@ -38,6 +38,10 @@ enum Command {
     },
     /// Write labelled synthetic traffic, with the GeoIP databases and config to replay it.
     Simulate(app::SimulateArgs),
+    /// Fit the session-risk model on labelled simulated traffic.
+    Train(tokenwatch::train::TrainArgs),
+    /// Precision, recall and time to detect per attack type, against published rules.
+    Evaluate(tokenwatch::evaluate::EvaluateArgs),
     /// Simulate, detect, revoke and serve the API: see it work in a minute.
     Demo(app::DemoArgs),
     /// Validate a config file and the files it names; print every problem.
@@ -93,6 +97,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Simulate(args) => app::simulate_to_files(&args)?,
         Command::Demo(args) => app::demo(args)?,
+        Command::Train(args) => tokenwatch::train::run(&args)?,
+        Command::Evaluate(args) => tokenwatch::evaluate::run(&args)?,
         Command::CheckConfig { config } => {
             let (config, secrets) = load(config)?;
             app::build_stages(&config, &secrets)?;

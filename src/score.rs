@@ -32,6 +32,11 @@ pub trait Scorer: Send + Sync {
     /// Score a batch (models score in batches; rules just map). One assessment per
     /// observation, in order.
     fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment>;
+
+    /// Version label for `model_info{version}`.
+    fn version(&self) -> &str {
+        "rules-v1"
+    }
 }
 
 /// The rule weights, each with why it has that value.
