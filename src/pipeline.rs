@@ -20,7 +20,9 @@ use rayon::prelude::*;
 
 use crate::decide::Policy;
 use crate::enrich::Enricher;
-use crate::event::{Decision, EventTime, IdentifiedEvent, RawLine, SourceKind};
+use crate::event::{
+    Assessment, Decision, EventTime, IdentifiedEvent, Observation, RawLine, SourceKind,
+};
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
 use crate::parse::Parser;
@@ -121,6 +123,17 @@ impl Pipeline {
 
     /// Process one batch; returns its decisions in input order.
     pub fn process_batch(&mut self, lines: &[RawLine]) -> Vec<Decision> {
+        self.process_batch_observed(lines, |_, _, _| {})
+    }
+
+    /// Like [`Pipeline::process_batch`], and shows every event that reached detection to
+    /// `inspect` with its observation and assessment, in input order (`train` and `evaluate`
+    /// use it; the daemon does not).
+    pub fn process_batch_observed(
+        &mut self,
+        lines: &[RawLine],
+        mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+    ) -> Vec<Decision> {
         let first_seq = self.next_seq;
         self.next_seq += lines.len() as u64;
         self.batches += 1;
@@ -193,6 +206,7 @@ impl Pipeline {
         let now_s = crate::denylist::wall_clock_ms() as f64 / 1000.0;
         for ((event, observation), assessment) in events.iter().zip(&observations).zip(&assessments)
         {
+            inspect(event, observation, assessment);
             self.metrics.risk_score.observe(assessment.score);
             self.metrics
                 .event_lag
