@@ -34,7 +34,8 @@ use crate::score::{RuleScorer, Scorer};
 use crate::source::{self, Source, SourceLimits};
 use crate::track::SessionTracker;
 
-/// Build the stages (opens key files and GeoIP databases).
+/// Build the stages (opens key files, GeoIP databases and the model). Every stage is tried,
+/// so one run reports every file that cannot be used.
 pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages> {
     let parser = Parser::new(
         config.input.format,
@@ -42,20 +43,35 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
         &config.tokens.session_cookie,
         config.input.max_line_bytes,
     )
-    .map_err(|e| anyhow::anyhow!("input.fields: {e}"))?;
-    let identifier = Identifier::from_config(&config.tokens, secrets).context("tokens")?;
-    let enricher = Arc::new(Enricher::from_config(&config.geoip).context("geoip")?);
-    let tracker = Arc::new(SessionTracker::new(&config.detect));
-    let scorer = build_scorer(config)?;
-    let policy = Policy::new(&config.detect, &config.tokens);
-    Ok(Stages {
-        parser,
-        identifier,
-        enricher,
-        tracker,
-        scorer,
-        policy,
-    })
+    .map_err(|e| anyhow::anyhow!("{e}"));
+    let identifier = Identifier::from_config(&config.tokens, secrets).map_err(anyhow::Error::from);
+    let enricher = Enricher::from_config(&config.geoip)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("geoip: {e}"));
+    let scorer = build_scorer(config);
+    match (parser, identifier, enricher, scorer) {
+        (Ok(parser), Ok(identifier), Ok(enricher), Ok(scorer)) => Ok(Stages {
+            parser,
+            identifier,
+            enricher,
+            tracker: Arc::new(SessionTracker::new(&config.detect)),
+            scorer,
+            policy: Policy::new(&config.detect, &config.tokens),
+        }),
+        (parser, identifier, enricher, scorer) => {
+            let errors: Vec<String> =
+                [parser.err(), identifier.err(), enricher.err(), scorer.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("  - {e:#}"))
+                    .collect();
+            anyhow::bail!(
+                "{} problem(s) opening what the config names:\n{}",
+                errors.len(),
+                errors.join("\n")
+            )
+        }
+    }
 }
 
 /// The configured scorer: the trained model (with the hard rules) when `detect.model` is set,
