@@ -176,6 +176,35 @@ struct ScoredRow {
     revocations: Vec<Revocation>,
 }
 
+impl ScoredRow {
+    /// One batch through the row's pipeline; `gathered` also collects ground truth and the
+    /// baselines' inputs (one row does, for all).
+    fn process(
+        &mut self,
+        batch: &[crate::event::RawLine],
+        index: &HashMap<Fingerprint, usize>,
+        labels: &Labels,
+        mut gathered: Option<&mut Gathered>,
+    ) {
+        let scores = &mut self.scores;
+        let decisions = self
+            .pipeline
+            .process_batch_observed(batch, |event, _, assessment| {
+                let session = index.get(&event.identity.fingerprint).copied();
+                if let Some(gathered) = gathered.as_deref_mut() {
+                    gather(gathered, labels, event, session);
+                }
+                if let Some(s) = session {
+                    let after = labels.sessions[s]
+                        .attack_start
+                        .is_some_and(|start| event.event.time >= start);
+                    scores[s].observe(assessment.score, after);
+                }
+            });
+        self.revocations.extend(revocations_of(&decisions, index));
+    }
+}
+
 /// Ground truth and baseline inputs, gathered from the first pipeline's events.
 struct Gathered {
     attacker_requests: Vec<Vec<u64>>,
@@ -244,28 +273,17 @@ pub fn evaluate(
     let (mut rx, reader) = crate::source::read_all(input, crate::app::source_limits(config));
     while let Some(batch) = rx.blocking_recv() {
         gathered.stats.lines += batch.len() as u64;
-        for (i, row) in rows.iter_mut().enumerate() {
-            let ScoredRow {
-                pipeline,
-                scores,
-                revocations,
-                ..
-            } = row;
-            let first = i == 0;
-            let decisions = pipeline.process_batch_observed(&batch, |event, _, assessment| {
-                let fingerprint = event.identity.fingerprint;
-                let session = index.get(&fingerprint).copied();
-                if first {
-                    gather(&mut gathered, labels, event, session);
-                }
-                if let Some(s) = session {
-                    let after = labels.sessions[s]
-                        .attack_start
-                        .is_some_and(|start| event.event.time >= start);
-                    scores[s].observe(assessment.score, after);
-                }
-            });
-            revocations.extend(revocations_of(&decisions, &index));
+        // The rows' pipelines are independent: the model row runs beside the rules row, so
+        // their in-order phases use both cores (phase 1 of each is parallel already).
+        if let Some((first, rest)) = rows.split_first_mut() {
+            rayon::join(
+                || first.process(&batch, &index, labels, Some(&mut gathered)),
+                || {
+                    for row in rest {
+                        row.process(&batch, &index, labels, None);
+                    }
+                },
+            );
         }
     }
     reader
