@@ -10,7 +10,7 @@
 //! - **People** live in the real cities of [`geodb::CITIES`], browse with real browser
 //!   User-Agents (desktop and mobile; Chrome, Edge, Firefox, Safari, Samsung Internet on
 //!   Windows, macOS, Linux, iOS, Android), log in once and come back in visits that follow
-//!   their local day; a page load bursts into a few API calls ([`agents`]). Some have a
+//!   their local day; a page load bursts into a few API calls (`agents`). Some have a
 //!   second device. Their quirks are the benign behaviours that fool naive rules
 //!   ([`BEHAVIOURS`]: carrier gateways, corporate VPN, flights, in-flight satellite Wi-Fi,
 //!   privacy relays, browser updates, shared office NAT).
@@ -18,9 +18,9 @@
 //!   datacenter address, from their first request on.
 //! - **Tokens**: JWT sessions carry HS256 tokens signed with [`SimKeys`], refreshed every
 //!   [`SimSpec::refresh_s`] while in use (same `sid`, new `jti`, `exp = iat + lifetime`);
-//!   other sessions carry a long-lived opaque cookie or API key ([`session`]).
+//!   other sessions carry a long-lived opaque cookie or API key (`session`).
 //! - **Attacks**: a small fraction of people's sessions ([`SimSpec::attack_fraction`]) are
-//!   attacked, the six types of [`crate::labels::ATTACK_TYPES`] dealt in turn ([`attack`]).
+//!   attacked, the six types of [`crate::labels::ATTACK_TYPES`] dealt in turn (`attack`).
 //! - **Addresses** come from [`SimSpec::addresses`]: the synthetic plan of [`geodb`], or a real
 //!   City database's networks indexed by city ([`geodb::AddressIndex`]).
 //!
