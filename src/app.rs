@@ -253,21 +253,30 @@ pub struct SimulateArgs {
     /// RNG seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Approximate number of events (sets the number of users).
+    /// Approximate number of events (sets the number of users, measured on a pilot run).
     #[arg(long, conflicts_with = "users")]
     pub events: Option<u64>,
-    /// Number of users (one session each).
-    #[arg(long, default_value_t = 500)]
+    /// Number of users (about 1 % are API-automation clients; a tenth of the people have a
+    /// second device, hence a second session).
+    #[arg(long, default_value_t = 2000)]
     pub users: usize,
-    /// Simulated span, e.g. `30m`.
-    #[arg(long, default_value = "30m")]
+    /// Simulated span, e.g. `24h`.
+    #[arg(long, default_value = "24h")]
     pub duration: humantime::Duration,
     /// First event time (RFC 3339).
     #[arg(long, default_value = "2026-11-23T12:00:00Z")]
     pub start: String,
-    /// Fraction of sessions an attacker replays.
-    #[arg(long, default_value_t = 0.05)]
+    /// Fraction of people's sessions an attacker uses (the six attack types in turn).
+    #[arg(long, default_value_t = crate::simulate::SimSpec::DEFAULT_ATTACK_FRACTION)]
     pub attack_fraction: f64,
+    /// JWT refresh interval: a session in use gets a new token (same `sid`) this often.
+    #[arg(long, default_value = "15m")]
+    pub refresh: humantime::Duration,
+    /// A real GeoIP2/GeoLite2 or DB-IP City database to draw client addresses from (indexed
+    /// by city, so the pipeline sees real data). Without it, small synthetic databases are
+    /// written beside `--out`.
+    #[arg(long)]
+    pub geoip: Option<PathBuf>,
 }
 
 /// Parse RFC 3339 text into event time.
@@ -313,40 +322,85 @@ pub fn write_sim_support(
 
 /// `tokenwatch simulate`.
 pub fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
-    use crate::simulate::{SimKeys, SimSpec, simulate};
-    let duration_s = args.duration.as_secs().max(60);
-    let users = match args.events {
-        Some(events) => SimSpec::users_for_events(events, duration_s),
-        None => args.users,
-    };
+    use crate::geodb::{AddressIndex, AddressPlan};
+    use crate::simulate::{SimKeys, SimSpec, generate};
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.attack_fraction),
         "--attack-fraction must be within [0, 1]"
     );
-    let spec = SimSpec {
-        seed: args.seed,
-        start: parse_rfc3339(&args.start)?,
-        duration_s,
-        users,
-        attack_fraction: args.attack_fraction,
-    };
-    let keys = SimKeys::from_seed(args.seed);
+    let refresh_s = args.refresh.as_secs();
+    anyhow::ensure!(refresh_s >= 60, "--refresh must be at least 1m");
     let dir = args
         .out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let files = write_sim_support(dir, &keys, None)?;
-    let sim = simulate(&spec, &keys);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let keys = SimKeys::from_seed(args.seed);
 
-    let mut out = std::io::BufWriter::new(
+    // Addresses: a real City database indexed by city, or the synthetic plan.
+    let (addresses, files) = match &args.geoip {
+        Some(city_db) => {
+            let started = Instant::now();
+            let index = AddressIndex::build(city_db)
+                .with_context(|| format!("--geoip {}", city_db.display()))?;
+            eprintln!(
+                "indexed {}: {} networks walked, {} kept, {} of {} cities found ({:.1} s)",
+                city_db.display(),
+                index.networks_walked(),
+                index.networks_kept(),
+                index.cities_found(),
+                crate::geodb::CITIES.len(),
+                started.elapsed().as_secs_f64()
+            );
+            let files = SimFiles {
+                city_db: std::fs::canonicalize(city_db)
+                    .with_context(|| format!("--geoip {}", city_db.display()))?,
+                asn_db: dir.join("geo-asn.mmdb"),
+                config: dir.join("tokenwatch.toml"),
+            };
+            // ASNs for the real networks: a small overlay (the real file has none to give).
+            index
+                .write_asn_db(&files.asn_db)
+                .context("writing the ASN overlay database")?;
+            let plan = AddressPlan::Indexed(Arc::new(index));
+            let allow =
+                plan.corporate_vpn_networks(&crate::simulate::corporate_vpn_egress_cities());
+            let text = crate::simulate::config_toml_allowing(
+                &keys,
+                &files.city_db.display().to_string(),
+                "geo-asn.mmdb",
+                None,
+                &allow,
+            );
+            std::fs::write(&files.config, text)
+                .with_context(|| format!("cannot write {}", files.config.display()))?;
+            (plan, files)
+        }
+        None => (AddressPlan::Synthetic, write_sim_support(dir, &keys, None)?),
+    };
+    let mut spec = SimSpec::new(
+        args.seed,
+        parse_rfc3339(&args.start)?,
+        args.duration.as_secs().max(60),
+        args.users,
+    );
+    spec.attack_fraction = args.attack_fraction;
+    spec.refresh_s = refresh_s;
+    spec.addresses = addresses;
+    if let Some(events) = args.events {
+        spec.users = spec.users_for_events(events);
+    }
+
+    let started = Instant::now();
+    let sim = generate(&spec, &keys);
+    let generated = started.elapsed();
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
         std::fs::File::create(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?,
     );
-    for line in &sim.lines {
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
-    }
+    sim.for_each_chunk(|chunk| out.write_all(chunk.as_bytes()))?;
     out.flush()?;
     let labels_path = args
         .labels
@@ -356,21 +410,40 @@ pub fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         std::fs::File::create(&labels_path)
             .with_context(|| format!("cannot create {}", labels_path.display()))?,
     );
-    for label in &sim.labels {
+    for label in sim.labels() {
         serde_json::to_writer(&mut labels, label)?;
         labels.write_all(b"\n")?;
     }
     labels.flush()?;
-    let attacks = sim
-        .labels
-        .iter()
-        .filter(|l| l.attack_type.is_some())
-        .count();
+    let total = started.elapsed();
+
+    let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_behaviour: BTreeMap<&str, usize> = BTreeMap::new();
+    for label in sim.labels() {
+        if let Some(t) = &label.attack_type {
+            *by_type.entry(t).or_default() += 1;
+        }
+        for b in &label.behaviours {
+            *by_behaviour.entry(b).or_default() += 1;
+        }
+    }
+    let list = |m: &BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
-        "simulated {} events, {} sessions ({} attacked)\n  log     {}\n  labels  {}\n  geoip   {} {}\n  config  {}\nreplay it: tokenwatch replay {} --config {}",
-        sim.lines.len(),
-        sim.labels.len(),
-        attacks,
+        "simulated {} events, {} users, {} sessions ({} attacked) in {:.2} s ({:.0} events/s generated, {:.0} events/s with writing)\n  attacks     {}\n  behaviours  {}\n  log     {}\n  labels  {}\n  geoip   {} {}\n  config  {}\nreplay it: tokenwatch replay {} --config {}",
+        sim.len(),
+        spec.users,
+        sim.labels().len(),
+        by_type.values().sum::<usize>(),
+        total.as_secs_f64(),
+        sim.len() as f64 / generated.as_secs_f64().max(1e-9),
+        sim.len() as f64 / total.as_secs_f64().max(1e-9),
+        list(&by_type),
+        list(&by_behaviour),
         args.out.display(),
         labels_path.display(),
         files.city_db.display(),
@@ -672,11 +745,13 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     let duration_s = 10 * 60;
     let now_ms = crate::denylist::wall_clock_ms();
     let spec = SimSpec {
-        seed: args.seed,
-        start: crate::event::EventTime(now_ms - duration_s as i64 * 1000),
-        duration_s,
-        users: args.users,
         attack_fraction: 0.04,
+        ..SimSpec::new(
+            args.seed,
+            crate::event::EventTime(now_ms - duration_s as i64 * 1000),
+            duration_s,
+            args.users,
+        )
     };
     let sim = simulate(&spec, &keys);
     let attacked = sim
@@ -858,9 +933,10 @@ pub fn explain(d: &crate::event::Decision) -> String {
     out
 }
 
-/// Detection results against the simulation's ground truth.
+/// Detection results against the simulation's ground truth: a session counts as revoked
+/// when any of its tokens was.
 fn demo_report(
-    labels: &[crate::simulate::Label],
+    labels: &[crate::labels::SessionLabel],
     revocations: &[crate::event::Decision],
     totals: &Totals,
     elapsed: Duration,
@@ -870,8 +946,8 @@ fn demo_report(
     let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut benign = (0usize, 0usize);
     for label in labels {
-        let hit = revoked.contains(&label.fingerprint);
-        match label.attack_type {
+        let hit = label.tokens.iter().any(|t| revoked.contains(t));
+        match &label.attack_type {
             Some(t) => {
                 let e = by_type.entry(t).or_default();
                 e.0 += 1;
@@ -884,7 +960,7 @@ fn demo_report(
         }
     }
     let mut out = format!(
-        "\n{} requests processed in {:.1} s ({} parse errors, {} rejected tokens).\n\n  {:<22} {:>9} {:>9}\n",
+        "\n{} requests processed in {:.1} s ({} parse errors, {} rejected tokens).\n\n  {:<34} {:>9} {:>9}\n",
         totals.lines,
         elapsed.as_secs_f64(),
         totals.parse_error_count(),
@@ -894,9 +970,9 @@ fn demo_report(
         "revoked"
     );
     for (t, (n, hit)) in by_type {
-        out += &format!("  {:<22} {:>9} {:>9}\n", format!("attack: {t}"), n, hit);
+        out += &format!("  {:<34} {:>9} {:>9}\n", format!("attack: {t}"), n, hit);
     }
-    out += &format!("  {:<22} {:>9} {:>9}\n", "benign", benign.0, benign.1);
+    out += &format!("  {:<34} {:>9} {:>9}\n", "benign", benign.0, benign.1);
     out
 }
 
@@ -914,7 +990,17 @@ async fn self_check(
     let stolen = tokens
         .iter()
         .find(|t| revoked.contains(&fingerprinter.fingerprint(t.token.expose().as_bytes())));
-    let honest = tokens.iter().find(|t| !t.attacked);
+    // A token of a session no attacker touched and that was not (falsely) revoked: what
+    // every other user sees.
+    let attacked: std::collections::HashSet<u64> = tokens
+        .iter()
+        .filter(|t| t.attacked)
+        .map(|t| t.session)
+        .collect();
+    let honest = tokens.iter().find(|t| {
+        !attacked.contains(&t.session)
+            && !revoked.contains(&fingerprinter.fingerprint(t.token.expose().as_bytes()))
+    });
     println!("\nWhat auth middleware is told at GET http://{addr}/v1/check (real HTTP requests):");
     for (what, token) in [
         ("a stolen token", stolen),

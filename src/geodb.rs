@@ -9,30 +9,45 @@
 //! # The address plan (synthetic, documented, deterministic)
 //!
 //! Every network kind owns one IPv4 `/8` from the blocks assigned to the US Department of
-//! Defense (11, 21, 22, 26, 28, 29). They are globally routable space ([`crate::enrich::classify`]
-//! says `Public`) that ordinary client traffic practically never comes from, so synthetic
-//! addresses cannot be confused with real users. City number `i` owns the `/18` at offset
-//! `i × 2^14` inside each kind's `/8` (room for 1024 cities), and [`address`] hands out its
-//! hosts, wrapping. IPv6 uses `2e00::/16`, which IANA has not allocated: city `i` of kind `k`
-//! owns `2e00:k:i::/48`.
+//! Defense (6, 11, 21, 22, 26, 28, 29, 30, 33). They are globally routable space
+//! ([`crate::enrich::classify`] says `Public`) that ordinary client traffic practically never
+//! comes from, so synthetic addresses cannot be confused with real users. City number `i` owns
+//! the `/18` at offset `i × 2^14` inside each kind's `/8` (room for 1024 cities), and
+//! [`address`] hands out its hosts, wrapping. IPv6 uses `2e00::/16`, which IANA has not
+//! allocated: city `i` of kind `k` owns `2e00:k:i::/48`.
 //!
-//! ASNs come from the 16-bit private-use range (RFC 6996, 64512–65534), so they are obviously
-//! not real: per country one residential ISP, one mobile carrier and one hosting provider;
-//! one ASN each for the world-wide VPN, satellite and private-relay operators.
+//! Host numbers below [`ATTACKER_HOSTS`] are for benign users, the rest for simulated
+//! attackers, so an attacker never shares an address with a benign user.
+//!
+//! What the City database says about a block ([`place`]): the blocks of [`NetKind::ALL`] are
+//! located at their own city, with an accuracy radius typical of the kind. A city's
+//! [`NetKind::CarrierGateway`] block is different, as mobile carrier ranges are in real GeoIP
+//! data: it is located where the carrier's gateway is, 150–800 km away ([`carrier_gateway`]),
+//! with no city name and a 200–500 km radius.
+//!
+//! ASNs come from the private-use ranges (RFC 6996), so they are obviously not real: per
+//! country one residential ISP, a second broadband ISP (32-bit range), one mobile carrier
+//! (which also owns the carrier gateways) and one hosting provider; one ASN each for the
+//! world-wide VPN, satellite, private-relay operators and the corporate VPN
+//! ([`corporate_vpn_networks`] is what an operator would allowlist).
+//!
+//! With a real City database instead, [`AddressIndex`] walks its networks once and indexes
+//! them by the cities of [`CITIES`], so the simulator draws real addresses that the real
+//! database places in the intended city ([`AddressPlan`] hides which of the two is used).
 //!
 //! Invariants: the plan depends only on [`CITIES`] (its order and country set); the same
 //! binary always writes the same networks and answers [`address`]/[`asn`] the same way.
 //! Database files are written to a temporary name and renamed into place, never rewritten,
 //! because readers memory-map them.
 //!
-//! What it does NOT do: model real ISPs, real address allocation or GeoIP errors. It is a
-//! fixture, not data.
+//! What it does NOT do: model real ISPs, real address allocation or real GeoIP errors beyond
+//! the carrier gateways. It is a fixture, not data.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mmdb_writer::{IpVersion, Value, Writer};
@@ -53,9 +68,9 @@ pub struct City {
 /// Kinds of network a synthetic address can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NetKind {
-    /// Home broadband.
+    /// Home broadband (the country's first residential ISP).
     Residential,
-    /// Mobile carrier.
+    /// Mobile carrier, located at the city itself (the plan's historical mobile block).
     Mobile,
     /// Hosting / datacenter.
     Hosting,
@@ -65,17 +80,39 @@ pub enum NetKind {
     Satellite,
     /// A private relay's egress (iCloud Private Relay style; one world-wide ASN).
     Relay,
+    /// The country's second broadband ISP: offices, and "another ISP in the same city".
+    AltResidential,
+    /// The corporate VPN's egress in that city (one ASN, [`corporate_vpn_networks`]).
+    CorporateVpn,
+    /// The mobile carrier's gateway serving users of that city: located 150–800 km away,
+    /// with no city name and a 200–500 km radius ([`carrier_gateway`]).
+    CarrierGateway,
 }
 
 impl NetKind {
-    /// Every kind, in plan order.
-    pub const ALL: [NetKind; 6] = [
+    /// The kinds whose blocks the City database locates at their own city.
+    pub const ALL: [NetKind; 8] = [
         NetKind::Residential,
         NetKind::Mobile,
         NetKind::Hosting,
         NetKind::Vpn,
         NetKind::Satellite,
         NetKind::Relay,
+        NetKind::AltResidential,
+        NetKind::CorporateVpn,
+    ];
+
+    /// Every kind, in plan order: [`NetKind::ALL`] and the carrier gateways.
+    pub const EVERY: [NetKind; 9] = [
+        NetKind::Residential,
+        NetKind::Mobile,
+        NetKind::Hosting,
+        NetKind::Vpn,
+        NetKind::Satellite,
+        NetKind::Relay,
+        NetKind::AltResidential,
+        NetKind::CorporateVpn,
+        NetKind::CarrierGateway,
     ];
 
     /// Bounded label (for logs and simulator output).
@@ -87,6 +124,9 @@ impl NetKind {
             NetKind::Vpn => "vpn",
             NetKind::Satellite => "satellite",
             NetKind::Relay => "relay",
+            NetKind::AltResidential => "alt_residential",
+            NetKind::CorporateVpn => "corporate_vpn",
+            NetKind::CarrierGateway => "carrier_gateway",
         }
     }
 
@@ -99,6 +139,9 @@ impl NetKind {
             NetKind::Vpn => 26,
             NetKind::Satellite => 28,
             NetKind::Relay => 29,
+            NetKind::AltResidential => 6,
+            NetKind::CorporateVpn => 30,
+            NetKind::CarrierGateway => 33,
         }
     }
 
@@ -111,28 +154,146 @@ impl NetKind {
             NetKind::Vpn => 4,
             NetKind::Satellite => 5,
             NetKind::Relay => 6,
+            NetKind::AltResidential => 7,
+            NetKind::CorporateVpn => 8,
+            NetKind::CarrierGateway => 9,
         }
     }
 
     fn from_first_octet(octet: u8) -> Option<NetKind> {
-        NetKind::ALL.into_iter().find(|k| k.first_octet() == octet)
+        NetKind::EVERY
+            .into_iter()
+            .find(|k| k.first_octet() == octet)
     }
 
     fn from_v6_code(code: u16) -> Option<NetKind> {
-        NetKind::ALL.into_iter().find(|k| k.v6_code() == code)
+        NetKind::EVERY.into_iter().find(|k| k.v6_code() == code)
     }
 }
 
-/// Accuracy radius (km) the synthetic City database records for a kind, roughly what
-/// commercial GeoIP databases state for such networks.
-pub fn accuracy_km(kind: NetKind) -> u16 {
+/// Accuracy radius (km) the synthetic City database records for a kind located at its own
+/// city, roughly what commercial GeoIP databases state for such networks. Carrier gateways
+/// have their own, per gateway ([`carrier_gateway`]).
+fn own_city_accuracy_km(kind: NetKind) -> u16 {
     match kind {
-        NetKind::Residential => 20,
+        NetKind::Residential | NetKind::AltResidential => 20,
         NetKind::Mobile => 100,
-        NetKind::Hosting | NetKind::Vpn => 10,
+        NetKind::Hosting | NetKind::Vpn | NetKind::CorporateVpn => 10,
         NetKind::Satellite => 500,
         NetKind::Relay => 50,
+        NetKind::CarrierGateway => 500,
     }
+}
+
+/// What the synthetic City database records for a block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    /// City name, when the record has one (carrier gateways have none).
+    pub city: Option<&'static str>,
+    /// ISO country code.
+    pub country: &'static str,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Accuracy radius, km.
+    pub radius_km: u16,
+}
+
+/// Where the City database places city `city`'s block of `kind`.
+///
+/// # Panics
+/// If `city >= CITIES.len()`.
+pub fn place(city: usize, kind: NetKind) -> Place {
+    if kind == NetKind::CarrierGateway {
+        return carrier_gateway(city).place;
+    }
+    let c = CITIES[city];
+    Place {
+        city: Some(c.name),
+        country: c.country,
+        lat: c.lat,
+        lon: c.lon,
+        radius_km: own_city_accuracy_km(kind),
+    }
+}
+
+/// The mobile carrier gateway that serves a city's phones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CarrierGateway {
+    /// Where GeoIP places the gateway's addresses.
+    pub place: Place,
+    /// The city the gateway sits in, when it is one of [`CITIES`] (else a point
+    /// 150–400 km from the served city).
+    pub city: Option<usize>,
+}
+
+/// Nearest gateway distance: closer than this, the switch would not fool anyone.
+const GATEWAY_MIN_KM: f64 = 150.0;
+/// Farthest gateway: real carriers aggregate regionally, not across a continent.
+const GATEWAY_MAX_KM: f64 = 800.0;
+
+/// The carrier gateway serving `city`: the nearest other city of the same country 150–800 km
+/// away; failing one, a point 150–400 km away in a direction derived from the city number.
+/// Its radius is 200, 300, 400 or 500 km (by city number), as real GeoIP states for carrier
+/// ranges it can only place regionally.
+///
+/// # Panics
+/// If `city >= CITIES.len()`.
+pub fn carrier_gateway(city: usize) -> CarrierGateway {
+    static TABLE: OnceLock<Vec<CarrierGateway>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..CITIES.len()).map(compute_gateway).collect())[city]
+}
+
+fn compute_gateway(i: usize) -> CarrierGateway {
+    let home = CITIES[i];
+    let radius_km = 200 + 100 * (i % 4) as u16;
+    let nearest = CITIES
+        .iter()
+        .enumerate()
+        .filter(|(j, c)| *j != i && c.country == home.country)
+        .map(|(j, c)| (j, distance_km(&home, c)))
+        .filter(|(_, d)| (GATEWAY_MIN_KM..=GATEWAY_MAX_KM).contains(d))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let (lat, lon, city) = match nearest {
+        Some((j, _)) => (CITIES[j].lat, CITIES[j].lon, Some(j)),
+        None => {
+            let bearing = ((i * 137) % 360) as f64;
+            let km = 150.0 + ((i * 53) % 250) as f64;
+            let (lat, lon) = destination((home.lat, home.lon), bearing, km);
+            (lat, lon, None)
+        }
+    };
+    CarrierGateway {
+        place: Place {
+            city: None,
+            country: home.country,
+            lat,
+            lon,
+            radius_km,
+        },
+        city,
+    }
+}
+
+/// Great-circle distance between two cities, km.
+pub fn distance_km(a: &City, b: &City) -> f64 {
+    crate::track::great_circle_km((a.lat, a.lon), (b.lat, b.lon))
+}
+
+/// The point `km` away from `from` on initial bearing `bearing_deg` (spherical Earth).
+fn destination(from: (f64, f64), bearing_deg: f64, km: f64) -> (f64, f64) {
+    let delta = km / crate::track::EARTH_RADIUS_KM;
+    let (lat1, lon1, theta) = (
+        from.0.to_radians(),
+        from.1.to_radians(),
+        bearing_deg.to_radians(),
+    );
+    let lat2 = (lat1.sin() * delta.cos() + lat1.cos() * delta.sin() * theta.cos()).asin();
+    let lon2 = lon1
+        + (theta.sin() * delta.sin() * lat1.cos()).atan2(delta.cos() - lat1.sin() * lat2.sin());
+    let lon2 = (lon2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+    (lat2.to_degrees(), lon2)
 }
 
 macro_rules! cities {
@@ -459,6 +620,20 @@ pub fn city_index(name: &str) -> Option<usize> {
 /// Hosts per city block: a `/18` (2^14 addresses) minus its first and last address.
 const V4_HOSTS_PER_BLOCK: u32 = (1 << 14) - 2;
 
+/// Host numbers `n` below this are benign users' ([`address`] and [`AddressPlan::address`]),
+/// at or above it (up to `2 × ATTACKER_HOSTS − 3`) attackers': the two never share an address.
+pub const ATTACKER_HOSTS: u32 = 1 << 13;
+
+/// A benign host number from any `x`.
+pub fn benign_host(x: u32) -> u32 {
+    x % ATTACKER_HOSTS
+}
+
+/// An attacker host number from any `x`.
+pub fn attacker_host(x: u32) -> u32 {
+    ATTACKER_HOSTS + x % (ATTACKER_HOSTS - 2)
+}
+
 /// The IPv4 network of a city's `kind` block (a `/18`).
 ///
 /// # Panics
@@ -545,14 +720,19 @@ fn country_position(code: &str) -> usize {
 const RESIDENTIAL_ASN_BASE: u32 = 64_512;
 const MOBILE_ASN_BASE: u32 = 64_768;
 const HOSTING_ASN_BASE: u32 = 65_024;
+/// The second broadband ISPs: 32-bit private use (RFC 6996), as the 16-bit range is full.
+const ALT_RESIDENTIAL_ASN_BASE: u32 = 4_200_000_000;
 /// The world-wide VPN operator.
 pub const VPN_ASN: u32 = 65_400;
 /// The world-wide satellite ISP.
 pub const SATELLITE_ASN: u32 = 65_401;
 /// The world-wide private-relay operator.
 pub const RELAY_ASN: u32 = 65_402;
+/// The corporate VPN (an operator allowlists it: [`corporate_vpn_networks`]).
+pub const CORPORATE_VPN_ASN: u32 = 65_403;
 
-/// The ASN that owns a city's network of `kind`.
+/// The ASN that owns a city's network of `kind`. A city's carrier gateway belongs to the
+/// mobile carrier of the city's country.
 ///
 /// # Panics
 /// If `city >= CITIES.len()`.
@@ -560,11 +740,13 @@ pub fn asn(city: usize, kind: NetKind) -> u32 {
     let position = country_position(CITIES[city].country) as u32;
     match kind {
         NetKind::Residential => RESIDENTIAL_ASN_BASE + position,
-        NetKind::Mobile => MOBILE_ASN_BASE + position,
+        NetKind::Mobile | NetKind::CarrierGateway => MOBILE_ASN_BASE + position,
         NetKind::Hosting => HOSTING_ASN_BASE + position,
+        NetKind::AltResidential => ALT_RESIDENTIAL_ASN_BASE + position,
         NetKind::Vpn => VPN_ASN,
         NetKind::Satellite => SATELLITE_ASN,
         NetKind::Relay => RELAY_ASN,
+        NetKind::CorporateVpn => CORPORATE_VPN_ASN,
     }
 }
 
@@ -573,12 +755,27 @@ fn asn_organization(city: usize, kind: NetKind) -> String {
     let country = CITIES[city].country;
     match kind {
         NetKind::Residential => format!("Synthetic Residential ISP {country}"),
-        NetKind::Mobile => format!("Synthetic Mobile Carrier {country}"),
+        NetKind::Mobile | NetKind::CarrierGateway => format!("Synthetic Mobile Carrier {country}"),
         NetKind::Hosting => format!("Synthetic Hosting {country}"),
+        NetKind::AltResidential => format!("Synthetic Broadband ISP {country}"),
         NetKind::Vpn => "Synthetic VPN".to_owned(),
         NetKind::Satellite => "Synthetic Satellite ISP".to_owned(),
         NetKind::Relay => "Synthetic Private Relay".to_owned(),
+        NetKind::CorporateVpn => "Example Corp VPN".to_owned(),
     }
+}
+
+/// Every network the corporate VPN egresses from (IPv4 and IPv6): what an operator puts in
+/// `detect.allow_cidrs` for their own VPN.
+pub fn corporate_vpn_networks() -> Vec<IpNet> {
+    let kind = NetKind::CorporateVpn;
+    vec![
+        IpNet::V4(Ipv4Net::new(Ipv4Addr::new(kind.first_octet(), 0, 0, 0), 8).unwrap_or_default()),
+        IpNet::V6(
+            Ipv6Net::new(Ipv6Addr::new(0x2e00, kind.v6_code(), 0, 0, 0, 0, 0, 0), 32)
+                .unwrap_or_default(),
+        ),
+    ]
 }
 
 const DESCRIPTION: &str = "tokenwatch synthetic world: real cities, made-up address blocks. \
@@ -607,25 +804,27 @@ fn write_by_rename(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
-fn geoip2_city_record(city: &City, kind: NetKind) -> Value {
-    Value::map([
-        (
+fn geoip2_city_record(place: &Place) -> Value {
+    let mut fields = Vec::with_capacity(3);
+    if let Some(name) = place.city {
+        fields.push((
             "city",
-            Value::map([("names", Value::map([("en", Value::from(city.name))]))]),
-        ),
-        (
-            "country",
-            Value::map([("iso_code", Value::from(city.country))]),
-        ),
-        (
-            "location",
-            Value::map([
-                ("latitude", Value::Double(city.lat)),
-                ("longitude", Value::Double(city.lon)),
-                ("accuracy_radius", Value::U16(accuracy_km(kind))),
-            ]),
-        ),
-    ])
+            Value::map([("names", Value::map([("en", Value::from(name))]))]),
+        ));
+    }
+    fields.push((
+        "country",
+        Value::map([("iso_code", Value::from(place.country))]),
+    ));
+    fields.push((
+        "location",
+        Value::map([
+            ("latitude", Value::Double(place.lat)),
+            ("longitude", Value::Double(place.lon)),
+            ("accuracy_radius", Value::U16(place.radius_km)),
+        ]),
+    ));
+    Value::map(fields)
 }
 
 /// The GeoIP2-City-schema database as bytes (IPv6 tree holding both families).
@@ -633,9 +832,9 @@ pub fn city_db_bytes() -> io::Result<Vec<u8>> {
     let mut writer = Writer::builder("GeoIP2-City")
         .description(&[("en", DESCRIPTION)])
         .build();
-    for (i, city) in CITIES.iter().enumerate() {
-        for kind in NetKind::ALL {
-            let record = geoip2_city_record(city, kind);
+    for i in 0..CITIES.len() {
+        for kind in NetKind::EVERY {
+            let record = geoip2_city_record(&place(i, kind));
             writer
                 .insert_value(network(i, kind), record.clone())
                 .map_err(to_io)?;
@@ -647,20 +846,24 @@ pub fn city_db_bytes() -> io::Result<Vec<u8>> {
     writer.to_bytes().map_err(to_io)
 }
 
+fn asn_record(city: usize, kind: NetKind) -> Value {
+    Value::map([
+        ("autonomous_system_number", Value::U32(asn(city, kind))),
+        (
+            "autonomous_system_organization",
+            Value::from(asn_organization(city, kind)),
+        ),
+    ])
+}
+
 /// The GeoLite2-ASN-schema database as bytes.
 pub fn asn_db_bytes() -> io::Result<Vec<u8>> {
     let mut writer = Writer::builder("GeoLite2-ASN")
         .description(&[("en", DESCRIPTION)])
         .build();
     for i in 0..CITIES.len() {
-        for kind in NetKind::ALL {
-            let record = Value::map([
-                ("autonomous_system_number", Value::U32(asn(i, kind))),
-                (
-                    "autonomous_system_organization",
-                    Value::from(asn_organization(i, kind)),
-                ),
-            ]);
+        for kind in NetKind::EVERY {
+            let record = asn_record(i, kind);
             writer
                 .insert_value(network(i, kind), record.clone())
                 .map_err(to_io)?;
@@ -700,6 +903,314 @@ pub fn write_flat_city_db(path: &Path) -> io::Result<()> {
             .map_err(to_io)?;
     }
     write_by_rename(path, &writer.to_bytes().map_err(to_io)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real City databases: addresses indexed by city.
+
+/// A real City database that cannot be indexed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database cannot be opened or is not a City database.
+    #[error("{0}")]
+    Open(#[from] crate::enrich::EnrichError),
+    /// Walking its networks failed.
+    #[error("cannot read networks of {path}: {message}")]
+    Iterate {
+        /// The database path.
+        path: PathBuf,
+        /// What the reader said.
+        message: String,
+    },
+    /// No network is located in any of [`CITIES`].
+    #[error("{path}: no network is located in any of the simulator's cities")]
+    Empty {
+        /// The database path.
+        path: PathBuf,
+    },
+}
+
+impl IndexError {
+    /// Bounded code for a metric label or exit message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IndexError::Open(_) => "open",
+            IndexError::Iterate { .. } => "iterate",
+            IndexError::Empty { .. } => "empty",
+        }
+    }
+}
+
+/// Networks kept per city: plenty of distinct addresses per kind, bounded memory.
+const INDEX_NETWORKS_PER_CITY: usize = 512;
+/// Smallest network kept (IPv4 `/29`): its benign and attacker halves need a few hosts each.
+const MIN_INDEXED_ADDRESSES: u128 = 8;
+
+/// Addresses of a real City database, indexed by the cities of [`CITIES`].
+///
+/// [`AddressIndex::build`] walks every network once (`Reader::networks`), asks the real
+/// enricher where each distinct record is (so both database schemas work), and keeps up to
+/// 512 networks per city, in address order. A city's networks are dealt out to the kinds
+/// round-robin, so two kinds never share a network when a city has at least nine; a city the
+/// database does not know borrows the nearest known city's networks. Within a network the
+/// lower half of the hosts is for benign users and the upper half for attackers, as in the
+/// synthetic plan. What the real database says about those addresses is what the pipeline
+/// sees; ASNs come from a small overlay database ([`AddressIndex::asn_db_bytes`]) that gives
+/// each (city's country, kind) its synthetic ASN.
+pub struct AddressIndex {
+    /// Per city: networks the database places there, or empty.
+    networks: Vec<Vec<IpNet>>,
+    /// Per city: the city whose networks stand in (itself when it has any).
+    stand_in: Vec<usize>,
+    /// Networks walked.
+    walked: u64,
+}
+
+impl std::fmt::Debug for AddressIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressIndex")
+            .field("cities_found", &self.cities_found())
+            .field("networks_kept", &self.networks_kept())
+            .field("networks_walked", &self.walked)
+            .finish()
+    }
+}
+
+impl AddressIndex {
+    /// Walk the City database at `city_db` and index its networks by city.
+    pub fn build(city_db: &Path) -> Result<AddressIndex, IndexError> {
+        let enricher = crate::enrich::Enricher::from_config(&crate::config::GeoIpConfig {
+            city_db: Some(city_db.to_path_buf()),
+            ..crate::config::GeoIpConfig::default()
+        })?;
+        let iterate = |e: maxminddb::MaxMindDbError| IndexError::Iterate {
+            path: city_db.to_path_buf(),
+            message: e.to_string(),
+        };
+        let reader = maxminddb::Reader::open_readfile(city_db).map_err(iterate)?;
+        let mut by_country: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        for (i, c) in CITIES.iter().enumerate() {
+            by_country.entry(c.country).or_default().push(i);
+        }
+        // Networks share records (same data offset): locate each record once.
+        let mut by_record: HashMap<usize, Option<usize>> = HashMap::new();
+        let mut networks = vec![Vec::new(); CITIES.len()];
+        let mut walked = 0u64;
+        for item in reader.networks(Default::default()).map_err(iterate)? {
+            let item = item.map_err(iterate)?;
+            walked += 1;
+            let Some(offset) = item.offset() else {
+                continue;
+            };
+            let found = item.network().map_err(iterate)?;
+            let Ok(net) = IpNet::new(found.network(), found.prefix()) else {
+                continue;
+            };
+            if addresses_in(&net) < MIN_INDEXED_ADDRESSES {
+                continue;
+            }
+            let city = *by_record
+                .entry(offset)
+                .or_insert_with(|| city_of(&enricher, &by_country, nth_address(&net, 1)));
+            if let Some(c) = city {
+                if networks[c].len() < INDEX_NETWORKS_PER_CITY {
+                    networks[c].push(net);
+                }
+            }
+        }
+        let known: Vec<usize> = (0..CITIES.len())
+            .filter(|c| !networks[*c].is_empty())
+            .collect();
+        if known.is_empty() {
+            return Err(IndexError::Empty {
+                path: city_db.to_path_buf(),
+            });
+        }
+        let stand_in = (0..CITIES.len())
+            .map(|c| {
+                if networks[c].is_empty() {
+                    *known
+                        .iter()
+                        .min_by(|a, b| {
+                            distance_km(&CITIES[c], &CITIES[**a])
+                                .total_cmp(&distance_km(&CITIES[c], &CITIES[**b]))
+                        })
+                        .unwrap_or(&c)
+                } else {
+                    c
+                }
+            })
+            .collect();
+        Ok(AddressIndex {
+            networks,
+            stand_in,
+            walked,
+        })
+    }
+
+    /// Cities of [`CITIES`] the database has networks for.
+    pub fn cities_found(&self) -> usize {
+        self.networks.iter().filter(|n| !n.is_empty()).count()
+    }
+
+    /// Networks kept in the index.
+    pub fn networks_kept(&self) -> usize {
+        self.networks.iter().map(Vec::len).sum()
+    }
+
+    /// Networks walked while building.
+    pub fn networks_walked(&self) -> u64 {
+        self.walked
+    }
+
+    /// The networks dealt to `kind` in `city` (after standing in and, for carrier gateways,
+    /// moving to the gateway's city). The corporate VPN egresses from one network per city.
+    pub fn networks_of(&self, city: usize, kind: NetKind) -> Vec<IpNet> {
+        let (nets, first, step, count) = self.deal(city, kind);
+        nets.iter()
+            .skip(first)
+            .step_by(step)
+            .take(count)
+            .copied()
+            .collect()
+    }
+
+    /// The city's networks, where `kind`'s share starts, the stride between its networks and
+    /// how many it has.
+    fn deal(&self, city: usize, kind: NetKind) -> (&[IpNet], usize, usize, usize) {
+        let city = match kind {
+            NetKind::CarrierGateway => carrier_gateway(city).city.unwrap_or(city),
+            _ => city,
+        };
+        let nets = &self.networks[self.stand_in[city]];
+        let slot = NetKind::EVERY.iter().position(|k| *k == kind).unwrap_or(0);
+        let (first, step) = if nets.len() >= NetKind::EVERY.len() {
+            (slot, NetKind::EVERY.len())
+        } else {
+            // Fewer networks than kinds: kinds share, one network each.
+            (slot % nets.len(), nets.len())
+        };
+        let count = match kind {
+            NetKind::CorporateVpn => 1,
+            _ => (nets.len() - first).div_ceil(step).max(1),
+        };
+        (nets, first, step, count)
+    }
+
+    /// The `n`-th address of `kind` in `city`: benign for `n < ATTACKER_HOSTS`, else an
+    /// attacker's (the other half of the same networks).
+    pub fn address(&self, city: usize, kind: NetKind, n: u32) -> IpAddr {
+        let (nets, first, step, count) = self.deal(city, kind);
+        let (attacker, m) = if n < ATTACKER_HOSTS {
+            (false, n)
+        } else {
+            (true, n - ATTACKER_HOSTS)
+        };
+        let net = &nets[first + (m as usize % count) * step];
+        let usable = addresses_in(net) - 2;
+        let half = usable / 2;
+        let host = (m as usize / count) as u128 % half;
+        nth_address(net, 1 + host + if attacker { half } else { 0 })
+    }
+
+    /// An ASN database for the indexed networks: each (city's country, kind) gets its
+    /// synthetic ASN ([`asn`]), so ASN changes are visible on real addresses too.
+    pub fn asn_db_bytes(&self) -> io::Result<Vec<u8>> {
+        let mut writer = Writer::builder("GeoLite2-ASN")
+            .description(&[("en", DESCRIPTION)])
+            .build();
+        let mut written = std::collections::HashSet::new();
+        for city in 0..CITIES.len() {
+            if self.stand_in[city] != city {
+                continue;
+            }
+            for kind in NetKind::EVERY {
+                for net in self.networks_of(city, kind) {
+                    if written.insert(net) {
+                        writer
+                            .insert_value(net, asn_record(city, kind))
+                            .map_err(to_io)?;
+                    }
+                }
+            }
+        }
+        writer.to_bytes().map_err(to_io)
+    }
+
+    /// Write [`AddressIndex::asn_db_bytes`] to `path` (write, then rename).
+    pub fn write_asn_db(&self, path: &Path) -> io::Result<()> {
+        write_by_rename(path, &self.asn_db_bytes()?)
+    }
+}
+
+/// Addresses in a network (saturating for huge IPv6 ones).
+fn addresses_in(net: &IpNet) -> u128 {
+    let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    1u128.checked_shl(bits).unwrap_or(u128::MAX)
+}
+
+/// The address `offset` past the network address.
+fn nth_address(net: &IpNet, offset: u128) -> IpAddr {
+    match net {
+        IpNet::V4(v4) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(v4.network()).wrapping_add(offset as u32),
+        )),
+        IpNet::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6.network()).wrapping_add(offset),
+        )),
+    }
+}
+
+/// Which of [`CITIES`] the database places `ip` in.
+fn city_of(
+    enricher: &crate::enrich::Enricher,
+    by_country: &HashMap<&'static str, Vec<usize>>,
+    ip: IpAddr,
+) -> Option<usize> {
+    let geo = enricher.enrich(ip, None).geo?;
+    let candidates = by_country.get(&*geo.country?)?;
+    let name = geo.city?;
+    candidates
+        .iter()
+        .copied()
+        .find(|c| crate::enrich::city_name_matches(&name, CITIES[*c].name))
+}
+
+/// Where simulated addresses come from: the synthetic plan, or a real database's networks.
+#[derive(Debug, Clone, Default)]
+pub enum AddressPlan {
+    /// [`address`]: the synthetic blocks of [`write_databases`].
+    #[default]
+    Synthetic,
+    /// A real City database's networks ([`AddressIndex`]).
+    Indexed(Arc<AddressIndex>),
+}
+
+impl AddressPlan {
+    /// The `n`-th address of `kind` in `city` (benign below [`ATTACKER_HOSTS`]).
+    pub fn address(&self, city: usize, kind: NetKind, n: u32) -> IpAddr {
+        match self {
+            AddressPlan::Synthetic => address(city, kind, n),
+            AddressPlan::Indexed(index) => index.address(city, kind, n),
+        }
+    }
+
+    /// The networks the corporate VPN egresses from when its egress points are `cities`:
+    /// what the replay config allowlists.
+    pub fn corporate_vpn_networks(&self, cities: &[usize]) -> Vec<IpNet> {
+        match self {
+            AddressPlan::Synthetic => corporate_vpn_networks(),
+            AddressPlan::Indexed(index) => {
+                let mut nets: Vec<IpNet> = cities
+                    .iter()
+                    .flat_map(|c| index.networks_of(*c, NetKind::CorporateVpn))
+                    .collect();
+                nets.sort_unstable();
+                nets.dedup();
+                nets
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -780,7 +1291,7 @@ mod tests {
     fn address_plan_is_distinct_public_and_invertible() {
         let mut seen = HashSet::new();
         for city in 0..CITIES.len() {
-            for kind in NetKind::ALL {
+            for kind in NetKind::EVERY {
                 for n in [0, 1, 16_381, 16_382, 1_000_000] {
                     for ip in [address(city, kind, n), address_v6(city, kind, n)] {
                         assert_eq!(classify(ip), AddressClass::Public, "{ip}");
@@ -806,7 +1317,7 @@ mod tests {
             "11.0.0.1".parse::<IpAddr>().unwrap()
         );
         assert_eq!(locate("8.8.8.8".parse().unwrap()), None);
-        assert_eq!(locate("2e00:9::1".parse().unwrap()), None);
+        assert_eq!(locate("2e00:a::1".parse().unwrap()), None);
     }
 
     #[test]
@@ -834,19 +1345,29 @@ mod tests {
         // ones, and no ASN shared between two of those owners.
         let mut owner_of = std::collections::HashMap::new();
         for (i, city) in CITIES.iter().enumerate() {
-            for kind in NetKind::ALL {
+            for kind in NetKind::EVERY {
                 let a = asn(i, kind);
-                assert!((64_512..=65_534).contains(&a), "{a} is not private-use");
+                assert!(
+                    (64_512..=65_534).contains(&a) || (4_200_000_000..=4_294_967_294).contains(&a),
+                    "{a} is not private-use"
+                );
                 let owner = match kind {
-                    NetKind::Residential | NetKind::Mobile | NetKind::Hosting => {
-                        (city.country, kind)
-                    }
+                    // The carrier gateways belong to the country's mobile carrier.
+                    NetKind::CarrierGateway => (city.country, NetKind::Mobile),
+                    NetKind::Residential
+                    | NetKind::Mobile
+                    | NetKind::Hosting
+                    | NetKind::AltResidential => (city.country, kind),
                     _ => ("", kind),
                 };
                 assert_eq!(*owner_of.entry(a).or_insert(owner), owner, "ASN {a}");
             }
         }
-        assert_eq!(owner_of.len(), countries().len() * 3 + 3);
+        assert_eq!(owner_of.len(), countries().len() * 4 + 4);
+        assert_ne!(
+            asn(berlin, NetKind::Residential),
+            asn(berlin, NetKind::AltResidential)
+        );
     }
 
     fn enricher(dir: &Path) -> Enricher {
@@ -876,6 +1397,8 @@ mod tests {
             ("Mexico City", NetKind::Vpn, 10.0),
             ("New York", NetKind::Satellite, 500.0),
             ("Mumbai", NetKind::Relay, 50.0),
+            ("Cairo", NetKind::AltResidential, 20.0),
+            ("Dublin", NetKind::CorporateVpn, 10.0),
         ] {
             let i = city_index(name).unwrap();
             for ip in [address(i, kind, 7), address_v6(i, kind, 7), {
@@ -936,6 +1459,186 @@ mod tests {
         for city in (0..CITIES.len()).step_by(17) {
             let ip = address(city, NetKind::Residential, city as u32);
             assert_eq!(a.enrich(ip, None).geo, b.enrich(ip, None).geo);
+        }
+    }
+}
+
+#[cfg(test)]
+mod carrier_and_index_tests {
+    use super::*;
+    use crate::config::GeoIpConfig;
+    use crate::enrich::Enricher;
+
+    fn enricher(dir: &Path) -> Enricher {
+        let (city_db, asn_db) = (dir.join("city.mmdb"), dir.join("asn.mmdb"));
+        write_databases(&city_db, &asn_db).unwrap();
+        Enricher::from_config(&GeoIpConfig {
+            city_db: Some(city_db),
+            asn_db: Some(asn_db),
+            ..GeoIpConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn carrier_gateways_are_hundreds_of_km_away_with_coarse_radius() {
+        let mut same_country_city = 0;
+        for (i, city) in CITIES.iter().enumerate() {
+            let g = carrier_gateway(i);
+            let d = crate::track::great_circle_km((city.lat, city.lon), (g.place.lat, g.place.lon));
+            assert!(
+                (149.0..=801.0).contains(&d),
+                "{}: gateway {d:.0} km away",
+                city.name
+            );
+            assert!((200..=500).contains(&g.place.radius_km));
+            assert_eq!(g.place.city, None, "carrier ranges have no city");
+            assert_eq!(g.place.country, city.country);
+            if let Some(j) = g.city {
+                assert_eq!(CITIES[j].country, city.country);
+                same_country_city += 1;
+            }
+        }
+        // Most gateways sit in a real city of the same country.
+        assert!(same_country_city > CITIES.len() / 2, "{same_country_city}");
+        // Munich's phones come out of a gateway in another German city.
+        let munich = city_index("Munich").unwrap();
+        let g = carrier_gateway(munich);
+        assert!(g.city.is_some_and(|j| CITIES[j].country == "DE"));
+    }
+
+    #[test]
+    fn special_blocks_resolve_as_intended() {
+        let dir = tempfile::tempdir().unwrap();
+        let enricher = enricher(dir.path());
+        // Carrier gateways: the gateway's place, no city, a 200–500 km radius, the mobile
+        // carrier's ASN — for both families.
+        for name in ["Munich", "Lyon", "Luxembourg", "Seattle", "Perth"] {
+            let i = city_index(name).unwrap();
+            let g = carrier_gateway(i);
+            for ip in [
+                address(i, NetKind::CarrierGateway, 3),
+                address_v6(i, NetKind::CarrierGateway, 3),
+            ] {
+                let e = enricher.enrich(ip, None);
+                let geo = e.geo.unwrap();
+                assert_eq!(geo.city, None, "{name} {ip}");
+                assert_eq!(geo.country.as_deref(), Some(CITIES[i].country));
+                assert_eq!((geo.lat, geo.lon), (g.place.lat, g.place.lon));
+                assert_eq!(geo.radius_km, f64::from(g.place.radius_km));
+                assert!(geo.radius_km >= 200.0);
+                assert_eq!(e.asn, Some(asn(i, NetKind::Mobile)));
+            }
+        }
+        // The corporate VPN: its own ASN, located at the egress city, inside the networks an
+        // operator allowlists; nothing else is inside them.
+        let vpn_nets = corporate_vpn_networks();
+        for name in ["Amsterdam", "Singapore", "Washington D.C."] {
+            let i = city_index(name).unwrap();
+            for ip in [
+                address(i, NetKind::CorporateVpn, 5),
+                address_v6(i, NetKind::CorporateVpn, 5),
+            ] {
+                assert!(vpn_nets.iter().any(|n| n.contains(&ip)), "{ip}");
+                let e = enricher.enrich(ip, None);
+                assert_eq!(e.asn, Some(CORPORATE_VPN_ASN));
+                assert_eq!(e.geo.unwrap().city.as_deref(), Some(name));
+            }
+            for kind in NetKind::EVERY {
+                if kind != NetKind::CorporateVpn {
+                    let ip = address(i, kind, 5);
+                    assert!(!vpn_nets.iter().any(|n| n.contains(&ip)), "{ip}");
+                }
+            }
+        }
+        // Satellite: the provider's home with a 500 km radius; relay: its egress city.
+        let la = city_index("Los Angeles").unwrap();
+        let e = enricher.enrich(address(la, NetKind::Satellite, 1), None);
+        assert_eq!(e.asn, Some(SATELLITE_ASN));
+        let geo = e.geo.unwrap();
+        assert_eq!(geo.city.as_deref(), Some("Los Angeles"));
+        assert_eq!(geo.radius_km, 500.0);
+        let lyon = city_index("Lyon").unwrap();
+        let e = enricher.enrich(address(lyon, NetKind::Relay, 1), None);
+        assert_eq!(e.asn, Some(RELAY_ASN));
+        assert_eq!(e.geo.unwrap().city.as_deref(), Some("Lyon"));
+    }
+
+    #[test]
+    fn benign_and_attacker_hosts_never_meet() {
+        for x in [0, 1, 8191, 8192, 16_000, u32::MAX] {
+            assert!(benign_host(x) < ATTACKER_HOSTS);
+            let a = attacker_host(x);
+            assert!((ATTACKER_HOSTS..V4_HOSTS_PER_BLOCK).contains(&a), "{a}");
+        }
+        let berlin = city_index("Berlin").unwrap();
+        let benign: std::collections::HashSet<IpAddr> = (0..ATTACKER_HOSTS)
+            .map(|n| address(berlin, NetKind::AltResidential, benign_host(n)))
+            .collect();
+        assert_eq!(benign.len(), ATTACKER_HOSTS as usize);
+        for x in (0..100_000).step_by(7) {
+            let ip = address(berlin, NetKind::AltResidential, attacker_host(x));
+            assert!(!benign.contains(&ip), "{ip}");
+        }
+    }
+
+    #[test]
+    fn index_of_a_city_database_draws_addresses_located_in_each_city() {
+        let dir = tempfile::tempdir().unwrap();
+        let enricher = enricher(dir.path());
+        let index = AddressIndex::build(&dir.path().join("city.mmdb")).unwrap();
+        // The synthetic database places 8 kinds × 2 families in every city (gateways have no
+        // city and are not indexed).
+        assert_eq!(index.cities_found(), CITIES.len());
+        assert_eq!(index.networks_kept(), CITIES.len() * 2 * NetKind::ALL.len());
+        let plan = AddressPlan::Indexed(Arc::new(index));
+        for name in ["Berlin", "São Paulo", "Tokyo", "Lagos", "Honolulu"] {
+            let i = city_index(name).unwrap();
+            for kind in NetKind::ALL {
+                for n in [0, 1, 5000, attacker_host(0), attacker_host(77)] {
+                    let ip = plan.address(i, kind, n);
+                    let geo = enricher.enrich(ip, None).geo.unwrap();
+                    assert_eq!(geo.city.as_deref(), Some(name), "{kind:?} {n} {ip}");
+                }
+                // Benign and attacker halves differ.
+                assert_ne!(
+                    plan.address(i, kind, 0),
+                    plan.address(i, kind, attacker_host(0))
+                );
+            }
+            // Carrier gateways come from the gateway city's networks.
+            let ip = plan.address(i, NetKind::CarrierGateway, 9);
+            let expected = carrier_gateway(i).city.unwrap_or(i);
+            let geo = enricher.enrich(ip, None).geo.unwrap();
+            assert_eq!(geo.city.as_deref(), Some(CITIES[expected].name), "{ip}");
+        }
+        // The ASN overlay gives indexed networks their (country, kind) ASN.
+        let AddressPlan::Indexed(index) = &plan else {
+            unreachable!()
+        };
+        let overlay = dir.path().join("overlay-asn.mmdb");
+        index.write_asn_db(&overlay).unwrap();
+        let with_overlay = Enricher::from_config(&GeoIpConfig {
+            city_db: Some(dir.path().join("city.mmdb")),
+            asn_db: Some(overlay),
+            ..GeoIpConfig::default()
+        })
+        .unwrap();
+        let berlin = city_index("Berlin").unwrap();
+        for kind in [
+            NetKind::Residential,
+            NetKind::AltResidential,
+            NetKind::Hosting,
+        ] {
+            let ip = plan.address(berlin, kind, 3);
+            assert_eq!(with_overlay.enrich(ip, None).asn, Some(asn(berlin, kind)));
+        }
+        // The corporate VPN's allowlist covers its egress addresses.
+        let nets = plan.corporate_vpn_networks(&[berlin]);
+        assert!(!nets.is_empty());
+        for n in 0..64 {
+            let ip = plan.address(berlin, NetKind::CorporateVpn, n);
+            assert!(nets.iter().any(|net| net.contains(&ip)), "{ip}");
         }
     }
 }
