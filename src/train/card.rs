@@ -106,7 +106,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         let e = &c.evaluation;
         let _ = writeln!(
             s,
-            "| {} | {:.6} | {} | {} | {:.4} | {:.2} ({} revocations, {} by hard rules) | {:.2} | {:.4} | {} |",
+            "| {} | {:.6} | {} | {} | {:.4} | {:.2} ({} revoked, {} by hard rules) | {:.2} | {:.4} | {} |",
             c.model.kind(),
             e.threshold,
             pct(e.session_recall),

@@ -173,9 +173,11 @@ fn fit_tree(
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(k as u64),
     );
-    let n_pos = positives
-        .len()
-        .min(params.max_positives_per_tree.clamp(1, MAX_POSITIVES_PER_TREE));
+    let n_pos = positives.len().min(
+        params
+            .max_positives_per_tree
+            .clamp(1, MAX_POSITIVES_PER_TREE),
+    );
     let n_neg = ((n_pos as f64 * params.neg_ratio).round() as usize).max(1);
     let mut sample: Vec<usize> = Vec::with_capacity(n_pos + n_neg);
     sample.extend((0..n_pos).map(|_| positives[rng.random_range(0..positives.len())]));
@@ -204,9 +206,8 @@ fn fit_tree(
     // changes predictions and so its pruning from run to run. Attacker rows weigh
     // 1 + 2⁻¹³: with fewer than 2048 of them per tree their weighted sum is exact and never
     // an integer, so it never ties with the (integer) benign sum — trees are reproducible.
-    let weights = Array1::from_iter(
-        (0..sample.len()).map(|r| if r < n_pos { POSITIVE_WEIGHT } else { 1.0 }),
-    );
+    let weights =
+        Array1::from_iter((0..sample.len()).map(|r| if r < n_pos { POSITIVE_WEIGHT } else { 1.0 }));
     let fitted = DecisionTree::params()
         .max_depth(Some(params.max_depth))
         .min_weight_leaf(params.min_leaf)
