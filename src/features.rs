@@ -297,6 +297,28 @@ pub fn extract(observation: &Observation) -> [f64; FEATURE_COUNT] {
     values
 }
 
+/// Features that are evidence on their own, with the value they must exceed: a travel leg,
+/// a rate above the session's own baseline, a device or network change. The rest is
+/// context (age, counts, gaps) that modulates evidence but never is any.
+const EVIDENCE: [(usize, f64); 9] = [
+    (0, 0.0),                    // travel_speed_kmh
+    (2, 0.0),                    // user_travel_speed_kmh
+    (5, std::f64::consts::LN_2), // rate_ratio > 1
+    (7, 0.0),                    // user_agent_change
+    (8, 0.0),                    // os_change
+    (9, 0.0),                    // scripted_client
+    (10, 0.0),                   // asn_change
+    (11, 0.0),                   // new_asn
+    (14, 0.0),                   // country_change
+];
+
+/// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
+/// without evidence 0: context alone never makes a session risky, and every score above 0
+/// can name a concrete reason.
+pub fn carries_evidence(x: &[f64; FEATURE_COUNT]) -> bool {
+    EVIDENCE.iter().any(|(i, above)| x[*i] > *above)
+}
+
 /// The schema as recorded in an artifact: what must match for a model to be usable.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureRecord {
@@ -625,6 +647,57 @@ mod tests {
                 "{what}: {feature} = {got}, want {expected}"
             );
             assert!(x.iter().all(|v| v.is_finite()), "{what}: {x:?}");
+        }
+    }
+
+    #[test]
+    fn evidence_features_are_the_named_ones() {
+        let names: Vec<&str> = EVIDENCE.iter().map(|(i, _)| FEATURES[*i].name).collect();
+        assert_eq!(
+            names,
+            [
+                "travel_speed_kmh",
+                "user_travel_speed_kmh",
+                "rate_ratio",
+                "user_agent_change",
+                "os_change",
+                "scripted_client",
+                "asn_change",
+                "new_asn",
+                "country_change"
+            ]
+        );
+        let context = Observation {
+            session_requests: 500,
+            session_age_s: 3600.0,
+            since_previous_s: 900.0,
+            distinct_ips: 4,
+            new_ip: true,
+            rate: Some(RateEvidence {
+                per_minute: 5.0,
+                baseline_per_minute: 6.0,
+            }),
+            ..Default::default()
+        };
+        assert!(!carries_evidence(&extract(&context)));
+        for evidence in [
+            Observation {
+                new_asn: true,
+                ..context.clone()
+            },
+            Observation {
+                rate: Some(RateEvidence {
+                    per_minute: 13.0,
+                    baseline_per_minute: 6.0,
+                }),
+                ..context.clone()
+            },
+            Observation {
+                os_change: Some(("a".into(), "b".into())),
+                ..context.clone()
+            },
+        ] {
+            assert!(carries_evidence(&extract(&evidence)), "{evidence:?}");
         }
     }
 

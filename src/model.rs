@@ -18,6 +18,12 @@
 //! model, and moving it still means stricter or laxer (the daemon's threshold stays a knob,
 //! which mapping `t` onto whatever `detect.threshold` says would have removed).
 //!
+//! Evidence gate: a row without any evidence feature (no travel leg, no rate above the
+//! session's baseline, no device or network change; `features::carries_evidence`) scores 0
+//! whatever the model says, so context alone (age, counts, gaps) never revokes or flags and
+//! every non-zero score has a concrete reason. `train` evaluates and thresholds the gated
+//! probability, so the card's numbers are the scorer's.
+//!
 //! Explanations: per-feature contributions (logistic: `wᵢ·(xᵢ − μᵢ)/σᵢ` in log-odds; forest:
 //! Saabas path attribution, the change in node value at every split on the path, averaged
 //! over trees) are summed per [`Reason`] (each feature names its reason in
@@ -168,8 +174,12 @@ impl Model {
         }
     }
 
-    /// Probability of an attacker request.
+    /// Probability of an attacker request; 0 for a row without evidence
+    /// (`features::carries_evidence`).
     pub fn probability(&self, x: &[f64; FEATURE_COUNT]) -> f64 {
+        if !features::carries_evidence(x) {
+            return 0.0;
+        }
         match self {
             Model::Logistic(m) => sigmoid(m.logit(x, None)),
             Model::Forest(m) => m.predict(x, None),
@@ -184,6 +194,9 @@ impl Model {
         contributions: &mut [f64; FEATURE_COUNT],
     ) -> f64 {
         *contributions = [0.0; FEATURE_COUNT];
+        if !features::carries_evidence(x) {
+            return 0.0;
+        }
         match self {
             Model::Logistic(m) => sigmoid(m.logit(x, Some(contributions))),
             Model::Forest(m) => m.predict(x, Some(contributions)),
