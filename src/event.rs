@@ -385,6 +385,19 @@ pub struct Observation {
     pub session_age_s: f64,
     /// The address or its ASN is allowlisted: travel and network changes are not signals.
     pub allowlisted_network: bool,
+    /// Seconds since the session's previous request (event time); 0 for its first request
+    /// and for a late (out-of-order) one.
+    pub since_previous_s: f64,
+    /// The ASN is not among the session's recently seen ASNs (never on the first located
+    /// request, never on an allowlisted network): a network the session has not used.
+    pub new_asn: bool,
+    /// Distinct ASNs seen in this session (approximate beyond the bounded set), allowlisted
+    /// networks excluded.
+    pub distinct_asns: u32,
+    /// ASN changes in this session within the last 10 minutes of event time, this one
+    /// included: a phone moving between Wi-Fi and carrier changes a few times an hour, two
+    /// parties interleaving on one token change every few requests.
+    pub recent_network_changes: u32,
 }
 
 /// A detector's reason code. Bounded: used as a metric label.

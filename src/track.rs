@@ -80,6 +80,13 @@ const BASELINE_MIN_MINUTES: u32 = 3;
 /// verification leeway, and such a request should not look like a brand-new session.
 const EXPIRY_GRACE_MS: i64 = 5 * 60 * 1000;
 
+/// Window over which ASN changes are counted for `Observation::recent_network_changes`.
+const NETWORK_CHANGE_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// ASN-change times kept per session: more changes than this within the window already say
+/// "interleaved networks"; the count saturates here.
+const NETWORK_CHANGES_CAP: usize = 16;
+
 /// Observations waiting for `record` per session, at most (a batch rarely holds more of one
 /// session's signal-carrying events).
 const MAX_PENDING: usize = 64;
@@ -344,6 +351,12 @@ struct SessionState {
     countries: RecentSet<Arc<str>>,
     last_located: Option<LocatedUse>,
     asn: Option<u32>,
+    /// Recently seen ASNs (non-allowlisted), for `new_asn`.
+    recent_asns: RecentSet<u32>,
+    /// ASNs that were new when seen (approximate distinct count: the set is bounded).
+    distinct_asns: u32,
+    /// Event times (ms) of the latest ASN changes, oldest first, within the window.
+    network_changes: Vec<i64>,
     country: Option<Arc<str>>,
     /// First browser use; the first scripted use until a browser shows up.
     device: Option<DeviceIdentity>,
@@ -383,6 +396,9 @@ impl SessionState {
             countries: RecentSet::default(),
             last_located: None,
             asn: None,
+            recent_asns: RecentSet::default(),
+            distinct_asns: 0,
+            network_changes: Vec::new(),
             country: None,
             device: None,
             scripted_seen: false,
@@ -436,8 +452,16 @@ impl SessionState {
             if let (Some(before), Some(after)) = (self.asn, enrichment.asn) {
                 if before != after {
                     obs.asn_change = Some((before, after));
+                    self.note_network_change(now);
                 }
             }
+            if let Some(asn) = enrichment.asn {
+                obs.new_asn = self.recent_asns.len() > 0 && !self.recent_asns.contains(&asn);
+                if self.recent_asns.touch(asn) {
+                    self.distinct_asns = self.distinct_asns.saturating_add(1);
+                }
+            }
+            obs.recent_network_changes = self.recent_network_changes(now);
             if enrichment.asn.is_some() && (in_order || self.asn.is_none()) {
                 self.asn = enrichment.asn;
             }
@@ -468,6 +492,9 @@ impl SessionState {
 
         self.rate.record(now);
         obs.rate = self.rate.evidence();
+        if !is_first {
+            obs.since_previous_s = now.seconds_since(self.last_seen).max(0.0);
+        }
 
         self.requests = self.requests.saturating_add(1);
         self.first_seen = self.first_seen.min(now);
@@ -475,7 +502,28 @@ impl SessionState {
         obs.session_requests = self.requests;
         obs.distinct_ips = self.distinct_ips;
         obs.distinct_countries = u32::try_from(self.countries.len()).unwrap_or(u32::MAX);
+        obs.distinct_asns = self.distinct_asns;
         obs.session_age_s = now.seconds_since(self.first_seen).max(0.0);
+    }
+
+    /// Remember an ASN change at `now`, forgetting those outside the window (bounded).
+    fn note_network_change(&mut self, now: EventTime) {
+        self.network_changes
+            .retain(|t| (now.0 - t).abs() <= NETWORK_CHANGE_WINDOW_MS);
+        if self.network_changes.len() >= NETWORK_CHANGES_CAP {
+            self.network_changes.remove(0);
+        }
+        self.network_changes.push(now.0);
+    }
+
+    /// ASN changes within the window around `now` (absolute difference: late events too).
+    fn recent_network_changes(&self, now: EventTime) -> u32 {
+        let n = self
+            .network_changes
+            .iter()
+            .filter(|t| (now.0 - **t).abs() <= NETWORK_CHANGE_WINDOW_MS)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// UA family and OS are compared with the device the session was established on (its
@@ -527,6 +575,8 @@ impl SessionState {
         bytes += self.recent_ips.capacity() * size_of::<IpAddr>();
         bytes += self.countries.capacity() * size_of::<Arc<str>>();
         bytes += self.countries.items.iter().map(|c| c.len()).sum::<usize>();
+        bytes += self.recent_asns.capacity() * size_of::<u32>();
+        bytes += self.network_changes.capacity() * size_of::<i64>();
         if let Some(located) = &self.last_located {
             bytes += geo_heap_bytes(&located.point);
         }
@@ -1620,6 +1670,42 @@ mod tests {
         assert_eq!(obs[3].distinct_countries, 2);
         assert_eq!(obs[3].session_requests, 4);
         assert_eq!(obs[3].session_age_s, 30.0);
+    }
+
+    #[test]
+    fn new_networks_gaps_and_recent_network_changes() {
+        let tracker = tracker();
+        let obs = observe_all(
+            &tracker,
+            vec![
+                ev(1, 0),
+                ev(1, 10).ip("198.51.100.20").asn(Some(6805)),
+                ev(1, 20),
+                ev(1, 25).ip("198.51.100.20").asn(Some(6805)),
+                ev(1, 15), // late: compared, no gap
+                ev(1, 1000),
+                ev(1, 1010).ip("192.0.2.1").asn(Some(5089)),
+            ],
+        );
+        // (new_asn, distinct_asns, recent_network_changes, since_previous_s)
+        let expected = [
+            (false, 1, 0, 0.0),
+            (true, 2, 1, 10.0),
+            (false, 2, 2, 10.0),
+            (false, 2, 3, 5.0),
+            (false, 2, 4, 0.0), // a late event is still compared (3320 vs 6805)
+            (false, 2, 1, 975.0),
+            (true, 3, 2, 10.0),
+        ];
+        for (i, (o, e)) in obs.iter().zip(expected).enumerate() {
+            let got = (
+                o.new_asn,
+                o.distinct_asns,
+                o.recent_network_changes,
+                o.since_previous_s,
+            );
+            assert_eq!(got, e, "event {i}");
+        }
     }
 
     #[test]

@@ -1,0 +1,309 @@
+//! Labelled feature rows for training and evaluation: simulated (or given) access logs run
+//! through the real pipeline stages, each event's [`Observation`] turned into a feature vector
+//! and labelled from the ground truth.
+//!
+//! Data flow: log + labels + config → `app::build_stages` → `Pipeline::process_batch_observed`
+//! (rule scorer) → per event: `features::extract`, the hard-rule flag, and
+//! `labels::Labels::is_attacker_request` → [`DataSet`].
+//!
+//! Labels files in two shapes are read: `labels::SessionLabel` (one per session with `tokens`
+//! and `attacker_ips`) and the foundation simulator's per-token `simulate::Label` (a
+//! `fingerprint`, no attacker addresses). The second is adapted: its attack types are renamed
+//! to `labels::ATTACK_TYPES` and its attacker addresses are recovered from the log (that
+//! simulator's attackers, and only they, use its hosting networks — simulator knowledge used
+//! for labelling only, never as a feature).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::config::{Config, ProcessEnv};
+use crate::event::{EventTime, Fingerprint, Observation};
+use crate::features::{self, FEATURE_COUNT};
+use crate::labels::{Labels, SessionLabel};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// One event, labelled.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// Index into [`DataSet::sessions`].
+    pub session: u32,
+    /// The attacker made this request.
+    pub attacker: bool,
+    /// A hard rule (impossible travel, concurrent use) fired on it.
+    pub hard: bool,
+    /// Event time.
+    pub time: EventTime,
+}
+
+/// Ground truth of one session, as evaluation needs it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// One of `labels::ATTACK_TYPES` for attacked sessions.
+    pub attack_type: Option<String>,
+    /// First attacker request.
+    pub attack_start: Option<EventTime>,
+}
+
+/// Labelled feature rows of one or more logs, in input order.
+#[derive(Debug, Clone, Default)]
+pub struct DataSet {
+    /// Feature vectors, one per row.
+    pub x: Vec<[f64; FEATURE_COUNT]>,
+    /// Labels, one per row.
+    pub rows: Vec<Row>,
+    /// Sessions the rows refer to.
+    pub sessions: Vec<SessionInfo>,
+    /// Lines read.
+    pub lines: u64,
+}
+
+impl DataSet {
+    /// Rows made by an attacker.
+    pub fn positives(&self) -> usize {
+        self.rows.iter().filter(|r| r.attacker).count()
+    }
+
+    /// Append `other`, renumbering its sessions.
+    pub fn append(&mut self, other: DataSet) {
+        let offset = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        self.x.extend(other.x);
+        self.rows.extend(other.rows.into_iter().map(|mut r| {
+            r.session = r.session.saturating_add(offset);
+            r
+        }));
+        self.sessions.extend(other.sessions);
+        self.lines += other.lines;
+    }
+}
+
+/// The foundation simulator's label line (`simulate::Label`).
+#[derive(Debug, Deserialize)]
+struct LegacyLabel {
+    session: u64,
+    fingerprint: String,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    label: String,
+    #[serde(default)]
+    attack_type: Option<String>,
+    #[serde(default)]
+    attack_start: Option<EventTime>,
+    #[serde(default)]
+    behaviours: Vec<String>,
+}
+
+/// The foundation simulator's attack names → issue 3's (`labels::ATTACK_TYPES`).
+fn legacy_attack_type(name: &str) -> String {
+    match name {
+        // A far-away hosting network while the victim is active.
+        "impossible_travel" => "far_replay_active",
+        // Same country, another network, a scripted client.
+        "scripted_scraping" => "scripted_same_country",
+        other => other,
+    }
+    .to_string()
+}
+
+/// Read a labels file of either shape. Sessions whose attacker addresses are unknown (the
+/// foundation simulator's) come back with empty `attacker_ips`, and `true` as second value.
+pub fn read_labels(path: &Path) -> anyhow::Result<(Vec<SessionLabel>, bool)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut sessions = Vec::new();
+    let mut legacy = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let label = if value.get("tokens").is_some() {
+            serde_json::from_value::<SessionLabel>(value)
+                .with_context(|| format!("{}:{}", path.display(), i + 1))?
+        } else {
+            let l: LegacyLabel = serde_json::from_value(value)
+                .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            legacy = true;
+            SessionLabel {
+                session: l.session,
+                user: l.sub.unwrap_or_else(|| format!("session-{}", l.session)),
+                sid: l.sid,
+                tokens: vec![l.fingerprint],
+                label: l.label,
+                attack_type: l.attack_type.as_deref().map(legacy_attack_type),
+                attack_start: l.attack_start,
+                attacker_ips: Vec::new(),
+                behaviours: l.behaviours,
+            }
+        };
+        sessions.push(label);
+    }
+    Ok((sessions, legacy))
+}
+
+/// What the pipeline showed for one event.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Token fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Client address.
+    pub ip: IpAddr,
+    /// Event time.
+    pub time: EventTime,
+    /// Features.
+    pub x: [f64; FEATURE_COUNT],
+    /// A hard rule fired.
+    pub hard: bool,
+}
+
+/// Run `log` through the pipeline built from `config` (rule scorer: observations do not
+/// depend on the scorer) and collect every event's features.
+pub fn observe_log(log: &Path, config: &Path) -> anyhow::Result<(Vec<Observed>, u64)> {
+    let (mut config, secrets) = Config::load(config, &ProcessEnv)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    config.detect.model = None;
+    observe_with(log, &config, &secrets, |_| {})
+}
+
+/// Like [`observe_log`] with a built config, also handing every observation to `inspect`.
+pub fn observe_with(
+    log: &Path,
+    config: &Config,
+    secrets: &crate::config::Secrets,
+    mut inspect: impl FnMut(&Observation),
+) -> anyhow::Result<(Vec<Observed>, u64)> {
+    let stages = crate::app::build_stages(config, secrets)?;
+    let mut pipeline = Pipeline::new(stages, Arc::new(Metrics::new()));
+    let input = log.to_str().context("log path is not UTF-8")?;
+    let (mut rx, reader) = crate::source::read_all(input, crate::app::source_limits(config));
+    let mut out = Vec::new();
+    while let Some(batch) = rx.blocking_recv() {
+        pipeline.process_batch_observed(&batch, |event, observation, assessment| {
+            inspect(observation);
+            out.push(Observed {
+                fingerprint: event.identity.fingerprint,
+                ip: event.event.client_ip,
+                time: event.event.time,
+                x: features::extract(observation),
+                hard: assessment.hard_rule,
+            });
+        });
+    }
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("source thread panicked"))?
+        .with_context(|| format!("reading {}", log.display()))?;
+    Ok((out, pipeline.totals().lines))
+}
+
+/// Recover the foundation simulator's attacker addresses: the hosting-network addresses
+/// that used an attacked session's tokens from its attack start on.
+fn recover_attacker_ips(sessions: &mut [SessionLabel], observed: &[Observed]) {
+    let mut by_token: HashMap<Fingerprint, usize> = HashMap::new();
+    for (i, s) in sessions.iter().enumerate() {
+        for t in &s.tokens {
+            if let Some(fp) = Fingerprint::from_hex(t) {
+                by_token.insert(fp, i);
+            }
+        }
+    }
+    for o in observed {
+        let Some(&i) = by_token.get(&o.fingerprint) else {
+            continue;
+        };
+        let s = &mut sessions[i];
+        let hosting = matches!(
+            crate::geodb::locate(o.ip),
+            Some((_, crate::geodb::NetKind::Hosting))
+        );
+        if hosting
+            && s.attack_start.is_some_and(|start| o.time >= start)
+            && !s.attacker_ips.contains(&o.ip)
+        {
+            s.attacker_ips.push(o.ip);
+        }
+    }
+}
+
+/// Labelled rows of one log.
+pub fn load_set(log: &Path, labels: &Path, config: &Path) -> anyhow::Result<DataSet> {
+    let (mut sessions, legacy) = read_labels(labels)?;
+    let (observed, lines) = observe_log(log, config)?;
+    if legacy {
+        recover_attacker_ips(&mut sessions, &observed);
+    }
+    label_rows(sessions, &observed, lines)
+}
+
+/// Label observed events against the sessions' ground truth.
+pub fn label_rows(
+    sessions: Vec<SessionLabel>,
+    observed: &[Observed],
+    lines: u64,
+) -> anyhow::Result<DataSet> {
+    let labels = Labels::new(sessions).context("labels")?;
+    let index: HashMap<u64, u32> = labels
+        .sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.session, u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let mut data = DataSet {
+        sessions: labels
+            .sessions
+            .iter()
+            .map(|s| SessionInfo {
+                attack_type: s.attack_type.clone(),
+                attack_start: s.attack_start,
+            })
+            .collect(),
+        lines,
+        ..DataSet::default()
+    };
+    // Events whose token the labels do not know (should not happen with simulated data)
+    // get a benign session of their own per token, so they still count as benign traffic.
+    let mut unknown: HashMap<Fingerprint, u32> = HashMap::new();
+    for o in observed {
+        let session = match labels
+            .session_of(o.fingerprint)
+            .and_then(|s| index.get(&s.session))
+        {
+            Some(i) => *i,
+            None => *unknown.entry(o.fingerprint).or_insert_with(|| {
+                data.sessions.push(SessionInfo {
+                    attack_type: None,
+                    attack_start: None,
+                });
+                u32::try_from(data.sessions.len() - 1).unwrap_or(u32::MAX)
+            }),
+        };
+        data.x.push(o.x);
+        data.rows.push(Row {
+            session,
+            attacker: labels.is_attacker_request(o.fingerprint, o.ip, o.time),
+            hard: o.hard,
+            time: o.time,
+        });
+    }
+    Ok(data)
+}
+
+/// SHA-256 of the files, in order (hex, first 16 bytes): the data's provenance.
+pub fn digest_files(paths: &[&Path]) -> anyhow::Result<String> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for path in paths {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        ctx.update(&(bytes.len() as u64).to_le_bytes());
+        ctx.update(&bytes);
+    }
+    Ok(hex::encode(&ctx.finish().as_ref()[..16]))
+}
