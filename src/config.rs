@@ -299,6 +299,10 @@ pub struct DetectConfig {
     pub max_speed_kmh: f64,
     /// Lower-bound distance below which travel is never a signal, km.
     pub min_travel_km: f64,
+    /// Impossible travel revokes on its own (a hard rule) only when the leg crosses a border
+    /// or its lower-bound distance reaches this, km. Shorter domestic legs are one signal
+    /// among others: carrier gateways and a user's second device produce them too.
+    pub hard_travel_km: f64,
     /// Session-state capacity (entries); least recently used sessions are evicted first.
     pub max_sessions: usize,
     /// Session-state budget in bytes (approximate).
@@ -332,9 +336,10 @@ impl Default for DetectConfig {
             allow_subjects: vec![],
             max_speed_kmh: 1000.0,
             min_travel_km: 100.0,
+            hard_travel_km: 1500.0,
             max_sessions: 1_000_000,
             max_session_bytes: 512 * 1024 * 1024,
-            session_idle_timeout: HumanDuration(Duration::from_secs(2 * 3600)),
+            session_idle_timeout: HumanDuration(Duration::from_secs(12 * 3600)),
             revoke_scope: RevokeScope::Token,
         }
     }

@@ -50,6 +50,10 @@ pub mod weights {
     /// devices behind differently geolocated networks (a phone on a carrier whose egress is
     /// far away). Hard rule.
     pub const CONCURRENT_USE: f64 = 0.95;
+    /// An "impossible" leg inside one country shorter than `hard_travel_km`: mobile carrier
+    /// gateways and second devices make these too, so alone it is only worth a flag; with a
+    /// device or rate signal it revokes (0.5 + UA change 0.65 → 0.83).
+    pub const DOMESTIC_HOP: f64 = 0.5;
     /// Rate anomaly at the trigger ratio (5× the session's own baseline, ≥ 30/min).
     pub const RATE_ANOMALY_MIN: f64 = 0.6;
     /// Rate anomaly at 20× the baseline or more. Kept below 0.8 on purpose: volume alone is
@@ -118,6 +122,7 @@ pub fn rate_anomaly_weight(rate: &RateEvidence) -> Option<f64> {
 pub struct RuleScorer {
     max_speed_kmh: f64,
     min_travel_km: f64,
+    hard_travel_km: f64,
 }
 
 impl RuleScorer {
@@ -126,6 +131,7 @@ impl RuleScorer {
         RuleScorer {
             max_speed_kmh: config.max_speed_kmh,
             min_travel_km: config.min_travel_km,
+            hard_travel_km: config.hard_travel_km,
         }
     }
 
@@ -133,6 +139,15 @@ impl RuleScorer {
     /// `min_travel_km` (both on the radius-aware lower bound).
     pub fn is_impossible(&self, leg: &TravelEvidence) -> bool {
         leg.speed_kmh > self.max_speed_kmh && leg.distance_km >= self.min_travel_km
+    }
+
+    /// An impossible leg that revokes on its own: it crosses a border, or it is long enough
+    /// that no GeoIP error explains it. Shorter domestic legs also come from mobile carrier
+    /// gateways that geolocate hundreds of km from the user, and from a user's second device.
+    pub fn is_certain(&self, leg: &TravelEvidence) -> bool {
+        let crosses_border =
+            matches!((&leg.from.country, &leg.to.country), (Some(a), Some(b)) if a != b);
+        self.is_impossible(leg) && (crosses_border || leg.distance_km >= self.hard_travel_km)
     }
 
     /// Score one observation.
@@ -145,18 +160,33 @@ impl RuleScorer {
         // The tracker already drops travel and network changes on allowlisted networks; the
         // check is repeated so a hand-built or model-side observation cannot bypass it.
         let network_counts = !obs.allowlisted_network;
-        if network_counts && obs.travel.as_ref().is_some_and(|t| self.is_impossible(t)) {
-            fire(Reason::ImpossibleTravel, weights::IMPOSSIBLE_TRAVEL);
-            hard_rule = true;
-        }
-        if network_counts
-            && obs
-                .user_travel
-                .as_ref()
-                .is_some_and(|t| self.is_impossible(t))
+        if let Some(leg) = obs
+            .travel
+            .as_ref()
+            .filter(|t| network_counts && self.is_impossible(t))
         {
-            fire(Reason::ConcurrentUse, weights::CONCURRENT_USE);
-            hard_rule = true;
+            let certain = self.is_certain(leg);
+            let weight = if certain {
+                weights::IMPOSSIBLE_TRAVEL
+            } else {
+                weights::DOMESTIC_HOP
+            };
+            fire(Reason::ImpossibleTravel, weight);
+            hard_rule |= certain;
+        }
+        if let Some(leg) = obs
+            .user_travel
+            .as_ref()
+            .filter(|t| network_counts && self.is_impossible(t))
+        {
+            let certain = self.is_certain(leg);
+            let weight = if certain {
+                weights::CONCURRENT_USE
+            } else {
+                weights::DOMESTIC_HOP
+            };
+            fire(Reason::ConcurrentUse, weight);
+            hard_rule |= certain;
         }
         if let Some(weight) = obs.rate.as_ref().and_then(rate_anomaly_weight) {
             fire(Reason::RateAnomaly, weight);

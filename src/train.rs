@@ -58,6 +58,11 @@ pub struct TrainArgs {
     /// Events simulated per seed.
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
+    /// Fraction of simulated sessions attacked (more than in real traffic, so every attack
+    /// type has enough examples; the threshold is still chosen for a benign false-positive
+    /// rate, which does not depend on it).
+    #[arg(long, default_value_t = 0.15)]
+    pub attack_fraction: f64,
     /// Extra training log (repeatable; each with a --labels and a --config, in order).
     #[arg(long)]
     pub logs: Vec<PathBuf>,
@@ -195,7 +200,7 @@ fn join<T: std::fmt::Display>(values: &[T]) -> String {
 /// The command line that reproduces a run (canonical: every setting spelled out).
 fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
     let mut c = format!(
-        "tokenwatch train --seeds {} --holdout-seeds {} --events {} --target-fp-per-million {} --model {} --trees {} --max-depth {} --forest-seed {} --out {}",
+        "tokenwatch train --seeds {} --holdout-seeds {} --events {} --attack-fraction {} --target-fp-per-million {} --model {} --trees {} --max-depth {} --forest-seed {} --out {}",
         if seeds.is_empty() {
             "none".into()
         } else {
@@ -207,6 +212,7 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
             join(holdout)
         },
         args.events,
+        args.attack_fraction,
         args.target_fp_per_million,
         match args.model {
             ModelChoice::Auto => "auto",
@@ -240,6 +246,7 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
 fn simulate_seed(
     seed: u64,
     events: u64,
+    attack_fraction: f64,
     dir: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
     use clap::Parser;
@@ -262,6 +269,8 @@ fn simulate_seed(
         seed.to_string(),
         "--events".into(),
         events.to_string(),
+        "--attack-fraction".into(),
+        attack_fraction.to_string(),
     ];
     let parsed = Simulate::try_parse_from(argv).context("simulate arguments")?;
     crate::app::simulate_to_files(&parsed.args)?;
@@ -328,7 +337,7 @@ fn gather(
             "[{step}/{total}] {role} seed {seed}: simulating {} events",
             args.events
         );
-        let (log, labels, config) = simulate_seed(seed, args.events, &dir)?;
+        let (log, labels, config) = simulate_seed(seed, args.events, args.attack_fraction, &dir)?;
         let set = data::load_set(&log, &labels, &config)?;
         let digest = data::digest_files(&[&log, &labels])?;
         eprintln!(

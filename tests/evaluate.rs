@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-
 const ROWS: [&str; 4] = [
     "CrowdSec impossible-travel",
     "Panther ImpossibleTravel",

@@ -67,6 +67,7 @@ fn train_save_load_round_trip_gives_identical_scores() {
         seeds: "1".into(),
         holdout_seeds: "2".into(),
         events: 6_000,
+        attack_fraction: 0.15,
         logs: vec![],
         labels: vec![],
         config: vec![],

@@ -635,9 +635,11 @@ asn_db = "{asn_db}"
 [detect]
 mode = "enforce"
 threshold = 0.8
-# The simulated company's own VPN egress, as its operator would allowlist it. Satellite
-# ({satellite}) and private-relay ({relay}) ASNs are deliberately not allowlisted.
+# What an operator following DESIGN §5 allowlists: the company's own VPN egress, and the
+# in-flight satellite ({satellite}) and private-relay ({relay}) ASNs, whose addresses say
+# nothing about where the user is.
 allow_cidrs = [{allow}]
+allow_asns = [{satellite}, {relay}]
 
 [denylist]
 {journal}"#,
