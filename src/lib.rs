@@ -24,6 +24,7 @@ pub mod source;
 pub mod track;
 
 pub mod app;
+pub mod demo;
 pub mod evaluate;
 pub mod geodb;
 pub mod labels;

@@ -43,7 +43,7 @@ enum Command {
     /// Precision, recall and time to detect per attack type, against published rules.
     Evaluate(tokenwatch::evaluate::EvaluateArgs),
     /// Simulate, detect, revoke and serve the API: see it work in a minute.
-    Demo(app::DemoArgs),
+    Demo(tokenwatch::demo::DemoArgs),
     /// Validate a config file and the files it names; print every problem.
     CheckConfig {
         /// Config file.
@@ -96,7 +96,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             eprint!("{}", app::summary_table(&report.totals, report.elapsed));
         }
         Command::Simulate(args) => app::simulate_to_files(&args)?,
-        Command::Demo(args) => app::demo(args)?,
+        Command::Demo(args) => tokenwatch::demo::demo(args)?,
         Command::Train(args) => tokenwatch::train::run(&args)?,
         Command::Evaluate(args) => tokenwatch::evaluate::run(&args)?,
         Command::CheckConfig { config } => {
