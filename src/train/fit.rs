@@ -332,34 +332,17 @@ mod tests {
         .expect("logistic");
         assert_eq!(repeat, 9);
         assert!(logistic.weights[0] > 0.0, "{:?}", logistic.weights);
-        let forest = fit_forest(
-            &x,
-            &y,
-            &ForestParams {
-                trees: 8,
-                max_depth: 6,
-                min_leaf: 2.0,
-                neg_ratio: 2.0,
-                max_positives_per_tree: 1000,
-                feature_fraction: 1.0,
-                seed: 1,
-            },
-        )
-        .expect("forest");
-        let again = fit_forest(
-            &x,
-            &y,
-            &ForestParams {
-                trees: 8,
-                max_depth: 6,
-                min_leaf: 2.0,
-                neg_ratio: 2.0,
-                max_positives_per_tree: 1000,
-                feature_fraction: 1.0,
-                seed: 1,
-            },
-        )
-        .expect("forest");
+        let params = ForestParams {
+            trees: 8,
+            max_depth: 6,
+            min_leaf: 2.0,
+            neg_ratio: 2.0,
+            max_positives_per_tree: 1000,
+            feature_fraction: 1.0,
+            seed: 1,
+        };
+        let forest = fit_forest(&x, &y, &params).expect("forest");
+        let again = fit_forest(&x, &y, &params).expect("forest");
         assert_eq!(forest, again, "seeded: the same forest twice");
         for model in [Model::Logistic(logistic), Model::Forest(forest)] {
             let mut quiet = [0.5; FEATURE_COUNT];
