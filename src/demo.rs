@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::api::Readiness;
+
+/// The shipped model (`models/session-risk.json`), embedded for the demo.
+const SHIPPED_MODEL: &str = include_str!("../models/session-risk.json");
+
 use crate::app::{Services, build_stages, parse_rfc3339, shutdown_signal, write_sim_support};
 use crate::config::Config;
 use crate::event::RawLine;
@@ -62,6 +66,10 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     config.api.listen = args.listen;
     secrets.admin_key = Some(admin_key.clone());
+    // The shipped model travels inside the binary, so the demo scores with it from anywhere.
+    let model = dir.path().join("session-risk.json");
+    std::fs::write(&model, SHIPPED_MODEL)?;
+    config.detect.model = Some(model);
 
     let duration_s = 10 * 60;
     let now_ms = crate::denylist::wall_clock_ms();
@@ -204,12 +212,14 @@ pub fn explain(d: &crate::event::Decision) -> String {
         d.score,
         &d.event_time.to_rfc3339()[11..19]
     );
-    let place = |p: &crate::event::GeoPoint| {
-        format!(
-            "{}, {}",
-            p.city.as_deref().unwrap_or("?"),
-            p.country.as_deref().unwrap_or("?")
-        )
+    let place = |p: &crate::event::GeoPoint| match &p.city {
+        Some(city) => format!("{city}, {}", p.country.as_deref().unwrap_or("?")),
+        // Carrier and other regional ranges have no city: say how vague the location is.
+        None => format!(
+            "somewhere in {} (±{:.0} km)",
+            p.country.as_deref().unwrap_or("?"),
+            p.radius_km
+        ),
     };
     for reason in &d.reasons {
         let e = &d.evidence;
