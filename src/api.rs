@@ -819,14 +819,14 @@ fn key_revocation(
         (DenyKey::Sub { .. }, None) => Some(now_ms.div_euclid(1000)),
         (DenyKey::Sub { .. }, Some(TimeInput::Seconds(secs))) => Some(secs),
         (DenyKey::Sub { .. }, Some(TimeInput::Text(text))) => Some(
-            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| {
+            crate::event::EventTime::parse_rfc3339(&text)
+                .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_not_before",
-                        format!("not_before {text:?}: {e} (epoch seconds or RFC 3339)"),
+                        format!("not_before {text:?}: expected epoch seconds or RFC 3339"),
                     )
                 })?
-                .unix_timestamp(),
+                .secs(),
         ),
         (_, None) => None,
         (_, Some(_)) => {

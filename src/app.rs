@@ -276,15 +276,6 @@ pub struct SimulateArgs {
     pub geoip: Option<PathBuf>,
 }
 
-/// Parse RFC 3339 text into event time.
-pub fn parse_rfc3339(text: &str) -> anyhow::Result<crate::event::EventTime> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("not an RFC 3339 time: {text:?}"))?;
-    Ok(crate::event::EventTime(
-        (t.unix_timestamp_nanos() / 1_000_000) as i64,
-    ))
-}
-
 /// Files written next to a simulated access log.
 pub struct SimFiles {
     /// City database.
@@ -378,7 +369,8 @@ pub fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     let mut spec = SimSpec::new(
         args.seed,
-        parse_rfc3339(&args.start)?,
+        crate::event::EventTime::parse_rfc3339(&args.start)
+            .with_context(|| format!("--start: not an RFC 3339 time: {:?}", args.start))?,
         args.duration.as_secs().max(60),
         args.users,
     );

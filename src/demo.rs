@@ -14,7 +14,7 @@ use crate::api::Readiness;
 /// The shipped model (`models/session-risk.json`), embedded for the demo.
 const SHIPPED_MODEL: &str = include_str!("../models/session-risk.json");
 
-use crate::app::{Services, build_stages, parse_rfc3339, shutdown_signal, write_sim_support};
+use crate::app::{Services, build_stages, shutdown_signal, write_sim_support};
 use crate::config::Config;
 use crate::event::RawLine;
 use crate::identify::Fingerprinter;
@@ -50,7 +50,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
-    use crate::simulate::{SimKeys, SimSpec, simulate};
+    use crate::simulate::{SimKeys, SimSpec, generate};
     anyhow::ensure!(args.speed > 0.0, "--speed must be positive");
     let dir = tempfile::Builder::new()
         .prefix("tokenwatch-demo-")
@@ -82,7 +82,9 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
             args.users,
         )
     };
-    let sim = simulate(&spec, &keys);
+    let generated = generate(&spec, &keys);
+    let times: Vec<i64> = (0..generated.len()).map(|i| generated.time(i).0).collect();
+    let sim = generated.into_simulation();
     let attacked = sim
         .labels
         .iter()
@@ -115,11 +117,6 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let tick = Duration::from_millis(100);
     let slice_ms = (tick.as_secs_f64() * args.speed * 1000.0) as i64;
-    let times: Vec<i64> = sim
-        .lines
-        .iter()
-        .map(|l| event_time_of(l).unwrap_or(spec.start.0))
-        .collect();
     let mut next = 0;
     let mut slice_end = spec.start.0;
     let mut revocations = Vec::new();
@@ -189,12 +186,6 @@ fn random_key() -> String {
     (0..24)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
-}
-
-/// The `time` field of a simulated line (RFC 3339), as event time.
-fn event_time_of(line: &str) -> Option<i64> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    parse_rfc3339(v.get("time")?.as_str()?).ok().map(|t| t.0)
 }
 
 /// One revocation, explained for a person.

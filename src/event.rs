@@ -35,6 +35,13 @@ impl EventTime {
     pub fn seconds_since(self, earlier: EventTime) -> f64 {
         (self.0 - earlier.0) as f64 / 1000.0
     }
+    /// Parse RFC 3339 (`2023-11-14T22:13:20.123+01:00`; also `t` or a space as separator,
+    /// lowercase `z`, offsets without a colon). The one parser every module uses: hand-written
+    /// because `parse` calls it on every record.
+    pub fn parse_rfc3339(text: &str) -> Option<EventTime> {
+        parse_rfc3339_ms(text).map(EventTime)
+    }
+
     /// RFC 3339 text in UTC with millisecond precision when needed (`2026-11-23T17:12:00Z`).
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
@@ -65,6 +72,97 @@ impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_rfc3339())
     }
+}
+
+/// RFC 3339 (`2023-11-14T22:13:20.123+01:00`) to epoch milliseconds. Also accepts `t` or a space
+/// as separator, lowercase `z` and offsets without a colon (`+0100`, as some loggers write).
+fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let number = |start: usize, len: usize| -> Option<i64> {
+        b.get(start..start + len)?.iter().try_fold(0i64, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let year = number(0, 4)?;
+    let month = number(5, 2)?;
+    let day = number(8, 2)?;
+    let hour = number(11, 2)?;
+    let minute = number(14, 2)?;
+    let mut second = number(17, 2)?;
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                millis += i64::from(b[i] - b'0') * [100, 10, 1][i - start];
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset_s = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') => {
+            let (hh, mm) = match b.len() - i {
+                6 if b[i + 3] == b':' => (number(i + 1, 2)?, number(i + 4, 2)?),
+                5 => (number(i + 1, 2)?, number(i + 3, 2)?),
+                _ => return None,
+            };
+            if hh > 23 || mm > 59 {
+                return None;
+            }
+            let offset = hh * 3600 + mm * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    if second == 60 {
+        // A leap second: the last instant of the minute before it.
+        second = 59;
+        millis = 999;
+    }
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    Some(seconds * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Which kind of source a line came from; a metric label.

@@ -71,9 +71,8 @@ impl SessionLabel {
 impl<'de> Deserialize<'de> for EventTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| serde::de::Error::custom(format!("bad time {text:?}: {e}")))?;
-        Ok(EventTime((t.unix_timestamp_nanos() / 1_000_000) as i64))
+        EventTime::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
     }
 }
 

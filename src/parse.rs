@@ -946,7 +946,7 @@ fn event_time(value: &Captured<'_>) -> Option<EventTime> {
             if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 epoch_text(text)?
             } else {
-                parse_rfc3339(text)?
+                EventTime::parse_rfc3339(text)?.0
             }
         }
         _ => return None,
@@ -1001,97 +1001,6 @@ fn epoch_text(text: &str) -> Option<i64> {
         }
     }
     epoch_integer(whole.parse().ok()?, frac_ms)
-}
-
-/// RFC 3339 (`2023-11-14T22:13:20.123+01:00`) to epoch milliseconds. Also accepts `t` or a space
-/// as separator, lowercase `z` and offsets without a colon (`+0100`, as some loggers write).
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let number = |start: usize, len: usize| -> Option<i64> {
-        b.get(start..start + len)?.iter().try_fold(0i64, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
-    };
-    let year = number(0, 4)?;
-    let month = number(5, 2)?;
-    let day = number(8, 2)?;
-    let hour = number(11, 2)?;
-    let minute = number(14, 2)?;
-    let mut second = number(17, 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 3 {
-                millis += i64::from(b[i] - b'0') * [100, 10, 1][i - start];
-            }
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    let offset_s = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') => {
-            let (hh, mm) = match b.len() - i {
-                6 if b[i + 3] == b':' => (number(i + 1, 2)?, number(i + 4, 2)?),
-                5 => (number(i + 1, 2)?, number(i + 3, 2)?),
-                _ => return None,
-            };
-            if hh > 23 || mm > 59 {
-                return None;
-            }
-            let offset = hh * 3600 + mm * 60;
-            if *sign == b'-' { -offset } else { offset }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    if second == 60 {
-        // A leap second: the last instant of the minute before it.
-        second = 59;
-        millis = 999;
-    }
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    Some(seconds * 1000 + millis)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// Longest address text considered (a full IPv6 with zone and port fits easily).
@@ -1557,7 +1466,11 @@ mod tests {
             let expected = time::OffsetDateTime::parse(text, &Rfc3339).expect(text);
             let expected_ms =
                 i64::try_from(expected.unix_timestamp_nanos() / 1_000_000).expect("ms");
-            assert_eq!(parse_rfc3339(text), Some(expected_ms), "{text}");
+            assert_eq!(
+                EventTime::parse_rfc3339(text).map(|t| t.0),
+                Some(expected_ms),
+                "{text}"
+            );
         }
     }
 

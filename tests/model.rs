@@ -178,7 +178,8 @@ fn shipped_model_catches_every_simulated_attack_type() {
             "every revocation says why: {d}"
         );
         let session = by_token[d["fingerprint"].as_str().unwrap()];
-        let at = tokenwatch::app::parse_rfc3339(d["event_time"].as_str().unwrap()).unwrap();
+        let at =
+            tokenwatch::event::EventTime::parse_rfc3339(d["event_time"].as_str().unwrap()).unwrap();
         revoked
             .entry(session)
             .and_modify(|t| *t = (*t).min(at))

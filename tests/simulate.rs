@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use tokenwatch::app::{build_stages, parse_rfc3339};
+use tokenwatch::app::build_stages;
 use tokenwatch::config::{Config, GeoIpConfig, ProcessEnv};
 use tokenwatch::enrich::Enricher;
+use tokenwatch::event::EventTime;
 use tokenwatch::event::TokenKind;
 use tokenwatch::geodb::{self, CITIES, NetKind};
 use tokenwatch::labels::{ATTACK_TYPES, Labels};
@@ -162,7 +163,7 @@ fn labels_agree_with_what_the_pipeline_reads() {
 fn two_thousand() -> &'static Generated {
     static SIM: OnceLock<Generated> = OnceLock::new();
     SIM.get_or_init(|| {
-        let start = parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+        let start = EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
         generate(
             &SimSpec::new(21, start, 24 * 3600, 2000),
             &SimKeys::from_seed(21),

@@ -7,7 +7,7 @@ use super::*;
 use crate::geodb::{NetKind, locate};
 
 fn start() -> EventTime {
-    crate::app::parse_rfc3339("2026-11-23T12:00:00Z").unwrap()
+    crate::event::EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap()
 }
 
 fn spec(users: usize, hours: u64, fraction: f64, seed: u64) -> SimSpec {
@@ -353,7 +353,7 @@ fn same_seed_same_lines_other_seed_other_lines() {
         .iter()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            crate::app::parse_rfc3339(v["time"].as_str().unwrap())
+            crate::event::EventTime::parse_rfc3339(v["time"].as_str().unwrap())
                 .unwrap()
                 .0
         })
@@ -378,7 +378,7 @@ fn a_ten_minute_demo_run_still_has_attacks_and_tokens() {
     let end = start().0 + 600_000;
     assert!(sim.lines.iter().all(|l| {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        crate::app::parse_rfc3339(v["time"].as_str().unwrap())
+        crate::event::EventTime::parse_rfc3339(v["time"].as_str().unwrap())
             .unwrap()
             .0
             < end

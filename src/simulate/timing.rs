@@ -125,7 +125,9 @@ mod tests {
     #[test]
     fn local_time_and_work_hours() {
         // 2026-11-23 is a Monday; 12:00 UTC is 12:54 solar time in Berlin (13.4° E).
-        let noon = crate::app::parse_rfc3339("2026-11-23T12:00:00Z").unwrap().0;
+        let noon = crate::event::EventTime::parse_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .0;
         assert_eq!(local_hour(noon, 13.4), 12);
         assert_eq!(local_hour(noon, 139.7), 21); // Tokyo: evening
         assert!(is_work_time(noon, 13.4));
@@ -137,7 +139,9 @@ mod tests {
     #[test]
     fn activity_follows_the_day() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let start = crate::app::parse_rfc3339("2026-11-23T00:00:00Z").unwrap().0;
+        let start = crate::event::EventTime::parse_rfc3339("2026-11-23T00:00:00Z")
+            .unwrap()
+            .0;
         let mut by_hour = [0u32; 24];
         let mut t = start;
         for _ in 0..5000 {
