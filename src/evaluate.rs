@@ -182,7 +182,6 @@ impl ScoredRow {
     fn process(
         &mut self,
         batch: &[crate::event::RawLine],
-        index: &HashMap<Fingerprint, usize>,
         labels: &Labels,
         mut gathered: Option<&mut Gathered>,
     ) {
@@ -190,7 +189,7 @@ impl ScoredRow {
         let decisions = self
             .pipeline
             .process_batch_observed(batch, |event, _, assessment| {
-                let session = index.get(&event.identity.fingerprint).copied();
+                let session = labels.index_of(event.identity.fingerprint);
                 if let Some(gathered) = gathered.as_deref_mut() {
                     gather(gathered, labels, event, session);
                 }
@@ -201,7 +200,7 @@ impl ScoredRow {
                     scores[s].observe(assessment.score, after);
                 }
             });
-        self.revocations.extend(revocations_of(&decisions, index));
+        self.revocations.extend(revocations_of(&decisions, labels));
     }
 }
 
@@ -228,7 +227,6 @@ pub fn evaluate(
     if !labels.sessions.iter().any(|s| s.is_attack()) {
         return Err(EvaluateError::NoAttacks.into());
     }
-    let index = session_index(labels);
     let sessions = labels.sessions.len();
     let blank_scores: Vec<SessionScore> = labels
         .sessions
@@ -277,10 +275,10 @@ pub fn evaluate(
         // their in-order phases use both cores (phase 1 of each is parallel already).
         if let Some((first, rest)) = rows.split_first_mut() {
             rayon::join(
-                || first.process(&batch, &index, labels, Some(&mut gathered)),
+                || first.process(&batch, labels, Some(&mut gathered)),
                 || {
                     for row in rest {
-                        row.process(&batch, &index, labels, None);
+                        row.process(&batch, labels, None);
                     }
                 },
             );
@@ -373,22 +371,6 @@ pub fn evaluate(
     })
 }
 
-/// Token fingerprint → index of its session in `labels.sessions`.
-fn session_index(labels: &Labels) -> HashMap<Fingerprint, usize> {
-    let mut index = HashMap::new();
-    for (i, session) in labels.sessions.iter().enumerate() {
-        // `Labels::new` already rejected tokens that are not fingerprints.
-        for token in session
-            .tokens
-            .iter()
-            .filter_map(|t| Fingerprint::from_hex(t))
-        {
-            index.insert(token, i);
-        }
-    }
-    index
-}
-
 /// A tokenwatch row: the real stages, from `config` with `detect.model` set to `model`.
 fn scored_row(
     config: &Config,
@@ -472,14 +454,14 @@ fn gather(
 /// what would have been revoked).
 fn revocations_of<'a>(
     decisions: &'a [Decision],
-    index: &'a HashMap<Fingerprint, usize>,
+    labels: &'a Labels,
 ) -> impl Iterator<Item = Revocation> + 'a {
     decisions
         .iter()
         .filter(|d| d.action == Action::Revoke)
         .filter_map(|d| {
             Some(Revocation {
-                session: *index.get(&d.fingerprint)?,
+                session: labels.index_of(d.fingerprint)?,
                 seq: d.seq,
                 time: d.event_time,
             })

@@ -135,9 +135,14 @@ impl Labels {
         Labels::new(sessions)
     }
 
+    /// Index in `sessions` of the session a token belongs to.
+    pub fn index_of(&self, fingerprint: Fingerprint) -> Option<usize> {
+        self.by_token.get(&fingerprint).copied()
+    }
+
     /// The session a token belongs to.
     pub fn session_of(&self, fingerprint: Fingerprint) -> Option<&SessionLabel> {
-        self.by_token.get(&fingerprint).map(|i| &self.sessions[*i])
+        self.index_of(fingerprint).map(|i| &self.sessions[i])
     }
 
     /// Whether a request was made by the attacker of an attacked session.

@@ -160,12 +160,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (sessions, _) = train::data::read_labels(&labels).unwrap();
-    let by_token: HashMap<&str, usize> = sessions
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| s.tokens.iter().map(move |t| (t.as_str(), i)))
-        .collect();
+    let labels = tokenwatch::labels::Labels::load(&labels).unwrap();
     // First revocation per session.
     let mut revoked: HashMap<usize, tokenwatch::event::EventTime> = HashMap::new();
     for line in std::fs::read_to_string(&decisions).unwrap().lines() {
@@ -177,7 +172,11 @@ fn shipped_model_catches_every_simulated_attack_type() {
             !d["reasons"].as_array().unwrap().is_empty(),
             "every revocation says why: {d}"
         );
-        let session = by_token[d["fingerprint"].as_str().unwrap()];
+        let fingerprint =
+            tokenwatch::event::Fingerprint::from_hex(d["fingerprint"].as_str().unwrap());
+        let session = labels
+            .index_of(fingerprint.unwrap())
+            .expect("a labelled token");
         let at =
             tokenwatch::event::EventTime::parse_rfc3339(d["event_time"].as_str().unwrap()).unwrap();
         revoked
@@ -188,7 +187,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
     // (sessions, caught) per attack type; benign sessions revoked.
     let mut per_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut benign = (0, 0);
-    for (i, s) in sessions.iter().enumerate() {
+    for (i, s) in labels.sessions.iter().enumerate() {
         match (&s.attack_type, s.attack_start) {
             (Some(t), Some(start)) => {
                 let e = per_type.entry(t.as_str()).or_default();

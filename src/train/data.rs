@@ -6,12 +6,9 @@
 //! (rule scorer) → per event: `features::extract`, the hard-rule flag, and
 //! `labels::Labels::is_attacker_request` → [`DataSet`].
 //!
-//! Labels files in two shapes are read: `labels::SessionLabel` (one per session with `tokens`
-//! and `attacker_ips`) and the foundation simulator's per-token `simulate::Label` (a
-//! `fingerprint`, no attacker addresses). The second is adapted: its attack types are renamed
-//! to `labels::ATTACK_TYPES` and its attacker addresses are recovered from the log (that
-//! simulator's attackers, and only they, use its hosting networks — simulator knowledge used
-//! for labelling only, never as a feature).
+//! Labels are `labels::SessionLabel` lines, as `simulate` writes them; a request is the
+//! attacker's by `Labels::is_attacker_request`. Simulator knowledge is used for labelling
+//! only, never as a feature.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,12 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::Deserialize;
 
 use crate::config::{Config, ProcessEnv};
 use crate::event::{EventTime, Fingerprint, Observation};
 use crate::features::{self, FEATURE_COUNT};
-use crate::labels::{Labels, SessionLabel};
+use crate::labels::Labels;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
@@ -82,73 +78,6 @@ impl DataSet {
     }
 }
 
-/// The foundation simulator's label line (`simulate::Label`).
-#[derive(Debug, Deserialize)]
-struct LegacyLabel {
-    session: u64,
-    fingerprint: String,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    sid: Option<String>,
-    label: String,
-    #[serde(default)]
-    attack_type: Option<String>,
-    #[serde(default)]
-    attack_start: Option<EventTime>,
-    #[serde(default)]
-    behaviours: Vec<String>,
-}
-
-/// The foundation simulator's attack names → issue 3's (`labels::ATTACK_TYPES`).
-fn legacy_attack_type(name: &str) -> String {
-    match name {
-        // A far-away hosting network while the victim is active.
-        "impossible_travel" => "far_replay_active",
-        // Same country, another network, a scripted client.
-        "scripted_scraping" => "scripted_same_country",
-        other => other,
-    }
-    .to_string()
-}
-
-/// Read a labels file of either shape. Sessions whose attacker addresses are unknown (the
-/// foundation simulator's) come back with empty `attacker_ips`, and `true` as second value.
-pub fn read_labels(path: &Path) -> anyhow::Result<(Vec<SessionLabel>, bool)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut sessions = Vec::new();
-    let mut legacy = false;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let label = if value.get("tokens").is_some() {
-            serde_json::from_value::<SessionLabel>(value)
-                .with_context(|| format!("{}:{}", path.display(), i + 1))?
-        } else {
-            let l: LegacyLabel = serde_json::from_value(value)
-                .with_context(|| format!("{}:{}", path.display(), i + 1))?;
-            legacy = true;
-            SessionLabel {
-                session: l.session,
-                user: l.sub.unwrap_or_else(|| format!("session-{}", l.session)),
-                sid: l.sid,
-                tokens: vec![l.fingerprint],
-                label: l.label,
-                attack_type: l.attack_type.as_deref().map(legacy_attack_type),
-                attack_start: l.attack_start,
-                attacker_ips: Vec::new(),
-                behaviours: l.behaviours,
-            }
-        };
-        sessions.push(label);
-    }
-    Ok((sessions, legacy))
-}
-
 /// What the pipeline showed for one event.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -204,58 +133,15 @@ pub fn observe_with(
     Ok((out, pipeline.totals().lines))
 }
 
-/// Recover the foundation simulator's attacker addresses: the hosting-network addresses
-/// that used an attacked session's tokens from its attack start on.
-fn recover_attacker_ips(sessions: &mut [SessionLabel], observed: &[Observed]) {
-    let mut by_token: HashMap<Fingerprint, usize> = HashMap::new();
-    for (i, s) in sessions.iter().enumerate() {
-        for t in &s.tokens {
-            if let Some(fp) = Fingerprint::from_hex(t) {
-                by_token.insert(fp, i);
-            }
-        }
-    }
-    for o in observed {
-        let Some(&i) = by_token.get(&o.fingerprint) else {
-            continue;
-        };
-        let s = &mut sessions[i];
-        let hosting = matches!(
-            crate::geodb::locate(o.ip),
-            Some((_, crate::geodb::NetKind::Hosting))
-        );
-        if hosting
-            && s.attack_start.is_some_and(|start| o.time >= start)
-            && !s.attacker_ips.contains(&o.ip)
-        {
-            s.attacker_ips.push(o.ip);
-        }
-    }
-}
-
 /// Labelled rows of one log.
 pub fn load_set(log: &Path, labels: &Path, config: &Path) -> anyhow::Result<DataSet> {
-    let (mut sessions, legacy) = read_labels(labels)?;
+    let labels = Labels::load(labels).with_context(|| format!("labels {}", labels.display()))?;
     let (observed, lines) = observe_log(log, config)?;
-    if legacy {
-        recover_attacker_ips(&mut sessions, &observed);
-    }
-    label_rows(sessions, &observed, lines)
+    Ok(label_rows(&labels, &observed, lines))
 }
 
 /// Label observed events against the sessions' ground truth.
-pub fn label_rows(
-    sessions: Vec<SessionLabel>,
-    observed: &[Observed],
-    lines: u64,
-) -> anyhow::Result<DataSet> {
-    let labels = Labels::new(sessions).context("labels")?;
-    let index: HashMap<u64, u32> = labels
-        .sessions
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.session, u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect();
+pub fn label_rows(labels: &Labels, observed: &[Observed], lines: u64) -> DataSet {
     let mut data = DataSet {
         sessions: labels
             .sessions
@@ -272,11 +158,8 @@ pub fn label_rows(
     // get a benign session of their own per token, so they still count as benign traffic.
     let mut unknown: HashMap<Fingerprint, u32> = HashMap::new();
     for o in observed {
-        let session = match labels
-            .session_of(o.fingerprint)
-            .and_then(|s| index.get(&s.session))
-        {
-            Some(i) => *i,
+        let session = match labels.index_of(o.fingerprint) {
+            Some(i) => u32::try_from(i).unwrap_or(u32::MAX),
             None => *unknown.entry(o.fingerprint).or_insert_with(|| {
                 data.sessions.push(SessionInfo {
                     attack_type: None,
@@ -293,7 +176,7 @@ pub fn label_rows(
             time: o.time,
         });
     }
-    Ok(data)
+    data
 }
 
 /// SHA-256 of the files, in order (hex, first 16 bytes): the data's provenance.
