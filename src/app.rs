@@ -123,7 +123,7 @@ pub fn replay(
     let mut publisher = Publisher::new(None, Some(sink), metrics.clone(), false);
     let started = Instant::now();
     let (mut rx, reader) = source::read_all(input, source_limits(config));
-    let progress = Progress::new("replay");
+    let mut progress = Progress::new("replay");
     while let Some(batch) = rx.blocking_recv() {
         let decided = Instant::now();
         let decisions = pipeline.process_batch(&batch);
@@ -145,7 +145,7 @@ pub fn replay(
 struct Progress {
     what: &'static str,
     started: Instant,
-    last: std::cell::Cell<Instant>,
+    last: Instant,
     enabled: bool,
 }
 
@@ -156,13 +156,13 @@ impl Progress {
         Progress {
             what,
             started: now,
-            last: std::cell::Cell::new(now),
+            last: now,
             enabled: std::io::stderr().is_terminal(),
         }
     }
-    fn tick(&self, lines: u64) {
-        if self.enabled && self.last.get().elapsed() >= Duration::from_millis(500) {
-            self.last.set(Instant::now());
+    fn tick(&mut self, lines: u64) {
+        if self.enabled && self.last.elapsed() >= Duration::from_millis(500) {
+            self.last = Instant::now();
             let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
             eprint!("\r{}: {lines} lines, {rate:.0} lines/s   ", self.what);
         }

@@ -251,11 +251,6 @@ impl Metrics {
         let _ = encoder.encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
-
-    /// The value of a counter with labels, for tests and summaries.
-    pub fn counter(&self, vec: &IntCounterVec, labels: &[&str]) -> u64 {
-        vec.with_label_values(labels).get()
-    }
 }
 
 #[cfg(test)]
