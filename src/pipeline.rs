@@ -242,7 +242,15 @@ impl Pipeline {
 /// Phase 1 for one line.
 fn front(stages: &Stages, line: &RawLine, seq: u64) -> Front {
     if line.truncated {
-        return Front::ParseError("too_large");
+        // The source cut it at the cap: it is at least one byte longer than what we hold.
+        let len = line.bytes.len();
+        return Front::ParseError(
+            crate::parse::ParseError::TooLarge {
+                len: len + 1,
+                max: len,
+            }
+            .code(),
+        );
     }
     let event = match stages.parser.parse(&line.bytes) {
         Ok(Some(event)) => event,
