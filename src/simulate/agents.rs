@@ -175,7 +175,9 @@ pub(super) fn person<'k>(
     } else {
         rng.random_range(0..browser.versions.len())
     };
-    let travel = blackout.is_none() && !plan.second_device && rng.random_bool(0.05);
+    // Only people with one device travel: a phone left at home while its owner flies would
+    // be the same person in two places at once.
+    let travel = blackout.is_none() && !plan.multi_device && rng.random_bool(0.05);
     let inflight = travel && rng.random_bool(0.5);
 
     let trip = if travel {

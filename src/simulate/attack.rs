@@ -8,7 +8,7 @@
 //! | 2 | `foreign_replay_idle` | after the victim went idle long enough to fly there | another country, another browser and ASN, browsing |
 //! | 3 | `scripted_same_country` | any time | same country, another ISP (hosting or second ISP), `python-requests`/`curl`/`Go-http-client` |
 //! | 4 | `residential_proxy_scrape` | during a visit | 1–4 residential addresses of the victim's city's second ISP, the victim's exact User-Agent, 60–150 requests a minute on export/admin paths |
-//! | 5 | `concurrent_interleaved` | early in a visit | within 800 km on another network, browsing while the victim keeps browsing |
+//! | 5 | `concurrent_interleaved` | early in a visit of 4+ minutes | within 800 km on another network, browsing until the victim's visit ends (at least a minute) |
 //! | 6 | `low_and_slow` | any time | a new network, 2–6 requests an hour for 3–12 hours |
 //!
 //! Invariants (what the labels promise): the first attacker request is at the attack start;
@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::agents::{Person, arg};
+use super::agents::{Person, Visit, arg};
 use super::catalog::{self, BROWSERS, Browser, PathSpec};
 use super::session::{Method, SessionBuilder};
 use super::timing::{HOUR, MINUTE, between, exp_ms, pick};
@@ -320,13 +320,14 @@ pub(super) fn run(
             } else {
                 other_ua(rng, thief.b, browser)
             };
+            // Concurrent means the owner is still there: the attack ends with the owner's
+            // visit (which `during_visit` picked long enough to leave minutes of overlap).
             let visit_end = victim
                 .visits
                 .iter()
                 .find(|v| v.start <= t0 && t0 < v.end)
                 .map_or(t0, |v| v.end);
-            let to =
-                (visit_end + between(rng, 0, 5 * MINUTE)).clamp(t0 + 3 * MINUTE, t0 + 25 * MINUTE);
+            let to = visit_end.clamp(t0 + MINUTE, t0 + 25 * MINUTE);
             thief.browse(rng, t0, to, ip, ua, 25_000.0);
         }
         LOW_AND_SLOW => {
@@ -380,9 +381,21 @@ fn during_visit(
     min_ms: i64,
     early: bool,
 ) -> Option<(i64, u32, i64)> {
+    // An early theft must leave the owner minutes of browsing: prefer visits of 4+ minutes.
+    let long: Vec<Visit> = victim
+        .visits
+        .iter()
+        .copied()
+        .filter(|v| !early || v.end - v.start >= 4 * MINUTE)
+        .collect();
+    let visits = if long.is_empty() {
+        &victim.visits
+    } else {
+        &long
+    };
     let mut best: Option<(i64, u32, i64)> = None;
     for _ in 0..30 {
-        let v = (!victim.visits.is_empty()).then(|| *pick(rng, &victim.visits))?;
+        let v = (!visits.is_empty()).then(|| *pick(rng, visits))?;
         let hi = if early {
             v.start + (v.end - v.start) / 2
         } else {
