@@ -496,6 +496,20 @@ pub struct Observation {
     /// included: a phone moving between Wi-Fi and carrier changes a few times an hour, two
     /// parties interleaving on one token change every few requests.
     pub recent_network_changes: u32,
+    /// Returns to the network the session had just left (A → B → A) within the last 10
+    /// minutes, this one included: one device moving between networks rarely goes back and
+    /// forth within minutes; two parties sharing a token do so at every turn. 0 on
+    /// allowlisted networks and without an ASN, as are the other `network_*` fields.
+    pub network_returns: u32,
+    /// Requests of the session from this request's network (ASN) in the last minute, this
+    /// one included, when that is not the network the session started on: a second party's
+    /// rate, undiluted by the owner's traffic and baseline.
+    pub network_rate_per_minute: u32,
+    /// Seconds since the session first used this network (event time).
+    pub network_age_s: f64,
+    /// Earlier requests of the session from this network that stood alone: no other request
+    /// from it within 10 s either side (people's page loads burst into API calls).
+    pub network_lone_requests: u32,
 }
 
 /// A detector's reason code. Bounded: used as a metric label.

@@ -249,6 +249,34 @@ pub const FEATURES: &[FeatureSpec] = &[
         R::ModelScore,
         "The address or its ASN is allowlisted (detect.allow_cidrs / allow_asns): travel and network changes were not computed.",
     ),
+    f(
+        "network_returns",
+        "returns",
+        LOG,
+        R::ConcurrentUse,
+        "Switches back to the network (ASN) the session had just left (A → B → A) in the last 10 minutes, this one included: two parties interleaving on one token.",
+    ),
+    f(
+        "network_rate_per_minute",
+        "requests/min",
+        LOG,
+        R::RateAnomaly,
+        "Requests of the session from this network in the last 60 s when it is not the network the session started on (0 there): a second party's rate, undiluted by the owner's.",
+    ),
+    f(
+        "network_age_s",
+        "s",
+        LOG,
+        R::ModelScore,
+        "Seconds since the session first used this network.",
+    ),
+    f(
+        "network_lone_requests",
+        "requests",
+        LOG,
+        R::AsnChange,
+        "Earlier requests of the session from this network that stood alone (no other from it within 10 s either side), where people's page loads burst into API calls.",
+    ),
 ];
 
 /// Number of features.
@@ -285,6 +313,10 @@ fn raw_values(o: &Observation) -> [f64; FEATURE_COUNT] {
         o.session_requests as f64,
         o.since_previous_s,
         flag(o.allowlisted_network),
+        f64::from(o.network_returns),
+        f64::from(o.network_rate_per_minute),
+        o.network_age_s,
+        f64::from(o.network_lone_requests),
     ]
 }
 
@@ -300,7 +332,7 @@ pub fn extract(observation: &Observation) -> [f64; FEATURE_COUNT] {
 /// Features that are evidence on their own, with the value they must exceed: a travel leg,
 /// a rate above the session's own baseline, a device or network change. The rest is
 /// context (age, counts, gaps) that modulates evidence but never is any.
-const EVIDENCE: [(usize, f64); 9] = [
+const EVIDENCE: [(usize, f64); 11] = [
     (0, 0.0),                    // travel_speed_kmh
     (2, 0.0),                    // user_travel_speed_kmh
     (5, std::f64::consts::LN_2), // rate_ratio > 1
@@ -310,6 +342,8 @@ const EVIDENCE: [(usize, f64); 9] = [
     (10, 0.0),                   // asn_change
     (11, 0.0),                   // new_asn
     (14, 0.0),                   // country_change
+    (22, 0.0),                   // network_returns
+    (23, 3.433_987_204_485_146), // network_rate_per_minute > 30 (ln 31): beyond browsing
 ];
 
 /// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
@@ -664,7 +698,9 @@ mod tests {
                 "scripted_client",
                 "asn_change",
                 "new_asn",
-                "country_change"
+                "country_change",
+                "network_returns",
+                "network_rate_per_minute"
             ]
         );
         let context = Observation {
@@ -744,7 +780,7 @@ mod tests {
         shorter.pop();
         let text = schema_difference(&shorter).expect("differs");
         assert!(
-            text.contains("missing") && text.contains("allowlisted_network"),
+            text.contains("missing") && text.contains(FEATURES[FEATURE_COUNT - 1].name),
             "{text}"
         );
     }

@@ -82,6 +82,8 @@ pub struct Labels {
     /// Sessions in file order.
     pub sessions: Vec<SessionLabel>,
     by_token: HashMap<Fingerprint, usize>,
+    /// Users with an attacked session: the earliest attack start.
+    attacked_users: HashMap<String, EventTime>,
 }
 
 /// A labels file that cannot be read.
@@ -113,7 +115,18 @@ impl Labels {
                 by_token.insert(fp, i);
             }
         }
-        Ok(Labels { sessions, by_token })
+        let mut attacked_users: HashMap<String, EventTime> = HashMap::new();
+        for s in &sessions {
+            if let (true, Some(start)) = (s.is_attack(), s.attack_start) {
+                let earliest = attacked_users.entry(s.user.clone()).or_insert(start);
+                *earliest = (*earliest).min(start);
+            }
+        }
+        Ok(Labels {
+            sessions,
+            by_token,
+            attacked_users,
+        })
     }
 
     /// Read a `labels.jsonl` file.
@@ -143,6 +156,16 @@ impl Labels {
     /// The session a token belongs to.
     pub fn session_of(&self, fingerprint: Fingerprint) -> Option<&SessionLabel> {
         self.index_of(fingerprint).map(|i| &self.sessions[i])
+    }
+
+    /// For a benign session: the earliest attack start among its user's other sessions.
+    /// Revoking the session from then on is collateral of a real attack (the user's account
+    /// is in use by a thief), not a false alarm about benign traffic.
+    pub fn user_attack_start(&self, session: &SessionLabel) -> Option<EventTime> {
+        if session.is_attack() {
+            return None;
+        }
+        self.attacked_users.get(&session.user).copied()
     }
 
     /// Whether a request was made by the attacker of an attacked session.

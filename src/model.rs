@@ -155,6 +155,38 @@ pub struct Forest {
     pub trees: Vec<Tree>,
 }
 
+/// Logistic regression and forest side by side: a request is as risky as the member that
+/// finds it riskier, each measured against its own held-out threshold. The two see
+/// different things (the linear model: strong single signals such as far travel or a
+/// scripted client; the forest: combinations such as a new network with a scraper's rate),
+/// so the pair catches what either alone misses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Either {
+    /// The linear member.
+    pub logistic: Logistic,
+    /// The tree member.
+    pub forest: Forest,
+    /// The logistic member's own threshold, as log-odds.
+    pub logistic_threshold_logit: f64,
+    /// The forest member's own threshold, as log-odds.
+    pub forest_threshold_logit: f64,
+}
+
+impl Either {
+    /// Log-odds of the riskier member, each shifted so its own threshold sits at 0; with the
+    /// winner's per-feature contributions when asked.
+    fn margin(&self, x: &[f64; FEATURE_COUNT], out: Option<&mut [f64; FEATURE_COUNT]>) -> f64 {
+        let mut linear = [0.0; FEATURE_COUNT];
+        let mut trees = [0.0; FEATURE_COUNT];
+        let l = self.logistic.logit(x, Some(&mut linear)) - self.logistic_threshold_logit;
+        let f = logit(self.forest.predict(x, Some(&mut trees))) - self.forest_threshold_logit;
+        if let Some(out) = out {
+            *out = if l >= f { linear } else { trees };
+        }
+        l.max(f)
+    }
+}
+
 /// The fitted model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -163,6 +195,8 @@ pub enum Model {
     Logistic(Logistic),
     /// Tree ensemble.
     Forest(Forest),
+    /// Both, the riskier verdict wins.
+    Either(Either),
 }
 
 impl Model {
@@ -171,6 +205,7 @@ impl Model {
         match self {
             Model::Logistic(_) => "logistic",
             Model::Forest(_) => "forest",
+            Model::Either(_) => "either",
         }
     }
 
@@ -183,6 +218,7 @@ impl Model {
         match self {
             Model::Logistic(m) => sigmoid(m.logit(x, None)),
             Model::Forest(m) => m.predict(x, None),
+            Model::Either(m) => sigmoid(m.margin(x, None)),
         }
     }
 
@@ -200,10 +236,20 @@ impl Model {
         match self {
             Model::Logistic(m) => sigmoid(m.logit(x, Some(contributions))),
             Model::Forest(m) => m.predict(x, Some(contributions)),
+            Model::Either(m) => sigmoid(m.margin(x, Some(contributions))),
         }
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Model::Either(m) = self {
+            Model::Logistic(m.logistic.clone()).validate()?;
+            Model::Forest(m.forest.clone()).validate()?;
+            return [m.logistic_threshold_logit, m.forest_threshold_logit]
+                .iter()
+                .all(|v| v.is_finite())
+                .then_some(())
+                .ok_or_else(|| "either: non-finite member threshold".into());
+        }
         let finite = |what: &str, v: &[f64]| {
             v.iter()
                 .all(|x| x.is_finite())
@@ -239,12 +285,19 @@ impl Model {
                 }
                 Ok(())
             }
+            Model::Either(_) => Ok(()),
         }
     }
 }
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// Log-odds of a probability, clamped away from 0 and 1 (a forest can say exactly 0 or 1).
+pub fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
 }
 
 impl Logistic {

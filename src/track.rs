@@ -37,6 +37,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+mod networks;
+
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use ipnet::IpNet;
@@ -197,13 +199,56 @@ impl<T: PartialEq> RecentSet<T> {
     }
 }
 
-/// Request-rate windows of one session, on event time.
-#[derive(Debug, Clone)]
-struct RateState {
+/// Requests in the last minute of event time: 12 slots of 5 s (`RATE_SLOTS`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MinuteWindow {
     /// Requests per 5-s slot; slot `s` lives at `s mod 12`.
     slots: [u16; RATE_SLOTS],
     /// Newest slot index seen (`secs div 5`).
     head_slot: i64,
+}
+
+impl MinuteWindow {
+    pub(crate) fn new(time: EventTime) -> Self {
+        MinuteWindow {
+            slots: [0; RATE_SLOTS],
+            head_slot: time.secs().div_euclid(RATE_SLOT_S),
+        }
+    }
+
+    fn slot_index(slot: i64) -> usize {
+        // rem_euclid of a positive modulus is in 0..RATE_SLOTS.
+        slot.rem_euclid(RATE_SLOTS as i64) as usize
+    }
+
+    /// Count a request at `time`. A late event still inside the window counts; an older one
+    /// does not.
+    pub(crate) fn record(&mut self, time: EventTime) {
+        let slot = time.secs().div_euclid(RATE_SLOT_S);
+        if slot > self.head_slot {
+            let advance = (slot - self.head_slot).min(RATE_SLOTS as i64);
+            for cleared in (slot - advance + 1)..=slot {
+                self.slots[Self::slot_index(cleared)] = 0;
+            }
+            self.head_slot = slot;
+        }
+        if slot > self.head_slot - RATE_SLOTS as i64 {
+            let i = Self::slot_index(slot);
+            self.slots[i] = self.slots[i].saturating_add(1);
+        }
+    }
+
+    /// Requests in the minute up to the newest recorded one.
+    pub(crate) fn count(&self) -> u32 {
+        self.slots.iter().map(|c| u32::from(*c)).sum()
+    }
+}
+
+/// Request-rate windows of one session, on event time.
+#[derive(Debug, Clone)]
+struct RateState {
+    /// The last minute.
+    window: MinuteWindow,
     /// Minute being counted (`secs div 60`).
     minute: i64,
     /// Requests in `minute`.
@@ -220,8 +265,7 @@ struct RateState {
 impl RateState {
     fn new(time: EventTime) -> Self {
         RateState {
-            slots: [0; RATE_SLOTS],
-            head_slot: time.secs().div_euclid(RATE_SLOT_S),
+            window: MinuteWindow::new(time),
             minute: time.secs().div_euclid(60),
             minute_count: 0,
             in_first_minute: true,
@@ -230,26 +274,8 @@ impl RateState {
         }
     }
 
-    fn slot_index(slot: i64) -> usize {
-        // rem_euclid of a positive modulus is in 0..RATE_SLOTS.
-        slot.rem_euclid(RATE_SLOTS as i64) as usize
-    }
-
     fn record(&mut self, time: EventTime) {
-        let slot = time.secs().div_euclid(RATE_SLOT_S);
-        if slot > self.head_slot {
-            let advance = (slot - self.head_slot).min(RATE_SLOTS as i64);
-            for cleared in (slot - advance + 1)..=slot {
-                self.slots[Self::slot_index(cleared)] = 0;
-            }
-            self.head_slot = slot;
-        }
-        // A late event still inside the window counts; an older one only counts as a request.
-        if slot > self.head_slot - RATE_SLOTS as i64 {
-            let i = Self::slot_index(slot);
-            self.slots[i] = self.slots[i].saturating_add(1);
-        }
-
+        self.window.record(time);
         let minute = time.secs().div_euclid(60);
         if minute > self.minute {
             self.close_minute();
@@ -279,7 +305,7 @@ impl RateState {
     }
 
     fn per_minute(&self) -> u32 {
-        self.slots.iter().map(|c| u32::from(*c)).sum()
+        self.window.count()
     }
 
     fn baseline(&self) -> Option<f64> {
@@ -357,6 +383,8 @@ struct SessionState {
     distinct_asns: u32,
     /// Event times (ms) of the latest ASN changes, oldest first, within the window.
     network_changes: Vec<i64>,
+    /// Per-network rates, age, lone requests and returns.
+    networks: networks::NetworkHistory,
     country: Option<Arc<str>>,
     /// First browser use; the first scripted use until a browser shows up.
     device: Option<DeviceIdentity>,
@@ -399,6 +427,7 @@ impl SessionState {
             recent_asns: RecentSet::default(),
             distinct_asns: 0,
             network_changes: Vec::new(),
+            networks: networks::NetworkHistory::default(),
             country: None,
             device: None,
             scripted_seen: false,
@@ -462,6 +491,13 @@ impl SessionState {
                 }
             }
             obs.recent_network_changes = self.recent_network_changes(now);
+            if let Some(asn) = enrichment.asn {
+                let n = self.networks.observe(asn, now, in_order);
+                obs.network_returns = n.returns;
+                obs.network_rate_per_minute = n.rate_per_minute;
+                obs.network_age_s = n.age_s;
+                obs.network_lone_requests = n.lone_requests;
+            }
             if enrichment.asn.is_some() && (in_order || self.asn.is_none()) {
                 self.asn = enrichment.asn;
             }
@@ -577,6 +613,7 @@ impl SessionState {
         bytes += self.countries.items.iter().map(|c| c.len()).sum::<usize>();
         bytes += self.recent_asns.capacity() * size_of::<u32>();
         bytes += self.network_changes.capacity() * size_of::<i64>();
+        bytes += self.networks.heap_bytes();
         if let Some(located) = &self.last_located {
             bytes += geo_heap_bytes(&located.point);
         }
@@ -666,6 +703,7 @@ fn carries_signal(obs: &Observation) -> bool {
         || obs.asn_change.is_some()
         || obs.country_change.is_some()
         || obs.scripted_client
+        || obs.network_returns > 0
         || obs
             .rate
             .is_some_and(|r| r.per_minute > 2.0 * r.baseline_per_minute.max(1.0))
@@ -1706,6 +1744,26 @@ mod tests {
             );
             assert_eq!(got, e, "event {i}");
         }
+        // Per network (the session started on 3320): back-and-forth returns, the second
+        // network's own rate and age, and the late event moving nothing.
+        // (network_returns, network_rate_per_minute, network_age_s)
+        let expected = [
+            (0, 0, 0.0),
+            (0, 1, 0.0),
+            (1, 0, 20.0),
+            (2, 2, 15.0),
+            (2, 0, 15.0),
+            (0, 0, 1000.0),
+            (0, 1, 0.0),
+        ];
+        for (i, (o, e)) in obs.iter().zip(expected).enumerate() {
+            let got = (
+                o.network_returns,
+                o.network_rate_per_minute,
+                o.network_age_s,
+            );
+            assert_eq!(got, e, "event {i}");
+        }
     }
 
     #[test]
@@ -1735,6 +1793,11 @@ mod tests {
             let obs = observe_all(&tracker, vec![ev(1, 0), hop, ev(1, 120)]);
             let vpn = &obs[1];
             assert!(vpn.allowlisted_network, "{name}");
+            assert_eq!((vpn.network_returns, vpn.network_age_s), (0, 0.0), "{name}");
+            assert_eq!(
+                obs[2].network_returns, 0,
+                "{name}: the VPN hop is no switch"
+            );
             assert!(vpn.travel.is_none() && vpn.asn_change.is_none(), "{name}");
             assert!(vpn.country_change.is_none(), "{name}");
             // Back home: compared with Berlin (not the VPN exit), so nothing changed.

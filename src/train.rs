@@ -38,7 +38,7 @@ use metrics::Evaluation;
 /// Which candidates to fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelChoice {
-    /// Both; keep the better on held-out F1.
+    /// Logistic, forest, and the two side by side ("either"); keep the best on held-out F1.
     Auto,
     /// Logistic regression only.
     Logistic,
@@ -85,6 +85,10 @@ pub struct TrainArgs {
     /// Target: false revocations per million benign requests on held-out data.
     #[arg(long, default_value_t = 5.0)]
     pub target_fp_per_million: f64,
+    /// Target: benign sessions revoked per thousand on held-out data (the threshold meets
+    /// both targets).
+    #[arg(long, default_value_t = 1.0)]
+    pub target_benign_per_thousand: f64,
     /// Candidates to fit.
     #[arg(long, value_enum, default_value_t = ModelChoice::Auto)]
     pub model: ModelChoice,
@@ -145,6 +149,8 @@ pub struct TrainingRecord {
     pub balance: String,
     /// Target false revocations per million benign requests.
     pub target_fp_per_million: f64,
+    /// Target benign sessions revoked per thousand.
+    pub target_benign_per_thousand: f64,
     /// Logistic settings.
     pub logistic: LogisticParams,
     /// Forest settings.
@@ -201,7 +207,7 @@ fn join<T: std::fmt::Display>(values: &[T]) -> String {
 /// The command line that reproduces a run (canonical: every setting spelled out).
 fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
     let mut c = format!(
-        "tokenwatch train --seeds {} --holdout-seeds {} --events {} --attack-fraction {} --target-fp-per-million {} --model {} --trees {} --max-depth {} --forest-seed {} --out {}",
+        "tokenwatch train --seeds {} --holdout-seeds {} --events {} --attack-fraction {} --target-fp-per-million {} --target-benign-per-thousand {} --model {} --trees {} --max-depth {} --forest-seed {} --out {}",
         if seeds.is_empty() {
             "none".into()
         } else {
@@ -215,6 +221,7 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
         args.events,
         args.attack_fraction,
         args.target_fp_per_million,
+        args.target_benign_per_thousand,
         match args.model {
             ModelChoice::Auto => "auto",
             ModelChoice::Logistic => "logistic",
@@ -388,7 +395,7 @@ fn gather(
 }
 
 /// Threshold a candidate on the held-out rows and evaluate it there.
-fn assess(model: Model, holdout: &DataSet, target: f64) -> Candidate {
+fn assess(model: Model, holdout: &DataSet, target: metrics::Targets) -> Candidate {
     use rayon::prelude::*;
     let scores: Vec<f64> = holdout.x.par_iter().map(|x| model.probability(x)).collect();
     let (threshold, target_reachable) = metrics::choose_threshold(holdout, &scores, target);
@@ -403,10 +410,22 @@ fn assess(model: Model, holdout: &DataSet, target: f64) -> Candidate {
 pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let seeds = parse_seeds(&args.seeds, "--seeds")?;
     let holdout_seeds = parse_seeds(&args.holdout_seeds, "--holdout-seeds")?;
-    anyhow::ensure!(
-        args.target_fp_per_million.is_finite() && args.target_fp_per_million >= 0.0,
-        "--target-fp-per-million must be a non-negative number"
-    );
+    for (flag, value) in [
+        ("--target-fp-per-million", args.target_fp_per_million),
+        (
+            "--target-benign-per-thousand",
+            args.target_benign_per_thousand,
+        ),
+    ] {
+        anyhow::ensure!(
+            value.is_finite() && value >= 0.0,
+            "{flag} must be a non-negative number"
+        );
+    }
+    let targets = metrics::Targets {
+        fp_per_million: args.target_fp_per_million,
+        benign_per_thousand: args.target_benign_per_thousand,
+    };
     let started = Instant::now();
     let (train_set, holdout, sets) = gather(args, &seeds, &holdout_seeds)?;
     anyhow::ensure!(
@@ -443,11 +462,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
             train_set.rows.len() + train_set.positives() * (r - 1),
             t.elapsed().as_secs_f64()
         );
-        candidates.push(assess(
-            Model::Logistic(logistic),
-            &holdout,
-            args.target_fp_per_million,
-        ));
+        candidates.push(assess(Model::Logistic(logistic), &holdout, targets));
     }
     if args.model != ModelChoice::Logistic {
         let t = Instant::now();
@@ -457,11 +472,18 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
             forest.trees.len(),
             t.elapsed().as_secs_f64()
         );
-        candidates.push(assess(
-            Model::Forest(forest),
-            &holdout,
-            args.target_fp_per_million,
-        ));
+        candidates.push(assess(Model::Forest(forest), &holdout, targets));
+    }
+    if let [linear, trees] = candidates.as_slice() {
+        if let (Model::Logistic(logistic), Model::Forest(forest)) = (&linear.model, &trees.model) {
+            let either = crate::model::Either {
+                logistic: logistic.clone(),
+                forest: forest.clone(),
+                logistic_threshold_logit: crate::model::logit(linear.evaluation.threshold),
+                forest_threshold_logit: crate::model::logit(trees.evaluation.threshold),
+            };
+            candidates.push(assess(Model::Either(either), &holdout, targets));
+        }
     }
     // Better F1, then fewer false revocations, then the earlier (simpler) candidate.
     let best = candidates
@@ -499,6 +521,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         train_positives: train_set.positives(),
         balance,
         target_fp_per_million: args.target_fp_per_million,
+        target_benign_per_thousand: args.target_benign_per_thousand,
         logistic: logistic_params,
         forest: forest_params,
         command: command_line(args, &seeds, &holdout_seeds),

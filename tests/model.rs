@@ -75,6 +75,7 @@ fn train_save_load_round_trip_gives_identical_scores() {
         holdout_labels: vec![],
         holdout_config: vec![],
         target_fp_per_million: 5.0,
+        target_benign_per_thousand: 1.0,
         model: train::ModelChoice::Auto,
         trees: 6,
         max_depth: 6,
@@ -83,9 +84,13 @@ fn train_save_load_round_trip_gives_identical_scores() {
         card: None,
     };
     let trained = train::train(&args).unwrap();
-    assert_eq!(trained.candidates.len(), 2, "logistic and forest compared");
+    assert_eq!(
+        trained.candidates.len(),
+        3,
+        "logistic, forest and the two together compared"
+    );
     let kinds: Vec<_> = trained.candidates.iter().map(|c| c.model.kind()).collect();
-    assert_eq!(kinds, ["logistic", "forest"]);
+    assert_eq!(kinds, ["logistic", "forest", "either"]);
 
     let loaded = Artifact::load(&out).unwrap();
     assert_eq!(

@@ -14,7 +14,10 @@
 //!   from the attack start up to and including the revoking event — 1 means the attacker's
 //!   first request was the one revoked.
 //! - A revocation is **false** when its session is benign, or attacked but the revocation
-//!   came before `attack_start` (the owner was cut off before any attacker showed up).
+//!   came before `attack_start` (the owner was cut off before any attacker showed up). A
+//!   benign session revoked after another session of its user came under attack is
+//!   **collateral**: the account is in a thief's hands, and revoking the user's other
+//!   sessions is what incident response does anyway. It is counted apart, not as false.
 //!   Benign sessions revoked per thousand counts sessions with a false revocation per
 //!   thousand benign-labelled sessions; false revocations per million counts false revocation
 //!   events per million requests that are not the attacker's.
@@ -92,6 +95,9 @@ pub struct RowMetrics {
     pub falsely_revoked_sessions: usize,
     /// False revocation events.
     pub false_revocations: usize,
+    /// Benign sessions revoked after another session of the same user came under attack:
+    /// collateral of a real attack, counted apart from false revocations.
+    pub collateral_sessions: usize,
     /// Requests that are not the attacker's.
     pub benign_requests: u64,
     /// Attacked sessions.
@@ -190,6 +196,15 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         per_session[r.session].push(*r);
     }
 
+    // Users with an attacked session: the earliest attack start.
+    let mut user_attack_start: std::collections::HashMap<&str, EventTime> =
+        std::collections::HashMap::new();
+    for label in truth.sessions {
+        if let (true, Some(start)) = (label.is_attack(), label.attack_start) {
+            let earliest = user_attack_start.entry(&label.user).or_insert(start);
+            *earliest = (*earliest).min(start);
+        }
+    }
     let types = attack_types(truth.sessions);
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
     let mut requests: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
@@ -208,6 +223,7 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         benign_sessions: 0,
         falsely_revoked_sessions: 0,
         false_revocations: 0,
+        collateral_sessions: 0,
         benign_requests: truth.benign_requests,
         attacked_sessions: 0,
         revoked_sessions: 0,
@@ -224,9 +240,14 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         let attack = label.attack_type.as_deref().zip(label.attack_start);
         let Some((attack_type, start)) = attack else {
             m.benign_sessions += usize::from(!label.is_attack());
-            let false_here = revs.len();
+            let user_attacked = user_attack_start.get(label.user.as_str());
+            let false_here = revs
+                .iter()
+                .filter(|r| user_attacked.is_none_or(|start| r.time < *start))
+                .count();
             m.false_revocations += false_here;
             m.falsely_revoked_sessions += usize::from(false_here > 0);
+            m.collateral_sessions += usize::from(false_here == 0 && !revs.is_empty());
             continue;
         };
         m.attacked_sessions += 1;
@@ -483,6 +504,30 @@ mod tests {
         assert!((m.precision().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.recall().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.f1().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_sibling_session_revoked_after_its_user_was_attacked_is_collateral() {
+        let (mut sessions, attacker) = fixture();
+        // Session 5 is the second device of session 0's user, attacked at 10 min.
+        sessions[5].user = sessions[0].user.clone();
+        let truth = Truth {
+            sessions: &sessions,
+            attacker_requests: &attacker,
+            benign_requests: 1000,
+        };
+        let after = measure(&truth, &[revoke(5, 500, 12 * MIN)]);
+        assert_eq!((after.false_revocations, after.collateral_sessions), (0, 1));
+        assert_eq!(after.falsely_revoked_sessions, 0);
+        // Before the user's attack started, it is a false revocation like any other.
+        let before = measure(&truth, &[revoke(5, 50, 5 * MIN)]);
+        assert_eq!(
+            (before.false_revocations, before.collateral_sessions),
+            (1, 0)
+        );
+        // Another user's benign session is never collateral.
+        let other = measure(&truth, &[revoke(4, 500, 12 * MIN)]);
+        assert_eq!((other.false_revocations, other.collateral_sessions), (1, 0));
     }
 
     #[test]

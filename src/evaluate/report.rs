@@ -272,6 +272,7 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
             "F1",
             "benign revoked /1k sessions",
             "false revocations /1M requests",
+            "attacked users' other sessions revoked",
         ]
         .map(String::from)
         .to_vec(),
@@ -291,13 +292,15 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
                     m.false_revocations_per_million().map_or("–".into(), |v| {
                         format!("{v:.1} ({})", m.false_revocations)
                     }),
+                    m.collateral_sessions.to_string(),
                 ]
             })
             .collect(),
         note: Some(format!(
             "{} sessions, {} attacked; {} benign and {} attacker requests. Benign columns: rate \
              (count); a revocation of an attacked session before its attack started counts as \
-             a false one.",
+             a false one. The last column counts benign sessions revoked after another session \
+             of their user came under attack: collateral of a real attack, not counted as false.",
             s.sessions, s.attacked_sessions, s.benign_requests, s.attacker_requests
         )),
     };
@@ -750,6 +753,7 @@ mod tests {
                 benign_sessions: 1000,
                 falsely_revoked_sessions: false_sessions,
                 false_revocations: false_sessions,
+                collateral_sessions: 0,
                 benign_requests: 1_000_000,
                 attacked_sessions: 10,
                 revoked_sessions: detected + false_sessions,

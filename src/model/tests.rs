@@ -311,3 +311,43 @@ fn load_from_a_file() {
         .expect("missing file");
     assert_eq!(err.code(), "io");
 }
+
+#[test]
+fn either_takes_the_riskier_member_against_its_own_threshold() {
+    let members = Either {
+        logistic: logistic(),
+        forest: forest(),
+        logistic_threshold_logit: logit(0.9),
+        forest_threshold_logit: logit(0.5),
+    };
+    let model = Model::Either(members.clone());
+    let x_of = |ua: f64, rate: f64| {
+        let mut x = [0.0; FEATURE_COUNT];
+        x[index("user_agent_change")] = ua;
+        x[index("rate_ratio")] = rate;
+        x
+    };
+    // A rate burst alone: the logistic is far below its threshold (-6 + 3 = -3 log-odds),
+    // the forest at (0.02 + 0.8) / 2 = 0.41, just under its own 0.5. The forest wins.
+    let burst = x_of(0.0, 3.0);
+    let l = members.logistic.logit(&burst, None) - logit(0.9);
+    let f = logit(members.forest.predict(&burst, None)) - logit(0.5);
+    assert!(f > l);
+    assert!((model.probability(&burst) - sigmoid(f)).abs() < 1e-12);
+    let mut contributions = [0.0; FEATURE_COUNT];
+    model.explain(&burst, &mut contributions);
+    let mut from_forest = [0.0; FEATURE_COUNT];
+    members.forest.predict(&burst, Some(&mut from_forest));
+    assert_eq!(contributions, from_forest, "the winner explains");
+    // A User-Agent change and a burst: both are over their thresholds; the probability is
+    // over 0.5 exactly when either member is over its own threshold.
+    let both = x_of(1.0, 3.0);
+    assert!(model.probability(&both) > 0.5);
+    assert!(model.probability(&x_of(0.0, 1.0)) < 0.5);
+    // The artifact round-trips, and a non-finite member threshold is refused.
+    let a = artifact(model);
+    assert_eq!(Artifact::from_json(&a.to_json().unwrap()).unwrap(), a);
+    let mut broken = members;
+    broken.forest_threshold_logit = f64::NAN;
+    assert!(artifact(Model::Either(broken)).check().is_err());
+}

@@ -32,7 +32,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
          | feature schema | {} features, hash `{}` |\n\
          | threshold (model probability) | {:.6} |\n\
          | operating score (`detect.threshold`) | {} |\n\
-         | target | ≤ {} false revocations per million benign requests (held-out) |\n",
+         | target | ≤ {} false revocations per million benign requests and ≤ {} benign sessions revoked per 1,000 (held-out) |\n",
         artifact.version,
         describe(&artifact.model),
         artifact.format,
@@ -41,6 +41,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         artifact.threshold,
         artifact.operating_score,
         training.target_fp_per_million,
+        training.target_benign_per_thousand,
     );
     let _ = writeln!(
         s,
@@ -145,7 +146,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         if !c.target_reachable {
             let _ = writeln!(
                 s,
-                "\nThe false-revocation target is not reachable for this candidate: the hard rules \
+                "\nThe false-revocation targets are not reachable for this candidate: the hard rules \
                  alone revoke more benign sessions than it allows."
             );
         }
@@ -163,7 +164,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
     );
     let logistic = candidates.iter().find_map(|c| match &c.model {
         Model::Logistic(m) => Some(m),
-        Model::Forest(_) => None,
+        _ => None,
     });
     let splits = candidates.iter().find_map(|c| match &c.model {
         Model::Forest(f) => {
@@ -175,7 +176,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
             }
             Some(n)
         }
-        Model::Logistic(_) => None,
+        _ => None,
     });
     for (i, f) in FEATURES.iter().enumerate() {
         let _ = writeln!(
@@ -201,6 +202,11 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
 fn describe(model: &Model) -> String {
     match model {
         Model::Logistic(_) => "logistic regression (linfa-logistic), standardised features".into(),
+        Model::Either(m) => format!(
+            "either: the riskier of {} and {}, each against its own held-out threshold",
+            describe(&Model::Logistic(m.logistic.clone())),
+            describe(&Model::Forest(m.forest.clone()))
+        ),
         Model::Forest(f) => {
             let nodes: usize = f.trees.iter().map(|t| t.feature.len()).sum();
             format!(

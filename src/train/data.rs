@@ -44,6 +44,9 @@ pub struct SessionInfo {
     pub attack_type: Option<String>,
     /// First attacker request.
     pub attack_start: Option<EventTime>,
+    /// For a benign session: when another session of the same user came under attack
+    /// (a revocation from then on is collateral, not a false alarm).
+    pub user_attack_start: Option<EventTime>,
 }
 
 /// Labelled feature rows of one or more logs, in input order.
@@ -149,6 +152,7 @@ pub fn label_rows(labels: &Labels, observed: &[Observed], lines: u64) -> DataSet
             .map(|s| SessionInfo {
                 attack_type: s.attack_type.clone(),
                 attack_start: s.attack_start,
+                user_attack_start: labels.user_attack_start(s),
             })
             .collect(),
         lines,
@@ -164,6 +168,7 @@ pub fn label_rows(labels: &Labels, observed: &[Observed], lines: u64) -> DataSet
                 data.sessions.push(SessionInfo {
                     attack_type: None,
                     attack_start: None,
+                    user_attack_start: None,
                 });
                 u32::try_from(data.sessions.len() - 1).unwrap_or(u32::MAX)
             }),

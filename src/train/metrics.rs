@@ -47,6 +47,9 @@ pub struct Evaluation {
     pub session_f1: f64,
     /// Revocations of benign sessions or before the attack.
     pub false_revocations: usize,
+    /// Benign sessions revoked after another session of their user came under attack (not
+    /// counted as false).
+    pub collateral_revocations: usize,
     /// Of which by a hard rule.
     pub hard_rule_false_revocations: usize,
     /// Per million benign requests.
@@ -73,8 +76,15 @@ type TypeTally = (String, usize, usize, Vec<f64>, Vec<f64>);
 /// What happened to one session at a threshold.
 enum Outcome {
     Quiet,
-    FalseRevocation { hard: bool },
-    Detected { requests: usize, seconds: f64 },
+    FalseRevocation {
+        hard: bool,
+    },
+    /// A benign session revoked after its user came under attack.
+    Collateral,
+    Detected {
+        requests: usize,
+        seconds: f64,
+    },
 }
 
 fn outcomes(data: &DataSet, scores: &[f64], threshold: f64) -> Vec<Outcome> {
@@ -91,11 +101,12 @@ fn outcomes(data: &DataSet, scores: &[f64], threshold: f64) -> Vec<Outcome> {
             continue;
         }
         let info = &data.sessions[s];
-        out[s] = match info.attack_start {
-            Some(start) if row.time >= start => Outcome::Detected {
+        out[s] = match (info.attack_start, info.user_attack_start) {
+            (Some(start), _) if row.time >= start => Outcome::Detected {
                 requests: attacker_requests[s],
                 seconds: row.time.seconds_since(start),
             },
+            (_, Some(start)) if row.time >= start => Outcome::Collateral,
             _ => Outcome::FalseRevocation {
                 hard: hard && *score < threshold,
             },
@@ -159,8 +170,10 @@ pub fn evaluate(data: &DataSet, scores: &[f64], threshold: f64) -> Evaluation {
     let mut false_revocations = 0;
     let mut hard_false = 0;
     let mut benign_revoked = 0;
+    let mut collateral = 0;
     let mut types: Vec<TypeTally> = Vec::new();
     for (info, outcome) in data.sessions.iter().zip(&outcomes) {
+        collateral += usize::from(matches!(outcome, Outcome::Collateral));
         if let Outcome::FalseRevocation { hard } = outcome {
             false_revocations += 1;
             hard_false += usize::from(*hard);
@@ -213,6 +226,7 @@ pub fn evaluate(data: &DataSet, scores: &[f64], threshold: f64) -> Evaluation {
         session_precision: precision,
         session_f1: f1,
         false_revocations,
+        collateral_revocations: collateral,
         hard_rule_false_revocations: hard_false,
         false_revocations_per_million: ratio(false_revocations, benign_requests) * 1e6,
         benign_sessions_revoked_per_thousand: ratio(benign_revoked, benign_sessions) * 1e3,
@@ -237,12 +251,34 @@ pub fn evaluate(data: &DataSet, scores: &[f64], threshold: f64) -> Evaluation {
     }
 }
 
-/// The threshold for at most `target_per_million` false revocations per million benign
-/// requests, and whether the target is reachable at all (hard-rule false revocations do not
-/// depend on the threshold).
-pub fn choose_threshold(data: &DataSet, scores: &[f64], target_per_million: f64) -> (f64, bool) {
-    let benign_requests = data.rows.iter().filter(|r| !r.attacker).count();
-    let allowed = (target_per_million.max(0.0) * benign_requests as f64 / 1e6).floor() as usize;
+/// What the threshold must hold on held-out data; both must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Targets {
+    /// False revocations per million benign requests, at most.
+    pub fp_per_million: f64,
+    /// Benign sessions revoked per thousand, at most.
+    pub benign_per_thousand: f64,
+}
+
+impl Targets {
+    /// False revocations allowed on `data`: the stricter of the two targets.
+    pub fn allowed(&self, data: &DataSet) -> usize {
+        let benign_requests = data.rows.iter().filter(|r| !r.attacker).count();
+        let benign_sessions = data
+            .sessions
+            .iter()
+            .filter(|s| s.attack_type.is_none())
+            .count();
+        let by_requests = self.fp_per_million.max(0.0) * benign_requests as f64 / 1e6;
+        let by_sessions = self.benign_per_thousand.max(0.0) * benign_sessions as f64 / 1e3;
+        by_requests.min(by_sessions).floor() as usize
+    }
+}
+
+/// The threshold for at most the false revocations `targets` allow, and whether that is
+/// reachable at all (hard-rule false revocations do not depend on the threshold).
+pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f64, bool) {
+    let allowed = targets.allowed(data);
     // Per session: the highest score before any attack and from the attack on, and whether
     // a hard rule fires before the attack or (as it fires regardless) from it on.
     let n = data.sessions.len();
@@ -252,9 +288,15 @@ pub fn choose_threshold(data: &DataSet, scores: &[f64], target_per_million: f64)
     let mut attack_hard = vec![false; n];
     for (row, score) in data.rows.iter().zip(scores) {
         let s = row.session as usize;
-        let before_attack = data.sessions[s]
-            .attack_start
-            .is_none_or(|start| row.time < start);
+        let info = &data.sessions[s];
+        if info
+            .user_attack_start
+            .is_some_and(|start| row.time >= start)
+        {
+            // Collateral of a real attack: neither a false revocation nor a detection.
+            continue;
+        }
+        let before_attack = info.attack_start.is_none_or(|start| row.time < start);
         if before_attack {
             worst[s] = worst[s].max(*score);
             hard[s] |= row.hard;
@@ -336,14 +378,17 @@ mod tests {
                 SessionInfo {
                     attack_type: None,
                     attack_start: None,
+                    user_attack_start: None,
                 },
                 SessionInfo {
                     attack_type: None,
                     attack_start: None,
+                    user_attack_start: None,
                 },
                 SessionInfo {
                     attack_type: Some("far_replay_active".into()),
                     attack_start: Some(EventTime::from_secs(10)),
+                    user_attack_start: None,
                 },
             ],
             lines: 7,
@@ -372,29 +417,53 @@ mod tests {
         assert!((e.session_precision - 1.0 / 3.0).abs() < 1e-12);
     }
 
+    fn targets(fp_per_million: f64, benign_per_thousand: f64) -> Targets {
+        Targets {
+            fp_per_million,
+            benign_per_thousand,
+        }
+    }
+
     #[test]
     fn threshold_meets_the_target_in_the_middle_of_the_gap() {
         let (data, scores) = data();
         // 5 benign requests: 0 allowed at any realistic target → above 0.6; the attacked
         // session peaks at 0.9: the log-odds middle of (0.6, 0.9).
-        let (t, ok) = choose_threshold(&data, &scores, 5.0);
+        let (t, ok) = choose_threshold(&data, &scores, targets(5.0, 1.0));
         assert!(ok);
         assert!((t - logit_midpoint(0.6, 0.9)).abs() < 1e-12, "{t}");
         assert!(t > 0.6 && t < 0.9, "{t}");
         let e = evaluate(&data, &scores, t);
         assert_eq!((e.false_revocations, e.session_recall), (0, 1.0));
         // 200,000 per million = 1 allowed: above 0.3 (the second-worst) is enough.
-        let (t, _) = choose_threshold(&data, &scores, 200_000.0);
+        let (t, _) = choose_threshold(&data, &scores, targets(200_000.0, 1000.0));
         assert!((t - logit_midpoint(0.3, 0.9)).abs() < 1e-12, "{t}");
         assert!(evaluate(&data, &scores, t).false_revocations <= 1);
+        // The same per-million target, but at most 1 in 1,000 of the 2 benign sessions: 0.
+        let (t, _) = choose_threshold(&data, &scores, targets(200_000.0, 1.0));
+        assert!((t - logit_midpoint(0.6, 0.9)).abs() < 1e-12, "{t}");
         assert!((logit_midpoint(0.5, 0.5) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn collateral_revocations_are_neither_false_nor_budgeted() {
+        let (mut data, scores) = data();
+        // Session 1 belongs to the attacked user; its row at t=12 (score 0.6) comes after
+        // the attack on session 2 began at t=10.
+        data.sessions[1].user_attack_start = Some(EventTime::from_secs(10));
+        let e = evaluate(&data, &scores, 0.5);
+        assert_eq!((e.false_revocations, e.collateral_revocations), (0, 1));
+        // Only session 0 (0.3) is left to keep under: the threshold drops below 0.6.
+        let (t, ok) = choose_threshold(&data, &scores, targets(5.0, 1.0));
+        assert!(ok);
+        assert!((t - logit_midpoint(0.3, 0.9)).abs() < 1e-12, "{t}");
     }
 
     #[test]
     fn hard_rule_false_revocations_make_the_target_unreachable() {
         let (mut data, scores) = data();
         data.rows[0].hard = true;
-        let (_, ok) = choose_threshold(&data, &scores, 5.0);
+        let (_, ok) = choose_threshold(&data, &scores, targets(5.0, 1.0));
         assert!(!ok);
         let e = evaluate(&data, &scores, 0.99);
         assert_eq!((e.false_revocations, e.hard_rule_false_revocations), (1, 1));
