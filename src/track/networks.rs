@@ -34,6 +34,11 @@ pub(crate) const RETURNS_CAP: usize = 16;
 /// Window over which returns count (the same as for network changes).
 pub(crate) const RETURN_WINDOW_MS: i64 = 10 * 60 * 1000;
 
+/// A switch back is a return only when the network was in use this recently: both networks
+/// in use within two minutes is concurrent use. A phone that left Wi-Fi mid-visit and is
+/// back home for the next visit was away longer.
+pub(crate) const RETURN_GAP_MS: i64 = 2 * 60 * 1000;
+
 /// A request with no other request from its network within this gap, before or after,
 /// stands alone. A page load's API calls follow it within a few seconds.
 pub(crate) const LONE_GAP_MS: i64 = 10_000;
@@ -75,8 +80,8 @@ pub(crate) struct NetworkHistory {
     origin: Option<u32>,
     /// Network of the latest in-order request.
     current: Option<u32>,
-    /// The network used before `current`, and when the session switched away from it.
-    left: Option<(u32, i64)>,
+    /// The network used before `current`.
+    left: Option<u32>,
     /// Event times (ms) of returns, oldest first.
     returns: Vec<i64>,
 }
@@ -89,14 +94,18 @@ impl NetworkHistory {
         let origin = *self.origin.get_or_insert(asn);
         if in_order {
             if let Some(current) = self.current.filter(|c| *c != asn) {
-                // Back to the network just left, within the window: A → B → A.
-                if self
-                    .left
-                    .is_some_and(|(left, at)| left == asn && t - at <= RETURN_WINDOW_MS)
+                // Back to the network just left, which was in use moments ago: A → B → A.
+                let last_use = self
+                    .networks
+                    .iter()
+                    .find(|n| n.asn == asn)
+                    .map(|n| n.last_ms);
+                if self.left.is_some_and(|left| left == asn)
+                    && last_use.is_some_and(|at| t - at <= RETURN_GAP_MS)
                 {
                     self.note_return(t);
                 }
-                self.left = Some((current, t));
+                self.left = Some(current);
             }
             self.current = Some(asn);
         }
@@ -214,9 +223,12 @@ mod tests {
         let spread = run(&[(0, HOME), (20, THIEF), (40, HOME), (40 + 601, HOME)]);
         assert_eq!(spread[2].returns, 1);
         assert_eq!(spread[3].returns, 0);
-        // Going back to a network left longer ago than the window is no return.
-        let later = run(&[(0, HOME), (20, CARRIER), (20 + 601, HOME)]);
-        assert_eq!(later[2].returns, 0);
+        // Going back to a network last used more than two minutes ago is no return: the
+        // phone left Wi-Fi mid-visit, and is home again for the next visit.
+        let later = run(&[(0, HOME), (20, CARRIER), (100, CARRIER), (141, HOME)]);
+        assert_eq!(later[3].returns, 0);
+        let sooner = run(&[(0, HOME), (20, CARRIER), (100, CARRIER), (120, HOME)]);
+        assert_eq!(sooner[3].returns, 1);
     }
 
     #[test]

@@ -67,8 +67,10 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         s,
         "Simulator: {}. Each seed is simulated with `tokenwatch simulate --seed N --events {}` \
          (its other settings at their defaults) and replayed through the real pipeline stages \
-         (parse → identify → enrich → track, rule scorer); every event becomes one row, labelled \
-         an attacker request by `labels::Labels::is_attacker_request`.\n",
+         (parse → identify → enrich → track, rule scorer); every event becomes one row. The \
+         model learns to flag the attacker's requests (`labels::Labels::is_attacker_request`) \
+         and the owner's requests after the attack began that carry evidence \
+         (`train::data::targets`).\n",
         training.simulator, training.events_per_seed
     );
     let _ = writeln!(

@@ -184,6 +184,27 @@ pub fn label_rows(labels: &Labels, observed: &[Observed], lines: u64) -> DataSet
     data
 }
 
+/// What the model learns to call risky, per row: the attacker's requests, and the owner's
+/// requests after the attack began that carry evidence (`features::carries_evidence`).
+///
+/// The second kind matters because detection is per session: when an owner and a thief
+/// interleave on one token, the owner's request back on the home network is the one that
+/// shows the session going back and forth (`network_returns`). Labelled benign, it would
+/// teach the model that the alternation itself is benign. The owner's requests without
+/// evidence stay negative; they score 0 anyway.
+pub fn targets(data: &DataSet) -> Vec<bool> {
+    data.rows
+        .iter()
+        .zip(&data.x)
+        .map(|(r, x)| {
+            let after_attack = data.sessions[r.session as usize]
+                .attack_start
+                .is_some_and(|start| r.time >= start);
+            r.attacker || (after_attack && features::carries_evidence(x))
+        })
+        .collect()
+}
+
 /// SHA-256 of the files, in order (hex, first 16 bytes): the data's provenance.
 pub fn digest_files(paths: &[&Path]) -> anyhow::Result<String> {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
