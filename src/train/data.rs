@@ -216,3 +216,49 @@ pub fn digest_files(paths: &[&Path]) -> anyhow::Result<String> {
     }
     Ok(hex::encode(&ctx.finish().as_ref()[..16]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_the_attackers_requests_and_the_owners_evidence_after_the_attack() {
+        let asn_change = features::FEATURES
+            .iter()
+            .position(|f| f.name == "asn_change")
+            .expect("feature");
+        let mut evidence = [0.0; FEATURE_COUNT];
+        evidence[asn_change] = 1.0;
+        let quiet = [0.0; FEATURE_COUNT];
+        let row = |session, attacker, time| Row {
+            session,
+            attacker,
+            hard: false,
+            time: EventTime::from_secs(time),
+        };
+        let data = DataSet {
+            x: vec![evidence, quiet, evidence, evidence, quiet],
+            rows: vec![
+                row(0, false, 5),  // owner, evidence, before the attack
+                row(0, true, 10),  // attacker
+                row(0, false, 12), // owner, evidence, after: back on the home network
+                row(1, false, 12), // benign session, evidence
+                row(0, false, 13), // owner, nothing to see, after
+            ],
+            sessions: vec![
+                SessionInfo {
+                    attack_type: Some("concurrent_interleaved".into()),
+                    attack_start: Some(EventTime::from_secs(10)),
+                    user_attack_start: None,
+                },
+                SessionInfo {
+                    attack_type: None,
+                    attack_start: None,
+                    user_attack_start: None,
+                },
+            ],
+            lines: 5,
+        };
+        assert_eq!(targets(&data), [false, true, true, false, false]);
+    }
+}
