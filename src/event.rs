@@ -496,8 +496,8 @@ pub struct Observation {
     /// included: a phone moving between Wi-Fi and carrier changes a few times an hour, two
     /// parties interleaving on one token change every few requests.
     pub recent_network_changes: u32,
-    /// Returns to the network the session had just left (A → B → A) within the last 10
-    /// minutes, this one included: one device moving between networks rarely goes back and
+    /// Returns to the network the session had just left and used within the last 2 minutes
+    /// (A → B → A), counted over the last 10 minutes, this one included: one device moving between networks rarely goes back and
     /// forth within minutes; two parties sharing a token do so at every turn. 0 on
     /// allowlisted networks and without an ASN, as are the other `network_*` fields.
     pub network_returns: u32,
