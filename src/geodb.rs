@@ -1370,7 +1370,8 @@ mod tests {
         );
     }
 
-    fn enricher(dir: &Path) -> Enricher {
+    /// An enricher over freshly written synthetic databases in `dir`.
+    pub(super) fn enricher(dir: &Path) -> Enricher {
         let (city_db, asn_db) = (dir.join("city.mmdb"), dir.join("asn.mmdb"));
         write_databases(&city_db, &asn_db).unwrap();
         Enricher::from_config(&GeoIpConfig {
@@ -1469,16 +1470,7 @@ mod carrier_and_index_tests {
     use crate::config::GeoIpConfig;
     use crate::enrich::Enricher;
 
-    fn enricher(dir: &Path) -> Enricher {
-        let (city_db, asn_db) = (dir.join("city.mmdb"), dir.join("asn.mmdb"));
-        write_databases(&city_db, &asn_db).unwrap();
-        Enricher::from_config(&GeoIpConfig {
-            city_db: Some(city_db),
-            asn_db: Some(asn_db),
-            ..GeoIpConfig::default()
-        })
-        .unwrap()
-    }
+    use super::tests::enricher;
 
     #[test]
     fn carrier_gateways_are_hundreds_of_km_away_with_coarse_radius() {

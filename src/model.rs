@@ -290,7 +290,8 @@ impl Model {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
+/// The logistic function, inverse of [`logit`].
+pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
@@ -517,43 +518,49 @@ impl Artifact {
 /// Pretty JSON with scalar arrays inline.
 fn write_json(value: &serde_json::Value, indent: usize, out: &mut String) {
     use serde_json::Value;
-    let pad = |n: usize| "  ".repeat(n);
     match value {
         Value::Object(map) if !map.is_empty() => {
-            out.push_str("{\n");
-            for (i, (k, v)) in map.iter().enumerate() {
-                out.push_str(&pad(indent + 1));
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push_str(": ");
-                write_json(v, indent + 1, out);
-                if i + 1 < map.len() {
-                    out.push(',');
-                }
-                out.push('\n');
-            }
-            out.push_str(&pad(indent));
-            out.push('}');
+            let entries = map.iter().map(|(k, v)| (Some(k), v));
+            write_nested(('{', '}'), entries, map.len(), indent, out);
         }
         Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .any(|v| matches!(v, Value::Object(_) | Value::Array(_))) =>
+            if items
+                .iter()
+                .any(|v| matches!(v, Value::Object(_) | Value::Array(_))) =>
         {
-            out.push_str("[\n");
-            for (i, v) in items.iter().enumerate() {
-                out.push_str(&pad(indent + 1));
-                write_json(v, indent + 1, out);
-                if i + 1 < items.len() {
-                    out.push(',');
-                }
-                out.push('\n');
-            }
-            out.push_str(&pad(indent));
-            out.push(']');
+            let entries = items.iter().map(|v| (None, v));
+            write_nested(('[', ']'), entries, items.len(), indent, out);
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// One object or array over several lines: each entry (`"key": ` for objects) on its own
+/// line, one level deeper.
+fn write_nested<'a>(
+    (open, close): (char, char),
+    entries: impl Iterator<Item = (Option<&'a String>, &'a serde_json::Value)>,
+    len: usize,
+    indent: usize,
+    out: &mut String,
+) {
+    let pad = |n: usize| "  ".repeat(n);
+    out.push(open);
+    out.push('\n');
+    for (i, (key, v)) in entries.enumerate() {
+        out.push_str(&pad(indent + 1));
+        if let Some(key) = key {
+            out.push_str(&serde_json::Value::String(key.clone()).to_string());
+            out.push_str(": ");
+        }
+        write_json(v, indent + 1, out);
+        if i + 1 < len {
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    out.push_str(&pad(indent));
+    out.push(close);
 }
 
 /// Whether the observation carries the evidence a reason code stands for; a feature whose

@@ -1725,42 +1725,32 @@ mod tests {
                 ev(1, 1010).ip("192.0.2.1").asn(Some(5089)),
             ],
         );
-        // (new_asn, distinct_asns, recent_network_changes, since_previous_s)
+        // Session-wide: (new_asn, distinct_asns, recent_network_changes, since_previous_s);
+        // per network (the session started on 3320): (network_returns,
+        // network_rate_per_minute, network_age_s). The late event is compared but moves
+        // nothing; the switch back at 1000 s is no return (3320 was idle for 980 s).
         let expected = [
-            (false, 1, 0, 0.0),
-            (true, 2, 1, 10.0),
-            (false, 2, 2, 10.0),
-            (false, 2, 3, 5.0),
-            (false, 2, 4, 0.0), // a late event is still compared (3320 vs 6805)
-            (false, 2, 1, 975.0),
-            (true, 3, 2, 10.0),
+            ((false, 1, 0, 0.0), (0, 0, 0.0)),
+            ((true, 2, 1, 10.0), (0, 1, 0.0)),
+            ((false, 2, 2, 10.0), (1, 0, 20.0)),
+            ((false, 2, 3, 5.0), (2, 2, 15.0)),
+            ((false, 2, 4, 0.0), (2, 0, 15.0)), // a late event is still compared (3320 vs 6805)
+            ((false, 2, 1, 975.0), (0, 0, 1000.0)),
+            ((true, 3, 2, 10.0), (0, 1, 0.0)),
         ];
         for (i, (o, e)) in obs.iter().zip(expected).enumerate() {
             let got = (
-                o.new_asn,
-                o.distinct_asns,
-                o.recent_network_changes,
-                o.since_previous_s,
-            );
-            assert_eq!(got, e, "event {i}");
-        }
-        // Per network (the session started on 3320): back-and-forth returns, the second
-        // network's own rate and age, and the late event moving nothing.
-        // (network_returns, network_rate_per_minute, network_age_s)
-        let expected = [
-            (0, 0, 0.0),
-            (0, 1, 0.0),
-            (1, 0, 20.0),
-            (2, 2, 15.0),
-            (2, 0, 15.0),
-            (0, 0, 1000.0),
-            (0, 1, 0.0),
-        ];
-        for (i, (o, e)) in obs.iter().zip(expected).enumerate() {
-            let got = (
-                o.network_returns,
-                o.network_rate_per_minute,
-                o.network_age_s,
+                (
+                    o.new_asn,
+                    o.distinct_asns,
+                    o.recent_network_changes,
+                    o.since_previous_s,
+                ),
+                (
+                    o.network_returns,
+                    o.network_rate_per_minute,
+                    o.network_age_s,
+                ),
             );
             assert_eq!(got, e, "event {i}");
         }

@@ -244,14 +244,7 @@ pub(super) fn person<'k>(
     });
 
     let mut person = Person {
-        b: SessionBuilder::new(
-            w.keys,
-            plan.credential,
-            plan.user.clone(),
-            rng,
-            w.spec.refresh_s,
-            w.lifetime_s,
-        ),
+        b: builder(w, plan, rng),
         visits: Vec::new(),
         home,
         login,
@@ -288,6 +281,18 @@ pub(super) fn person<'k>(
     }
     person.visits = visits;
     person
+}
+
+/// The session of `plan`, with the world's keys and token refresh settings.
+fn builder<'k>(w: &World<'k>, plan: &Plan, rng: &mut ChaCha8Rng) -> SessionBuilder<'k> {
+    SessionBuilder::new(
+        w.keys,
+        plan.credential,
+        plan.user.clone(),
+        rng,
+        w.spec.refresh_s,
+        w.lifetime_s,
+    )
 }
 
 /// When a person logs in: in the first quarter of the run, preferring their waking hours.
@@ -464,14 +469,7 @@ pub(super) fn automation<'k>(
     plan: &Plan,
     rng: &mut ChaCha8Rng,
 ) -> SessionBuilder<'k> {
-    let mut b = SessionBuilder::new(
-        w.keys,
-        plan.credential,
-        plan.user.clone(),
-        rng,
-        w.spec.refresh_s,
-        w.lifetime_s,
-    );
+    let mut b = builder(w, plan, rng);
     let city = *pick(rng, catalog::datacenters());
     let ip = w.spec.addresses.address(city, NetKind::Hosting, plan.host);
     let name: &&str = pick(rng, catalog::AUTOMATION_UAS);

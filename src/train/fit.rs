@@ -61,10 +61,17 @@ pub struct ForestParams {
     pub seed: u64,
 }
 
-fn split_classes(y: &[bool]) -> (Vec<usize>, Vec<usize>) {
-    let positives = (0..y.len()).filter(|i| y[*i]).collect();
-    let negatives = (0..y.len()).filter(|i| !y[*i]).collect();
-    (positives, negatives)
+/// Row indices of attacker and benign rows; an error unless both classes are present.
+fn split_classes(y: &[bool]) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+    let positives: Vec<usize> = (0..y.len()).filter(|i| y[*i]).collect();
+    let negatives: Vec<usize> = (0..y.len()).filter(|i| !y[*i]).collect();
+    anyhow::ensure!(
+        !positives.is_empty() && !negatives.is_empty(),
+        "training data needs attacker and benign requests ({} and {})",
+        positives.len(),
+        negatives.len()
+    );
+    Ok((positives, negatives))
 }
 
 /// Mean and standard deviation of every feature (1 for a constant one).
@@ -95,13 +102,7 @@ pub fn fit_logistic(
     y: &[bool],
     params: &LogisticParams,
 ) -> anyhow::Result<(Logistic, usize)> {
-    let (positives, negatives) = split_classes(y);
-    anyhow::ensure!(
-        !positives.is_empty() && !negatives.is_empty(),
-        "training data needs attacker and benign requests ({} and {})",
-        positives.len(),
-        negatives.len()
-    );
+    let (positives, negatives) = split_classes(y)?;
     let repeat = ((negatives.len() as f64 / positives.len() as f64).round() as usize).max(1);
     let (mean, scale) = scaling(x);
     let n = negatives.len() + positives.len() * repeat;
@@ -145,13 +146,7 @@ pub fn fit_forest(
     y: &[bool],
     params: &ForestParams,
 ) -> anyhow::Result<Forest> {
-    let (positives, negatives) = split_classes(y);
-    anyhow::ensure!(
-        !positives.is_empty() && !negatives.is_empty(),
-        "training data needs attacker and benign requests ({} and {})",
-        positives.len(),
-        negatives.len()
-    );
+    let (positives, negatives) = split_classes(y)?;
     anyhow::ensure!(params.trees > 0, "--trees must be at least 1");
     let trees = (0..params.trees)
         .into_par_iter()

@@ -342,10 +342,8 @@ pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f6
 
 /// The point halfway between two probabilities in log-odds (clamped away from 0 and 1).
 fn logit_midpoint(low: f64, high: f64) -> f64 {
-    let clamp = |p: f64| p.clamp(1e-12, 1.0 - 1e-12);
-    let logit = |p: f64| (p / (1.0 - p)).ln();
-    let z = (logit(clamp(low)) + logit(clamp(high))) / 2.0;
-    (1.0 / (1.0 + (-z).exp())).clamp(1e-9, 1.0 - 1e-9)
+    use crate::model::{logit, sigmoid};
+    sigmoid((logit(low) + logit(high)) / 2.0).clamp(1e-9, 1.0 - 1e-9)
 }
 
 #[cfg(test)]
