@@ -329,6 +329,11 @@ pub fn extract(observation: &Observation) -> [f64; FEATURE_COUNT] {
     values
 }
 
+/// Requests a minute from a network other than the session's first that are evidence on
+/// their own: beyond what a person browsing makes (a page load bursts into a handful of API
+/// calls, a page every half minute or so).
+pub const NETWORK_RATE_EVIDENCE_PER_MINUTE: u32 = 30;
+
 /// Features that are evidence on their own, with the value they must exceed: a travel leg,
 /// a rate above the session's own baseline, a device or network change. The rest is
 /// context (age, counts, gaps) that modulates evidence but never is any.
@@ -343,7 +348,7 @@ const EVIDENCE: [(usize, f64); 11] = [
     (11, 0.0),                   // new_asn
     (14, 0.0),                   // country_change
     (22, 0.0),                   // network_returns
-    (23, 3.433_987_204_485_146), // network_rate_per_minute > 30 (ln 31): beyond browsing
+    (23, 3.433_987_204_485_146), // network_rate_per_minute > NETWORK_RATE_EVIDENCE_PER_MINUTE
 ];
 
 /// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
@@ -703,6 +708,9 @@ mod tests {
                 "network_rate_per_minute"
             ]
         );
+        // The rate's bound is the documented one, after the feature's transform.
+        let rate_bound = f64::from(NETWORK_RATE_EVIDENCE_PER_MINUTE).ln_1p();
+        assert!((EVIDENCE[10].1 - rate_bound).abs() < 1e-12);
         let context = Observation {
             session_requests: 500,
             session_age_s: 3600.0,

@@ -568,10 +568,14 @@ fn write_nested<'a>(
 fn evidence_present(reason: Reason, o: &Observation) -> bool {
     match reason {
         Reason::ImpossibleTravel => o.travel.is_some(),
-        Reason::ConcurrentUse => o.user_travel.is_some(),
-        Reason::RateAnomaly => o
-            .rate
-            .is_some_and(|r| r.per_minute > r.baseline_per_minute.max(1.0)),
+        // Two parties on one token: the user's other token far away, or this token going
+        // back and forth between two networks.
+        Reason::ConcurrentUse => o.user_travel.is_some() || o.network_returns > 0,
+        Reason::RateAnomaly => {
+            o.rate
+                .is_some_and(|r| r.per_minute > r.baseline_per_minute.max(1.0))
+                || o.network_rate_per_minute > features::NETWORK_RATE_EVIDENCE_PER_MINUTE
+        }
         Reason::UserAgentChange => o.user_agent_change.is_some(),
         Reason::OsChange => o.os_change.is_some(),
         Reason::ScriptedClient => o.scripted_client,

@@ -351,3 +351,34 @@ fn either_takes_the_riskier_member_against_its_own_threshold() {
     broken.forest_threshold_logit = f64::NAN;
     assert!(artifact(Model::Either(broken)).check().is_err());
 }
+
+#[test]
+fn per_network_evidence_reports_under_its_own_reason() {
+    // Owner and thief interleaving on one token from one city: no travel, no rate baseline.
+    let interleaved = Observation {
+        asn_change: Some((3320, 64500)),
+        network_returns: 4,
+        network_rate_per_minute: 45,
+        session_requests: 30,
+        ..Default::default()
+    };
+    let mut m = logistic();
+    m.weights[index("network_returns")] = 3.0;
+    m.weights[index("network_rate_per_minute")] = 2.0;
+    let a = scorer(Model::Logistic(m)).assess(&interleaved);
+    let reasons = a.reasons();
+    assert!(reasons.contains(&Reason::ConcurrentUse), "{reasons:?}");
+    assert!(reasons.contains(&Reason::RateAnomaly), "{reasons:?}");
+    // Without them, the same weights have nothing to report under those reasons.
+    let quiet = Observation {
+        network_returns: 0,
+        network_rate_per_minute: 10,
+        ..interleaved
+    };
+    let mut m = logistic();
+    m.weights[index("network_returns")] = 3.0;
+    m.weights[index("network_rate_per_minute")] = 2.0;
+    let reasons = scorer(Model::Logistic(m)).assess(&quiet).reasons();
+    assert!(!reasons.contains(&Reason::ConcurrentUse), "{reasons:?}");
+    assert!(!reasons.contains(&Reason::RateAnomaly), "{reasons:?}");
+}
