@@ -307,7 +307,10 @@ pub struct DetectConfig {
     pub max_sessions: usize,
     /// Session-state budget in bytes (approximate).
     pub max_session_bytes: usize,
-    /// A session unused this long (event time) is forgotten.
+    /// A session unused this long (event time) is forgotten. Long by default: a stolen
+    /// cookie is typically replayed after its owner went idle, and a forgotten session makes
+    /// the replay look like a new one (no device, network or place to compare with). Memory
+    /// stays bounded by `max_sessions` and `max_session_bytes` either way.
     pub session_idle_timeout: HumanDuration,
     /// Which key a detection revokes: `token` (`fp:`) or `session` (`sid:` when the JWT has one).
     pub revoke_scope: RevokeScope,
@@ -339,7 +342,7 @@ impl Default for DetectConfig {
             hard_travel_km: 1500.0,
             max_sessions: 1_000_000,
             max_session_bytes: 512 * 1024 * 1024,
-            session_idle_timeout: HumanDuration(Duration::from_secs(12 * 3600)),
+            session_idle_timeout: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
             revoke_scope: RevokeScope::Token,
         }
     }

@@ -275,7 +275,7 @@ pub const FEATURES: &[FeatureSpec] = &[
         "requests",
         LOG,
         R::AsnChange,
-        "Earlier requests of the session from this network that stood alone (no other from it within 10 s either side), where people's page loads burst into API calls.",
+        "Earlier requests of the session from this network that stood alone (no other from it within 10 s either side), where people's page loads burst into API calls; 0 on the network the session started on (an API client's steady polling).",
     ),
 ];
 
@@ -334,21 +334,27 @@ pub fn extract(observation: &Observation) -> [f64; FEATURE_COUNT] {
 /// calls, a page every half minute or so).
 pub const NETWORK_RATE_EVIDENCE_PER_MINUTE: u32 = 30;
 
+/// Lone requests from a network other than the session's first that are evidence on their
+/// own: people's page loads burst into API calls, so a second network that keeps sending
+/// single requests is a client polling with the token (a low-and-slow thief).
+pub const LONE_REQUESTS_EVIDENCE: u32 = 2;
+
 /// Features that are evidence on their own, with the value they must exceed: a travel leg,
 /// a rate above the session's own baseline, a device or network change. The rest is
 /// context (age, counts, gaps) that modulates evidence but never is any.
-const EVIDENCE: [(usize, f64); 11] = [
-    (0, 0.0),                    // travel_speed_kmh
-    (2, 0.0),                    // user_travel_speed_kmh
-    (5, std::f64::consts::LN_2), // rate_ratio > 1
-    (7, 0.0),                    // user_agent_change
-    (8, 0.0),                    // os_change
-    (9, 0.0),                    // scripted_client
-    (10, 0.0),                   // asn_change
-    (11, 0.0),                   // new_asn
-    (14, 0.0),                   // country_change
-    (22, 0.0),                   // network_returns
-    (23, 3.433_987_204_485_146), // network_rate_per_minute > NETWORK_RATE_EVIDENCE_PER_MINUTE
+const EVIDENCE: [(usize, f64); 12] = [
+    (0, 0.0),                     // travel_speed_kmh
+    (2, 0.0),                     // user_travel_speed_kmh
+    (5, std::f64::consts::LN_2),  // rate_ratio > 1
+    (7, 0.0),                     // user_agent_change
+    (8, 0.0),                     // os_change
+    (9, 0.0),                     // scripted_client
+    (10, 0.0),                    // asn_change
+    (11, 0.0),                    // new_asn
+    (14, 0.0),                    // country_change
+    (22, 0.0),                    // network_returns
+    (23, 3.433_987_204_485_146),  // network_rate_per_minute > NETWORK_RATE_EVIDENCE_PER_MINUTE
+    (25, std::f64::consts::LN_2), // network_lone_requests >= LONE_REQUESTS_EVIDENCE (> 1)
 ];
 
 /// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
@@ -705,12 +711,15 @@ mod tests {
                 "new_asn",
                 "country_change",
                 "network_returns",
-                "network_rate_per_minute"
+                "network_rate_per_minute",
+                "network_lone_requests"
             ]
         );
-        // The rate's bound is the documented one, after the feature's transform.
+        // The bounds are the documented ones, after the features' transform.
         let rate_bound = f64::from(NETWORK_RATE_EVIDENCE_PER_MINUTE).ln_1p();
         assert!((EVIDENCE[10].1 - rate_bound).abs() < 1e-12);
+        let lone_bound = f64::from(LONE_REQUESTS_EVIDENCE - 1).ln_1p();
+        assert!((EVIDENCE[11].1 - lone_bound).abs() < 1e-12);
         let context = Observation {
             session_requests: 500,
             session_age_s: 3600.0,
@@ -740,9 +749,18 @@ mod tests {
                 os_change: Some(("a".into(), "b".into())),
                 ..context.clone()
             },
+            Observation {
+                network_lone_requests: LONE_REQUESTS_EVIDENCE,
+                ..context.clone()
+            },
         ] {
             assert!(carries_evidence(&extract(&evidence)), "{evidence:?}");
         }
+        let one_lone = Observation {
+            network_lone_requests: LONE_REQUESTS_EVIDENCE - 1,
+            ..context.clone()
+        };
+        assert!(!carries_evidence(&extract(&one_lone)));
     }
 
     #[test]

@@ -579,7 +579,11 @@ fn evidence_present(reason: Reason, o: &Observation) -> bool {
         Reason::UserAgentChange => o.user_agent_change.is_some(),
         Reason::OsChange => o.os_change.is_some(),
         Reason::ScriptedClient => o.scripted_client,
-        Reason::AsnChange => o.asn_change.is_some() || o.new_asn,
+        Reason::AsnChange => {
+            o.asn_change.is_some()
+                || o.new_asn
+                || o.network_lone_requests >= features::LONE_REQUESTS_EVIDENCE
+        }
         Reason::CountryChange => o.country_change.is_some(),
         Reason::ModelScore => true,
     }

@@ -491,13 +491,6 @@ impl SessionState {
                 }
             }
             obs.recent_network_changes = self.recent_network_changes(now);
-            if let Some(asn) = enrichment.asn {
-                let n = self.networks.observe(asn, now, in_order);
-                obs.network_returns = n.returns;
-                obs.network_rate_per_minute = n.rate_per_minute;
-                obs.network_age_s = n.age_s;
-                obs.network_lone_requests = n.lone_requests;
-            }
             if enrichment.asn.is_some() && (in_order || self.asn.is_none()) {
                 self.asn = enrichment.asn;
             }
@@ -512,6 +505,18 @@ impl SessionState {
                 }
                 self.countries.touch(country.clone());
             }
+        }
+
+        // Per network, allowlisted ones included: a relay or VPN says nothing about where the
+        // user is, but it is still one party's network. A session begun on a privacy relay
+        // has the relay as its first network, so a thief's lone requests or scraping from
+        // another network show as a second party's.
+        if let Some(asn) = enrichment.asn {
+            let n = self.networks.observe(asn, now, in_order);
+            obs.network_returns = n.returns;
+            obs.network_rate_per_minute = n.rate_per_minute;
+            obs.network_age_s = n.age_s;
+            obs.network_lone_requests = n.lone_requests;
         }
 
         if let Some(ua) = &enrichment.user_agent {
@@ -1784,10 +1789,9 @@ mod tests {
             let vpn = &obs[1];
             assert!(vpn.allowlisted_network, "{name}");
             assert_eq!((vpn.network_returns, vpn.network_age_s), (0, 0.0), "{name}");
-            assert_eq!(
-                obs[2].network_returns, 0,
-                "{name}: the VPN hop is no switch"
-            );
+            // Per network it is still a network: home, VPN and home again within two
+            // minutes is what a second party on the VPN looks like.
+            assert_eq!(obs[2].network_returns, 1, "{name}");
             assert!(vpn.travel.is_none() && vpn.asn_change.is_none(), "{name}");
             assert!(vpn.country_change.is_none(), "{name}");
             // Back home: compared with Berlin (not the VPN exit), so nothing changed.
@@ -1798,6 +1802,25 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_session_begun_on_a_relay_sees_a_second_network() {
+        let config = DetectConfig {
+            allow_asns: vec![64500],
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        // The owner browses through a privacy relay (location unknown); a thief polls from
+        // its own network every ten minutes.
+        let relay = |s| ev(1, s).ip("192.0.2.9").asn(Some(64500));
+        let mut events = vec![relay(0), relay(1), relay(2)];
+        events.extend((1..=4).map(|i| ev(1, i * 600).asn(Some(3320))));
+        let obs = observe_all(&tracker, events);
+        let thief: Vec<u32> = obs[3..].iter().map(|o| o.network_lone_requests).collect();
+        assert_eq!(thief, [0, 1, 2, 3], "the relay was the first network");
+        // No place or ASN to compare with: the relay says nothing about where the owner is.
+        assert!(obs[3].travel.is_none() && obs[3].asn_change.is_none());
     }
 
     #[test]

@@ -381,4 +381,15 @@ fn per_network_evidence_reports_under_its_own_reason() {
     let reasons = scorer(Model::Logistic(m)).assess(&quiet).reasons();
     assert!(!reasons.contains(&Reason::ConcurrentUse), "{reasons:?}");
     assert!(!reasons.contains(&Reason::RateAnomaly), "{reasons:?}");
+
+    // A low-and-slow thief: lone requests from a second network, nothing else.
+    let polling = Observation {
+        network_lone_requests: 6,
+        session_requests: 40,
+        ..Default::default()
+    };
+    let mut m = logistic();
+    m.weights[index("network_lone_requests")] = 3.0;
+    let reasons = scorer(Model::Logistic(m)).assess(&polling).reasons();
+    assert_eq!(reasons.first(), Some(&Reason::AsnChange), "{reasons:?}");
 }

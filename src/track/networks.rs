@@ -3,8 +3,9 @@
 //! it had just left.
 //!
 //! Data flow: part of stage 5, `track`. `SessionState::observe` calls
-//! [`NetworkHistory::observe`] for every request on a non-allowlisted network with a known
-//! ASN; the returned [`NetworkSignals`] become the `network_*` fields of the `Observation`.
+//! [`NetworkHistory::observe`] for every request with a known ASN, allowlisted networks
+//! included; the returned [`NetworkSignals`] become the `network_*` fields of the
+//! `Observation`.
 //!
 //! Why per network: the session-wide view blurs two parties sharing one token. A scraper
 //! behind a residential proxy hides its rate inside the session's baseline (which it drags
@@ -19,8 +20,13 @@
 //! [`RETURNS_CAP`] return times per session, least recently used network forgotten first);
 //! a late event counts towards rates and companions but never moves "current" or "left".
 //!
-//! What it does NOT do: decide what is suspicious (the model weighs the signals), or look at
-//! allowlisted networks (the caller skips them, so a VPN hop is neither a switch nor a return).
+//! Allowlisted networks (VPN egress, privacy relays) take part: the allowlist says their
+//! location and ASN say nothing about where the user is, not that they cannot be one of two
+//! parties. A session begun on a relay has the relay as its first network, and a thief's
+//! network beside it is a second one.
+//!
+//! What it does NOT do: decide what is suspicious (the model weighs the signals), or
+//! compare places (travel and ASN changes are the caller's, and skip allowlisted networks).
 
 use super::MinuteWindow;
 use crate::event::EventTime;
@@ -67,7 +73,9 @@ pub(crate) struct NetworkSignals {
     pub rate_per_minute: u32,
     /// Seconds since the session first used this network (as far as remembered).
     pub age_s: f64,
-    /// Earlier requests from this network that stood alone.
+    /// Earlier requests from this network that stood alone; 0 on the network the session
+    /// started on (an API client's steady polling is how that session is used, not a
+    /// second party).
     pub lone_requests: u32,
 }
 
@@ -128,15 +136,12 @@ impl NetworkHistory {
         }
         network.first_ms = network.first_ms.min(t);
         network.window.record(now);
+        let secondary = asn != origin;
         NetworkSignals {
             returns,
-            rate_per_minute: if asn == origin {
-                0
-            } else {
-                network.window.count()
-            },
+            rate_per_minute: if secondary { network.window.count() } else { 0 },
             age_s: (t - network.first_ms).max(0) as f64 / 1000.0,
-            lone_requests: network.lone,
+            lone_requests: if secondary { network.lone } else { 0 },
         }
     }
 
@@ -249,12 +254,28 @@ mod tests {
         // A page load: a burst within seconds, never alone.
         let burst = run(&[(0, HOME), (1, HOME), (2, HOME), (40, HOME), (41, HOME)]);
         assert!(burst.iter().all(|s| s.lone_requests == 0), "{burst:?}");
-        // A lone request every few minutes: each one confirms the previous stood alone.
-        let slow = run(&[(0, THIEF), (600, THIEF), (1500, THIEF), (1505, THIEF)]);
+        // A lone request every few minutes from a second network: each one confirms the
+        // previous stood alone.
+        let slow = run(&[
+            (0, HOME),
+            (60, THIEF),
+            (600, THIEF),
+            (1500, THIEF),
+            (1505, THIEF),
+        ]);
         let lone: Vec<u32> = slow.iter().map(|s| s.lone_requests).collect();
-        assert_eq!(lone, [0, 1, 2, 2], "the request at 1500 s has a companion");
+        assert_eq!(
+            lone,
+            [0, 0, 1, 2, 2],
+            "the request at 1500 s has a companion"
+        );
+        // On the network the session started on, polling is how the session is used (an API
+        // client), not a second party.
+        let poller = run(&[(0, HOME), (600, HOME), (1200, HOME), (1800, HOME)]);
+        assert!(poller.iter().all(|s| s.lone_requests == 0), "{poller:?}");
         // A late companion makes the latest request not alone.
         let mut h = NetworkHistory::default();
+        h.observe(HOME, at(-60), true);
         h.observe(THIEF, at(0), true);
         h.observe(THIEF, at(600), true);
         h.observe(THIEF, at(595), false);
