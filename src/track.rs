@@ -2,7 +2,8 @@
 //!
 //! Data flow: `enrich` → **track** → `score` → `decide`. For every [`IdentifiedEvent`] the
 //! pipeline calls [`SessionTracker::observe`], which compares the request with what the session
-//! (keyed by token fingerprint) and the user (keyed by JWT `iss` + `sub`) did before, updates
+//! (keyed by token fingerprint) and the user (keyed by JWT `iss` + `sub`, with the networks
+//! of each login session `sid` across refreshed tokens) did before, updates
 //! that state and returns the features: travel legs, request rate against the session's own
 //! baseline, User-Agent / OS / ASN / country changes. After scoring and deciding, the pipeline
 //! calls [`SessionTracker::record`] so the session remembers its last assessment and the action
@@ -714,15 +715,34 @@ fn carries_signal(obs: &Observation) -> bool {
             .is_some_and(|r| r.per_minute > 2.0 * r.baseline_per_minute.max(1.0))
 }
 
-/// The last two located uses of one user by different tokens.
+/// Login sessions (`sid`) remembered per user for their network switches: a phone, a
+/// laptop, a tablet and one more.
+const SIDS_PER_USER: usize = 4;
+
+/// One user: the last two located uses by different tokens, and per login session (`sid`)
+/// the networks its tokens used.
 #[derive(Debug)]
 struct UserState {
     generation: u64,
     /// For telling a 64-bit key collision from the same user.
     claims: Arc<Claims>,
-    latest: UserUse,
+    /// Latest event time of any use, for eviction.
+    last_seen_ms: i64,
+    latest: Option<UserUse>,
     /// The most recent use by a fingerprint other than `latest`'s.
     other: Option<UserUse>,
+    /// Most recently used last, at most [`SIDS_PER_USER`].
+    sids: Vec<SidNetworks>,
+}
+
+/// The networks of one login session across its refreshed tokens. A thief on a stolen token
+/// and the owner on its refreshed successor are two tokens but one `sid`: only here does their
+/// back-and-forth between two networks show.
+#[derive(Debug)]
+struct SidNetworks {
+    sid: u64,
+    last_ms: i64,
+    history: networks::NetworkHistory,
 }
 
 #[derive(Debug, Clone)]
@@ -738,21 +758,24 @@ impl UserState {
 
     /// The user's most recent located use by a token other than `fingerprint`.
     fn latest_other_than(&self, fingerprint: Fingerprint) -> Option<&UserUse> {
-        if self.latest.fingerprint != fingerprint {
-            Some(&self.latest)
-        } else {
-            self.other.as_ref()
+        match &self.latest {
+            Some(latest) if latest.fingerprint != fingerprint => Some(latest),
+            _ => self.other.as_ref(),
         }
     }
 
     /// Keeps `other.fingerprint != latest.fingerprint` true.
     fn remember(&mut self, current: UserUse) {
-        if current.fingerprint == self.latest.fingerprint {
-            if current.located.at >= self.latest.located.at {
-                self.latest = current;
+        let Some(latest) = &mut self.latest else {
+            self.latest = Some(current);
+            return;
+        };
+        if current.fingerprint == latest.fingerprint {
+            if current.located.at >= latest.located.at {
+                *latest = current;
             }
-        } else if current.located.at >= self.latest.located.at {
-            self.other = Some(std::mem::replace(&mut self.latest, current));
+        } else if current.located.at >= latest.located.at {
+            self.other = Some(std::mem::replace(latest, current));
         } else if self
             .other
             .as_ref()
@@ -761,6 +784,36 @@ impl UserState {
             self.other = Some(current);
         }
     }
+
+    /// Fold a request of login session `sid` from `asn` into that session's networks.
+    fn observe_sid(&mut self, sid: u64, asn: u32, now: EventTime) -> networks::NetworkSignals {
+        let i = match self.sids.iter().position(|s| s.sid == sid) {
+            Some(i) => i,
+            None => {
+                if self.sids.len() >= SIDS_PER_USER {
+                    self.sids.remove(0);
+                }
+                self.sids.push(SidNetworks {
+                    sid,
+                    last_ms: now.0,
+                    history: networks::NetworkHistory::default(),
+                });
+                self.sids.len() - 1
+            }
+        };
+        let mut entry = self.sids.remove(i);
+        let in_order = now.0 >= entry.last_ms;
+        entry.last_ms = entry.last_ms.max(now.0);
+        let signals = entry.history.observe(asn, now, in_order);
+        self.sids.push(entry);
+        signals
+    }
+}
+
+fn sid_key(sid: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    sid.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn user_key(claims: &Claims) -> Option<u64> {
@@ -933,9 +986,7 @@ impl SessionTracker {
             allowlisted_network: allowlisted,
             ..Observation::default()
         };
-        if !allowlisted {
-            obs.user_travel = self.observe_user(event);
-        }
+        let sid_signals = self.observe_user(event, allowlisted, &mut obs);
 
         let (created, bytes_before, bytes_after, expires_ms) = {
             let (created, mut session) = match self.sessions.entry(fingerprint) {
@@ -949,6 +1000,10 @@ impl SessionTracker {
                 }
             };
             session.observe(event, allowlisted, &mut obs);
+            if let Some(sid) = sid_signals {
+                // The login session's switches count too (owner and thief on two tokens).
+                obs.network_returns = obs.network_returns.max(sid.returns);
+            }
             if carries_signal(&obs) {
                 if session.pending.len() >= MAX_PENDING {
                     // The caller is not recording; stay bounded.
@@ -985,52 +1040,73 @@ impl SessionTracker {
         obs
     }
 
-    /// Concurrent use: travel from the same user's most recent located use by another token.
-    fn observe_user(&self, event: &IdentifiedEvent) -> Option<TravelEvidence> {
+    /// The user's view of `event`: concurrent use (travel from the same user's most recent
+    /// located use by another token, into `obs.user_travel`) and, for a JWT with a `sid`, the
+    /// network signals of its login session across refreshed tokens.
+    fn observe_user(
+        &self,
+        event: &IdentifiedEvent,
+        allowlisted: bool,
+        obs: &mut Observation,
+    ) -> Option<networks::NetworkSignals> {
         let claims = event.identity.claims.as_ref()?;
-        let here = event.enrichment.geo.as_ref()?;
         let key = user_key(claims)?;
+        // Allowlisted networks say nothing about where the user is.
+        let here = event.enrichment.geo.as_ref().filter(|_| !allowlisted);
+        let sid = claims.sid.as_deref().map(sid_key).zip(event.enrichment.asn);
+        if here.is_none() && sid.is_none() {
+            return None;
+        }
         let now = event.event.time;
-        let current = UserUse {
+        let current = here.map(|here| UserUse {
             fingerprint: event.identity.fingerprint,
             located: LocatedUse {
                 point: here.clone(),
                 at: now,
                 ip: event.event.client_ip,
             },
-        };
+        });
         let fresh = || UserState {
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
             claims: claims.clone(),
-            latest: current.clone(),
+            last_seen_ms: now.0,
+            latest: None,
             other: None,
+            sids: Vec::new(),
         };
         // `queue`: a new incarnation to queue for eviction, and whether the map grew.
-        let (leg, queue) = match self.users.entry(key) {
-            Entry::Occupied(mut o) => {
-                let user = o.get_mut();
-                if !user.same_user(claims) {
+        let (mut user, queue) = match self.users.entry(key) {
+            Entry::Occupied(o) => {
+                let mut user = o.into_ref();
+                if user.same_user(claims) {
+                    (user, None)
+                } else {
                     // 64-bit collision: the newcomer takes the slot (old user's state is lost).
                     *user = fresh();
-                    (None, Some((user.generation, false)))
-                } else {
-                    let leg = user
-                        .latest_other_than(current.fingerprint)
-                        .filter(|other| {
-                            other.located.ip != current.located.ip
-                                && (now.0 - other.located.at.0).abs() <= USER_TRAVEL_WINDOW_S * 1000
-                        })
-                        .map(|other| travel_leg(&other.located.point, other.located.at, here, now))
-                        .filter(|leg| leg.distance_km > 0.0);
-                    user.remember(current.clone());
-                    (leg, None)
+                    let generation = user.generation;
+                    (user, Some((generation, false)))
                 }
             }
             Entry::Vacant(v) => {
                 let user = v.insert(fresh());
-                (None, Some((user.generation, true)))
+                let generation = user.generation;
+                (user, Some((generation, true)))
             }
         };
+        user.last_seen_ms = user.last_seen_ms.max(now.0);
+        if let (Some(here), Some(current)) = (here, current) {
+            obs.user_travel = user
+                .latest_other_than(current.fingerprint)
+                .filter(|other| {
+                    other.located.ip != current.located.ip
+                        && (now.0 - other.located.at.0).abs() <= USER_TRAVEL_WINDOW_S * 1000
+                })
+                .map(|other| travel_leg(&other.located.point, other.located.at, here, now))
+                .filter(|leg| leg.distance_km > 0.0);
+            user.remember(current);
+        }
+        let sid_signals = sid.map(|(sid, asn)| user.observe_sid(sid, asn, now));
+        drop(user);
         if let Some((generation, grew)) = queue {
             if grew {
                 self.user_count.fetch_add(1, Ordering::Relaxed);
@@ -1041,7 +1117,7 @@ impl SessionTracker {
                 self.drain_users(&mut queue, None, Some(key));
             }
         }
-        leg
+        sid_signals
     }
 
     /// Adjust the byte budget; most events change nothing and touch no shared cache line.
@@ -1157,7 +1233,7 @@ impl SessionTracker {
                 continue;
             }
             let probe = match self.users.get(&key) {
-                Some(u) if u.generation == generation => Probe::Live(u.latest.located.at.0),
+                Some(u) if u.generation == generation => Probe::Live(u.last_seen_ms),
                 _ => Probe::Gone,
             };
             match probe {
@@ -1167,13 +1243,13 @@ impl SessionTracker {
                 }
                 Probe::Live(_) => {
                     let removed = self.users.remove_if(&key, |_, u| {
-                        u.generation == generation && u.latest.located.at.0 <= stamp
+                        u.generation == generation && u.last_seen_ms <= stamp
                     });
                     if removed.is_some() {
                         self.user_count.fetch_sub(1, Ordering::Relaxed);
                     } else if let Some(u) = self.users.get(&key) {
                         if u.generation == generation {
-                            queue.push(Reverse((u.latest.located.at.0, generation, key)));
+                            queue.push(Reverse((u.last_seen_ms, generation, key)));
                         }
                     }
                 }
@@ -1250,7 +1326,7 @@ impl SessionTracker {
     }
 
     /// Forget sessions idle since before `now - idle_timeout` or whose token expired (plus a
-    /// short grace), and users whose latest located use is older than the concurrent-use
+    /// short grace), and users whose latest use is older than the concurrent-use
     /// window. Returns the number of sessions removed. Cost is proportional to what is removed
     /// (plus re-queued entries of sessions used since they were queued).
     pub fn evict_idle(&self, now: EventTime) -> usize {
@@ -1866,6 +1942,40 @@ mod tests {
         assert_eq!(back.from.city.as_deref(), Some("São Paulo"));
         assert!(obs[5].user_travel.is_none(), "outside the 6-h window");
         assert_eq!(tracker.users_len(), 2);
+    }
+
+    #[test]
+    fn a_login_session_interleaving_on_two_tokens_shows_returns() {
+        let exp = T0 + 3600;
+        // Token 1 was stolen; the owner has refreshed to token 2 (same sid, home network) while
+        // the thief keeps using token 1 from its own network in the same city.
+        let owner = |s| ev(2, s).jwt("alice", Some("s-1"), exp);
+        let thief = |s| {
+            ev(1, s)
+                .jwt("alice", Some("s-1"), exp)
+                .ip("198.51.100.7")
+                .asn(Some(64500))
+        };
+        let obs = observe_all(&tracker(), vec![owner(0), thief(20), owner(40), thief(60)]);
+        let returns: Vec<u32> = obs.iter().map(|o| o.network_returns).collect();
+        assert_eq!(
+            returns,
+            [0, 0, 1, 2],
+            "each token alone never switches networks"
+        );
+        // Two devices of one user (two sids) on two networks are two parties by design.
+        let laptop = |s| ev(2, s).jwt("alice", Some("laptop"), exp);
+        let phone = |s| {
+            ev(1, s)
+                .jwt("alice", Some("phone"), exp)
+                .ip("198.51.100.7")
+                .asn(Some(64500))
+        };
+        let obs = observe_all(
+            &tracker(),
+            vec![laptop(0), phone(20), laptop(40), phone(60)],
+        );
+        assert!(obs.iter().all(|o| o.network_returns == 0), "{obs:?}");
     }
 
     #[test]
