@@ -1058,14 +1058,6 @@ impl SessionTracker {
             return None;
         }
         let now = event.event.time;
-        let current = here.map(|here| UserUse {
-            fingerprint: event.identity.fingerprint,
-            located: LocatedUse {
-                point: here.clone(),
-                at: now,
-                ip: event.event.client_ip,
-            },
-        });
         let fresh = || UserState {
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
             claims: claims.clone(),
@@ -1094,7 +1086,15 @@ impl SessionTracker {
             }
         };
         user.last_seen_ms = user.last_seen_ms.max(now.0);
-        if let (Some(here), Some(current)) = (here, current) {
+        if let Some(here) = here {
+            let current = UserUse {
+                fingerprint: event.identity.fingerprint,
+                located: LocatedUse {
+                    point: here.clone(),
+                    at: now,
+                    ip: event.event.client_ip,
+                },
+            };
             obs.user_travel = user
                 .latest_other_than(current.fingerprint)
                 .filter(|other| {
