@@ -37,6 +37,19 @@ pub struct Row {
     pub time: EventTime,
 }
 
+impl Row {
+    /// A row no hard rule fired on, for tests.
+    #[cfg(test)]
+    pub(crate) fn at(session: u32, attacker: bool, secs: i64) -> Row {
+        Row {
+            session,
+            attacker,
+            hard: false,
+            time: EventTime::from_secs(secs),
+        }
+    }
+}
+
 /// Ground truth of one session, as evaluation needs it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -230,12 +243,7 @@ mod tests {
         let mut evidence = [0.0; FEATURE_COUNT];
         evidence[asn_change] = 1.0;
         let quiet = [0.0; FEATURE_COUNT];
-        let row = |session, attacker, time| Row {
-            session,
-            attacker,
-            hard: false,
-            time: EventTime::from_secs(time),
-        };
+        let row = Row::at;
         let data = DataSet {
             x: vec![evidence, quiet, evidence, evidence, quiet],
             rows: vec![

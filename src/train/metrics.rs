@@ -355,12 +355,7 @@ mod tests {
     /// Two benign sessions (max scores 0.3 and 0.6), one attacked at t=10 (attacker rows
     /// score 0.9; the victim's pre-attack row 0.2).
     fn data() -> (DataSet, Vec<f64>) {
-        let row = |session, attacker, time| Row {
-            session,
-            attacker,
-            hard: false,
-            time: EventTime::from_secs(time),
-        };
+        let row = Row::at;
         let data = DataSet {
             x: vec![[0.0; crate::features::FEATURE_COUNT]; 7],
             rows: vec![
