@@ -357,6 +357,17 @@ const EVIDENCE: [(usize, f64); 12] = [
     (25, std::f64::consts::LN_2), // network_lone_requests >= LONE_REQUESTS_EVIDENCE (> 1)
 ];
 
+/// Whether `x` carries evidence for `reason`: one of the `EVIDENCE` features reported under
+/// it is over its bound (`model_score` always does). A model's contribution through a
+/// feature whose reason has no evidence here (a travel feature at 0) is reported under
+/// `model_score` instead, so every named reason is backed by what the request showed.
+pub fn evidence_for(reason: Reason, x: &[f64; FEATURE_COUNT]) -> bool {
+    reason == Reason::ModelScore
+        || EVIDENCE
+            .iter()
+            .any(|(i, above)| FEATURES[*i].reason == reason && x[*i] > *above)
+}
+
 /// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
 /// without evidence 0: context alone never makes a session risky, and every score above 0
 /// can name a concrete reason.
@@ -761,6 +772,29 @@ mod tests {
             ..context.clone()
         };
         assert!(!carries_evidence(&extract(&one_lone)));
+    }
+
+    #[test]
+    fn evidence_is_named_by_its_own_reason_only() {
+        for (i, above) in EVIDENCE {
+            let mut x = [0.0; FEATURE_COUNT];
+            x[i] = above + 0.01;
+            let own = FEATURES[i].reason;
+            assert!(evidence_for(own, &x), "{}", FEATURES[i].name);
+            for other in FEATURES.iter().map(|f| f.reason) {
+                if other != own && other != Reason::ModelScore {
+                    assert!(
+                        !evidence_for(other, &x),
+                        "{} as {other:?}",
+                        FEATURES[i].name
+                    );
+                }
+            }
+            // At the bound is not over it.
+            x[i] = above;
+            assert!(!evidence_for(own, &x), "{} at its bound", FEATURES[i].name);
+        }
+        assert!(evidence_for(Reason::ModelScore, &[0.0; FEATURE_COUNT]));
     }
 
     #[test]

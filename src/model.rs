@@ -563,32 +563,6 @@ fn write_nested<'a>(
     out.push(close);
 }
 
-/// Whether the observation carries the evidence a reason code stands for; a feature whose
-/// reason has no evidence here (a travel feature at 0) reports under `model_score`.
-fn evidence_present(reason: Reason, o: &Observation) -> bool {
-    match reason {
-        Reason::ImpossibleTravel => o.travel.is_some(),
-        // Two parties on one token: the user's other token far away, or this token going
-        // back and forth between two networks.
-        Reason::ConcurrentUse => o.user_travel.is_some() || o.network_returns > 0,
-        Reason::RateAnomaly => {
-            o.rate
-                .is_some_and(|r| r.per_minute > r.baseline_per_minute.max(1.0))
-                || o.network_rate_per_minute > features::NETWORK_RATE_EVIDENCE_PER_MINUTE
-        }
-        Reason::UserAgentChange => o.user_agent_change.is_some(),
-        Reason::OsChange => o.os_change.is_some(),
-        Reason::ScriptedClient => o.scripted_client,
-        Reason::AsnChange => {
-            o.asn_change.is_some()
-                || o.new_asn
-                || o.network_lone_requests >= features::LONE_REQUESTS_EVIDENCE
-        }
-        Reason::CountryChange => o.country_change.is_some(),
-        Reason::ModelScore => true,
-    }
-}
-
 /// A reason's share below this fraction of the score is left out of the explanation.
 const MIN_SHARE: f64 = 0.02;
 
@@ -623,7 +597,7 @@ impl ModelScorer {
         let mut per_feature = [0.0; FEATURE_COUNT];
         let p = self.artifact.model.explain(&x, &mut per_feature);
         let score = self.artifact.calibrate(p);
-        let model = explain(score, &per_feature, observation);
+        let model = explain(score, &per_feature, &x);
 
         let rules = self.rules.assess(observation);
         if !rules.hard_rule {
@@ -658,7 +632,7 @@ impl ModelScorer {
 fn explain(
     score: f64,
     per_feature: &[f64; FEATURE_COUNT],
-    observation: &Observation,
+    x: &[f64; FEATURE_COUNT],
 ) -> Vec<Contribution> {
     if score <= 0.0 {
         return Vec::new();
@@ -668,7 +642,7 @@ fn explain(
         if *c <= 0.0 {
             continue;
         }
-        let reason = if evidence_present(spec.reason, observation) {
+        let reason = if features::evidence_for(spec.reason, x) {
             spec.reason
         } else {
             Reason::ModelScore
