@@ -241,51 +241,18 @@ impl Model {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if let Model::Either(m) = self {
-            Model::Logistic(m.logistic.clone()).validate()?;
-            Model::Forest(m.forest.clone()).validate()?;
-            return [m.logistic_threshold_logit, m.forest_threshold_logit]
-                .iter()
-                .all(|v| v.is_finite())
-                .then_some(())
-                .ok_or_else(|| "either: non-finite member threshold".into());
-        }
-        let finite = |what: &str, v: &[f64]| {
-            v.iter()
-                .all(|x| x.is_finite())
-                .then_some(())
-                .ok_or_else(|| format!("{what}: non-finite value"))
-        };
         match self {
-            Model::Logistic(m) => {
-                for (what, v) in [
-                    ("mean", &m.mean),
-                    ("scale", &m.scale),
-                    ("weights", &m.weights),
-                ] {
-                    if v.len() != FEATURE_COUNT {
-                        return Err(format!(
-                            "logistic {what} has {} values for {FEATURE_COUNT} features",
-                            v.len()
-                        ));
-                    }
-                    finite(what, v)?;
-                }
-                if m.scale.iter().any(|s| *s <= 0.0) {
-                    return Err("logistic scale must be positive".into());
-                }
-                finite("intercept", &[m.intercept])
+            Model::Logistic(m) => m.validate(),
+            Model::Forest(f) => f.validate(),
+            Model::Either(m) => {
+                m.logistic.validate()?;
+                m.forest.validate()?;
+                [m.logistic_threshold_logit, m.forest_threshold_logit]
+                    .iter()
+                    .all(|v| v.is_finite())
+                    .then_some(())
+                    .ok_or_else(|| "either: non-finite member threshold".into())
             }
-            Model::Forest(f) => {
-                if f.trees.is_empty() {
-                    return Err("forest has no trees".into());
-                }
-                for (t, tree) in f.trees.iter().enumerate() {
-                    tree.validate().map_err(|e| format!("tree {t}: {e}"))?;
-                }
-                Ok(())
-            }
-            Model::Either(_) => Ok(()),
         }
     }
 }
@@ -302,6 +269,31 @@ pub fn logit(p: f64) -> f64 {
 }
 
 impl Logistic {
+    fn validate(&self) -> Result<(), String> {
+        for (what, v) in [
+            ("mean", &self.mean),
+            ("scale", &self.scale),
+            ("weights", &self.weights),
+        ] {
+            if v.len() != FEATURE_COUNT {
+                return Err(format!(
+                    "logistic {what} has {} values for {FEATURE_COUNT} features",
+                    v.len()
+                ));
+            }
+            if !v.iter().all(|x| x.is_finite()) {
+                return Err(format!("{what}: non-finite value"));
+            }
+        }
+        if self.scale.iter().any(|s| *s <= 0.0) {
+            return Err("logistic scale must be positive".into());
+        }
+        if !self.intercept.is_finite() {
+            return Err("intercept: non-finite value".into());
+        }
+        Ok(())
+    }
+
     fn logit(&self, x: &[f64; FEATURE_COUNT], mut out: Option<&mut [f64; FEATURE_COUNT]>) -> f64 {
         let mut z = self.intercept;
         for i in 0..FEATURE_COUNT {
@@ -316,6 +308,16 @@ impl Logistic {
 }
 
 impl Forest {
+    fn validate(&self) -> Result<(), String> {
+        if self.trees.is_empty() {
+            return Err("forest has no trees".into());
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            tree.validate().map_err(|e| format!("tree {t}: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn predict(&self, x: &[f64; FEATURE_COUNT], mut out: Option<&mut [f64; FEATURE_COUNT]>) -> f64 {
         let mut sum = 0.0;
         for tree in &self.trees {

@@ -202,20 +202,21 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
 }
 
 fn describe(model: &Model) -> String {
+    const LOGISTIC: &str = "logistic regression (linfa-logistic), standardised features";
+    let forest = |f: &crate::model::Forest| {
+        let nodes: usize = f.trees.iter().map(|t| t.feature.len()).sum();
+        format!(
+            "balanced random forest (linfa-trees, own bagging): {} trees, {} nodes",
+            f.trees.len(),
+            nodes
+        )
+    };
     match model {
-        Model::Logistic(_) => "logistic regression (linfa-logistic), standardised features".into(),
+        Model::Logistic(_) => LOGISTIC.into(),
+        Model::Forest(f) => forest(f),
         Model::Either(m) => format!(
-            "either: the riskier of {} and {}, each against its own held-out threshold",
-            describe(&Model::Logistic(m.logistic.clone())),
-            describe(&Model::Forest(m.forest.clone()))
+            "either: the riskier of {LOGISTIC} and {}, each against its own held-out threshold",
+            forest(&m.forest)
         ),
-        Model::Forest(f) => {
-            let nodes: usize = f.trees.iter().map(|t| t.feature.len()).sum();
-            format!(
-                "balanced random forest (linfa-trees, own bagging): {} trees, {} nodes",
-                f.trees.len(),
-                nodes
-            )
-        }
     }
 }
