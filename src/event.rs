@@ -497,9 +497,11 @@ pub struct Observation {
     /// parties interleaving on one token change every few requests.
     pub recent_network_changes: u32,
     /// Returns to the network the session had just left and used within the last 2 minutes
-    /// (A → B → A), counted over the last 10 minutes, this one included: one device moving between networks rarely goes back and
-    /// forth within minutes; two parties sharing a token do so at every turn. 0 on
-    /// allowlisted networks and without an ASN, as are the other `network_*` fields.
+    /// (A → B → A), counted over the last 10 minutes, this one included: one device moving
+    /// between networks rarely goes back and forth within minutes; two parties sharing a
+    /// token do so at every turn. For a JWT with a `sid`, the larger of the token's count and
+    /// its login session's across refreshed tokens. Allowlisted networks count as networks
+    /// here; without an ASN this and the other `network_*` fields are 0.
     pub network_returns: u32,
     /// Requests of the session from this request's network (ASN) in the last minute, this
     /// one included, when that is not the network the session started on: a second party's
@@ -508,7 +510,8 @@ pub struct Observation {
     /// Seconds since the session first used this network (event time).
     pub network_age_s: f64,
     /// Earlier requests of the session from this network that stood alone: no other request
-    /// from it within 10 s either side (people's page loads burst into API calls).
+    /// from it within 10 s either side (people's page loads burst into API calls). 0 on the
+    /// network the session started on (an API client's polling is how it is used).
     pub network_lone_requests: u32,
 }
 
