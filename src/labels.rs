@@ -102,6 +102,18 @@ pub enum LabelsError {
     },
 }
 
+/// Users with an attacked session, with the earliest attack start among their sessions.
+pub fn attack_starts_by_user(sessions: &[SessionLabel]) -> HashMap<String, EventTime> {
+    let mut starts: HashMap<String, EventTime> = HashMap::new();
+    for s in sessions {
+        if let (true, Some(start)) = (s.is_attack(), s.attack_start) {
+            let earliest = starts.entry(s.user.clone()).or_insert(start);
+            *earliest = (*earliest).min(start);
+        }
+    }
+    starts
+}
+
 impl Labels {
     /// Index sessions by their tokens.
     pub fn new(sessions: Vec<SessionLabel>) -> Result<Labels, LabelsError> {
@@ -115,13 +127,7 @@ impl Labels {
                 by_token.insert(fp, i);
             }
         }
-        let mut attacked_users: HashMap<String, EventTime> = HashMap::new();
-        for s in &sessions {
-            if let (true, Some(start)) = (s.is_attack(), s.attack_start) {
-                let earliest = attacked_users.entry(s.user.clone()).or_insert(start);
-                *earliest = (*earliest).min(start);
-            }
-        }
+        let attacked_users = attack_starts_by_user(&sessions);
         Ok(Labels {
             sessions,
             by_token,

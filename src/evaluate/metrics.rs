@@ -196,15 +196,7 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         per_session[r.session].push(*r);
     }
 
-    // Users with an attacked session: the earliest attack start.
-    let mut user_attack_start: std::collections::HashMap<&str, EventTime> =
-        std::collections::HashMap::new();
-    for label in truth.sessions {
-        if let (true, Some(start)) = (label.is_attack(), label.attack_start) {
-            let earliest = user_attack_start.entry(&label.user).or_insert(start);
-            *earliest = (*earliest).min(start);
-        }
-    }
+    let user_attack_start = crate::labels::attack_starts_by_user(truth.sessions);
     let types = attack_types(truth.sessions);
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
     let mut requests: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
@@ -240,7 +232,7 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         let attack = label.attack_type.as_deref().zip(label.attack_start);
         let Some((attack_type, start)) = attack else {
             m.benign_sessions += usize::from(!label.is_attack());
-            let user_attacked = user_attack_start.get(label.user.as_str());
+            let user_attacked = user_attack_start.get(&label.user);
             let false_here = revs
                 .iter()
                 .filter(|r| user_attacked.is_none_or(|start| r.time < *start))
