@@ -291,8 +291,14 @@ pub struct DetectConfig {
     pub model: Option<PathBuf>,
     /// Networks whose addresses are not travel or network-change signals (VPN egress …).
     pub allow_cidrs: Vec<IpNet>,
-    /// ASNs likewise (private relays, satellite ISPs …).
+    /// ASNs likewise (satellite ISPs …).
     pub allow_asns: Vec<u32>,
+    /// Privacy-relay egress networks (iCloud Private Relay publishes its ranges): like the
+    /// allowlist they are no network or country change, but a relay keeps its user's region,
+    /// so their location counts for travel at [`crate::track::RELAY_RADIUS_KM`] accuracy.
+    pub relay_cidrs: Vec<IpNet>,
+    /// Relay ASNs likewise (only where the ASN carries nothing but relay traffic).
+    pub relay_asns: Vec<u32>,
     /// Subjects (`sub`) never revoked automatically (flagged instead).
     pub allow_subjects: Vec<String>,
     /// Lower-bound speed above which travel is impossible, km/h.
@@ -336,6 +342,8 @@ impl Default for DetectConfig {
             model: None,
             allow_cidrs: vec![],
             allow_asns: vec![],
+            relay_cidrs: vec![],
+            relay_asns: vec![],
             allow_subjects: vec![],
             max_speed_kmh: 1000.0,
             min_travel_km: 100.0,

@@ -247,7 +247,7 @@ pub const FEATURES: &[FeatureSpec] = &[
         "flag",
         IND,
         R::ModelScore,
-        "The address or its ASN is allowlisted (detect.allow_cidrs / allow_asns): travel and network changes were not computed.",
+        "The address or its ASN is allowlisted or a privacy relay (detect.allow_* / relay_*): no network or country change was computed, and travel only for a relay, at its region's accuracy.",
     ),
     f(
         "network_returns",

@@ -22,7 +22,10 @@
 //!   held while another lock is taken in the opposite order (queue lock → map shard only).
 //! - Allowlisted networks (`detect.allow_cidrs`, `detect.allow_asns`) yield no travel and no
 //!   network change, and do not overwrite the session's last location, ASN or country: a VPN
-//!   hop neither triggers nor poisons the next comparison.
+//!   hop neither triggers nor poisons the next comparison. Privacy relays
+//!   (`detect.relay_cidrs`, `detect.relay_asns`) are the same except for travel: a relay
+//!   keeps its user's region, so its location counts with an accuracy of [`RELAY_RADIUS_KM`],
+//!   kept apart from the last direct location (a coarse place never replaces a precise one).
 //! - Out-of-order events (event time going backwards) compare by absolute elapsed time and do
 //!   not overwrite newer "last" values; nothing here panics on any input.
 //!
@@ -30,6 +33,7 @@
 //! raw tokens (only fingerprints and verified claims), or look anything up (GeoIP and
 //! User-Agent parsing happened in `enrich`).
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
@@ -53,6 +57,12 @@ use crate::event::{
 
 /// Mean Earth radius (IUGG), km.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// Accuracy radius (km) of a privacy relay's location. Relays keep the user's region, not
+/// the city (iCloud Private Relay's egress "maintains general location"; where a country has
+/// no egress nearby it can be hundreds of km off), so a relay use says "within this of its
+/// egress": enough to show a replay from another continent, never a move within a region.
+pub const RELAY_RADIUS_KM: f64 = 500.0;
 
 /// How far back a user's other token counts for concurrent use: two tokens of one user used
 /// hours apart in two places is travel, not theft, once the gap is this long.
@@ -321,6 +331,39 @@ impl RateState {
     }
 }
 
+/// What a request's network says about where its user is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetworkKind {
+    /// The user's own connection: its location, ASN and country describe the user.
+    Direct,
+    /// A privacy relay: shared egress that keeps the user's region ([`RELAY_RADIUS_KM`]).
+    Relay,
+    /// Allowlisted (VPN egress, satellite): nothing about where the user is.
+    Allowlisted,
+}
+
+impl NetworkKind {
+    /// Shared egress: no ASN, country or network change (`allowlisted_network`).
+    fn is_shared(self) -> bool {
+        self != NetworkKind::Direct
+    }
+
+    /// Where a request on this network puts its user, for travel.
+    fn place(self, geo: Option<&GeoPoint>) -> Option<Cow<'_, GeoPoint>> {
+        let geo = geo?;
+        match self {
+            NetworkKind::Direct => Some(Cow::Borrowed(geo)),
+            NetworkKind::Relay => Some(Cow::Owned(GeoPoint {
+                radius_km: geo.radius_km.max(RELAY_RADIUS_KM),
+                // The egress may sit across a border from its users: no border to cross.
+                country: None,
+                ..geo.clone()
+            })),
+            NetworkKind::Allowlisted => None,
+        }
+    }
+}
+
 /// A located use: where and when, and from which address.
 #[derive(Debug, Clone)]
 struct LocatedUse {
@@ -377,6 +420,10 @@ struct SessionState {
     distinct_ips: u32,
     countries: RecentSet<Arc<str>>,
     last_located: Option<LocatedUse>,
+    /// The latest use through a privacy relay, at its coarse place. Kept apart from
+    /// `last_located` so a relay hop never blurs a precise place; both bound the next leg.
+    /// Boxed: most sessions never use a relay.
+    last_relayed: Option<Box<LocatedUse>>,
     asn: Option<u32>,
     /// Recently seen ASNs (non-allowlisted), for `new_asn`.
     recent_asns: RecentSet<u32>,
@@ -424,6 +471,7 @@ impl SessionState {
             distinct_ips: 0,
             countries: RecentSet::default(),
             last_located: None,
+            last_relayed: None,
             asn: None,
             recent_asns: RecentSet::default(),
             distinct_asns: 0,
@@ -444,36 +492,47 @@ impl SessionState {
     }
 
     /// Compare `event` with the session so far, fill `obs`, then fold the event in.
-    fn observe(&mut self, event: &IdentifiedEvent, allowlisted: bool, obs: &mut Observation) {
+    /// `place`: where the request puts its user ([`NetworkKind::place`]).
+    fn observe(
+        &mut self,
+        event: &IdentifiedEvent,
+        kind: NetworkKind,
+        place: Option<&GeoPoint>,
+        obs: &mut Observation,
+    ) {
         let now = event.event.time;
         let ip = event.event.client_ip;
         let enrichment = &event.enrichment;
         let is_first = self.requests == 0;
+        let allowlisted = kind.is_shared();
         // A late event is compared, but does not replace newer "last" values.
         let in_order = now >= self.last_seen;
-        let located = if allowlisted {
-            None
-        } else {
-            enrichment.geo.as_ref()
-        };
 
-        // Travel from the previous located use. The same address twice is the same place,
-        // whatever a reloaded GeoIP database now says about it (Panther does the same).
-        if let (Some(here), Some(prev)) = (located, &self.last_located) {
-            if prev.ip != ip {
-                let leg = travel_leg(&prev.point, prev.at, here, now);
-                if leg.distance_km > 0.0 {
-                    obs.travel = Some(leg);
+        // Travel from where the session was last seen: its latest direct and its latest
+        // relay use each bound the distance, and the faster leg is the tighter bound. The
+        // same address twice is the same place, whatever a reloaded GeoIP database now says
+        // about it (Panther does the same).
+        if let Some(here) = place {
+            obs.travel = [self.last_located.as_ref(), self.last_relayed.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter(|prev| prev.ip != ip)
+                .map(|prev| travel_leg(&prev.point, prev.at, here, now))
+                .filter(|leg| leg.distance_km > 0.0)
+                .max_by(|a, b| a.speed_kmh.total_cmp(&b.speed_kmh));
+            let latest = LocatedUse {
+                point: here.clone(),
+                at: now,
+                ip,
+            };
+            match (kind, &mut self.last_relayed) {
+                (NetworkKind::Relay, Some(prev)) if now >= prev.at => **prev = latest,
+                (NetworkKind::Relay, Some(_)) => {}
+                (NetworkKind::Relay, slot @ None) => *slot = Some(Box::new(latest)),
+                _ if self.last_located.as_ref().is_none_or(|p| now >= p.at) => {
+                    self.last_located = Some(latest);
                 }
-            }
-        }
-        if let Some(here) = located {
-            if self.last_located.as_ref().is_none_or(|p| now >= p.at) {
-                self.last_located = Some(LocatedUse {
-                    point: here.clone(),
-                    at: now,
-                    ip,
-                });
+                _ => {}
             }
         }
 
@@ -495,7 +554,7 @@ impl SessionState {
             if enrichment.asn.is_some() && (in_order || self.asn.is_none()) {
                 self.asn = enrichment.asn;
             }
-            if let Some(country) = located.and_then(|g| g.country.as_ref()) {
+            if let Some(country) = place.and_then(|g| g.country.as_ref()) {
                 if let Some(before) = &self.country {
                     if before != country {
                         obs.country_change = Some((before.to_string(), country.to_string()));
@@ -622,6 +681,9 @@ impl SessionState {
         bytes += self.networks.heap_bytes();
         if let Some(located) = &self.last_located {
             bytes += geo_heap_bytes(&located.point);
+        }
+        if let Some(relayed) = &self.last_relayed {
+            bytes += size_of::<LocatedUse>() + geo_heap_bytes(&relayed.point);
         }
         if let Some(device) = &self.device {
             bytes += device.family.len() + device.os.len();
@@ -935,6 +997,8 @@ pub struct SessionTracker {
     next_generation: AtomicU64,
     allow_cidrs: Vec<IpNet>,
     allow_asns: Vec<u32>,
+    relay_cidrs: Vec<IpNet>,
+    relay_asns: Vec<u32>,
     max_sessions: usize,
     max_session_bytes: usize,
     idle_timeout_ms: i64,
@@ -950,9 +1014,12 @@ enum Probe {
 impl SessionTracker {
     /// Empty tracker with the configured limits.
     pub fn new(config: &DetectConfig) -> Self {
-        let mut allow_asns = config.allow_asns.clone();
-        allow_asns.sort_unstable();
-        allow_asns.dedup();
+        let sorted = |asns: &[u32]| {
+            let mut asns = asns.to_vec();
+            asns.sort_unstable();
+            asns.dedup();
+            asns
+        };
         SessionTracker {
             sessions: DashMap::new(),
             users: DashMap::new(),
@@ -964,7 +1031,9 @@ impl SessionTracker {
             user_count: AtomicUsize::new(0),
             next_generation: AtomicU64::new(1),
             allow_cidrs: config.allow_cidrs.clone(),
-            allow_asns,
+            allow_asns: sorted(&config.allow_asns),
+            relay_cidrs: config.relay_cidrs.clone(),
+            relay_asns: sorted(&config.relay_asns),
             max_sessions: config.max_sessions.max(1),
             max_session_bytes: config.max_session_bytes,
             idle_timeout_ms: i64::try_from(config.session_idle_timeout.0.as_millis())
@@ -972,21 +1041,31 @@ impl SessionTracker {
         }
     }
 
-    fn is_allowlisted(&self, ip: IpAddr, asn: Option<u32>) -> bool {
-        asn.is_some_and(|asn| self.allow_asns.binary_search(&asn).is_ok())
-            || self.allow_cidrs.iter().any(|net| net.contains(&ip))
+    fn network_kind(&self, ip: IpAddr, asn: Option<u32>) -> NetworkKind {
+        let listed = |cidrs: &[IpNet], asns: &[u32]| {
+            asn.is_some_and(|asn| asns.binary_search(&asn).is_ok())
+                || cidrs.iter().any(|net| net.contains(&ip))
+        };
+        if listed(&self.allow_cidrs, &self.allow_asns) {
+            NetworkKind::Allowlisted
+        } else if listed(&self.relay_cidrs, &self.relay_asns) {
+            NetworkKind::Relay
+        } else {
+            NetworkKind::Direct
+        }
     }
 
     /// Update the session with one event and return its features. Events of one session must
     /// arrive in order (the pipeline guarantees it); a late one is handled, not trusted.
     pub fn observe(&self, event: &IdentifiedEvent) -> Observation {
         let fingerprint = event.identity.fingerprint;
-        let allowlisted = self.is_allowlisted(event.event.client_ip, event.enrichment.asn);
+        let kind = self.network_kind(event.event.client_ip, event.enrichment.asn);
+        let place = kind.place(event.enrichment.geo.as_ref());
         let mut obs = Observation {
-            allowlisted_network: allowlisted,
+            allowlisted_network: kind.is_shared(),
             ..Observation::default()
         };
-        let sid_signals = self.observe_user(event, allowlisted, &mut obs);
+        let sid_signals = self.observe_user(event, place.as_deref(), &mut obs);
 
         let (created, bytes_before, bytes_after, expires_ms) = {
             let (created, mut session) = match self.sessions.entry(fingerprint) {
@@ -999,7 +1078,7 @@ impl SessionTracker {
                     )
                 }
             };
-            session.observe(event, allowlisted, &mut obs);
+            session.observe(event, kind, place.as_deref(), &mut obs);
             if let Some(sid) = sid_signals {
                 // The login session's switches count too (owner and thief on two tokens).
                 obs.network_returns = obs.network_returns.max(sid.returns);
@@ -1042,17 +1121,16 @@ impl SessionTracker {
 
     /// The user's view of `event`: concurrent use (travel from the same user's most recent
     /// located use by another token, into `obs.user_travel`) and, for a JWT with a `sid`, the
-    /// network signals of its login session across refreshed tokens.
+    /// network signals of its login session across refreshed tokens. `here`: where the
+    /// request puts its user ([`NetworkKind::place`]).
     fn observe_user(
         &self,
         event: &IdentifiedEvent,
-        allowlisted: bool,
+        here: Option<&GeoPoint>,
         obs: &mut Observation,
     ) -> Option<networks::NetworkSignals> {
         let claims = event.identity.claims.as_ref()?;
         let key = user_key(claims)?;
-        // Allowlisted networks say nothing about where the user is.
-        let here = event.enrichment.geo.as_ref().filter(|_| !allowlisted);
         let sid = claims.sid.as_deref().map(sid_key).zip(event.enrichment.asn);
         if here.is_none() && sid.is_none() {
             return None;
@@ -1897,6 +1975,55 @@ mod tests {
         assert_eq!(thief, [0, 1, 2, 3], "the relay was the first network");
         // No place or ASN to compare with: the relay says nothing about where the owner is.
         assert!(obs[3].travel.is_none() && obs[3].asn_change.is_none());
+    }
+
+    #[test]
+    fn a_relay_keeps_its_users_region() {
+        let config = DetectConfig {
+            relay_asns: vec![64501],
+            ..DetectConfig::default()
+        };
+        let relay = |s, geo| ev(1, s).ip("192.0.2.9").asn(Some(64501)).geo(Some(geo));
+        let far = |s| ev(1, s).ip("198.51.100.7").geo(Some(sao_paulo()));
+
+        // A session seen only through a relay (egress in Paris), then São Paulo a minute
+        // later: the relay's region is enough to show the replay.
+        let obs = observe_all(
+            &SessionTracker::new(&config),
+            vec![relay(0, paris()), relay(1, paris()), far(60)],
+        );
+        assert!(obs[0].allowlisted_network && obs[1].travel.is_none());
+        let leg = obs[2].travel.as_ref().expect("relay region to São Paulo");
+        let expected = haversine_km(&paris(), &sao_paulo()) - RELAY_RADIUS_KM - 50.0;
+        assert!((leg.distance_km - expected).abs() < 1e-6, "{leg:?}");
+        assert_eq!(
+            leg.from.country, None,
+            "no border to cross from a relay egress"
+        );
+        assert!(obs[2].asn_change.is_none() && obs[2].country_change.is_none());
+
+        // Within the region it is no signal: London direct, Paris relay, London direct.
+        let london_direct = |s| ev(1, s).ip("198.51.100.8").geo(Some(london()));
+        let obs = observe_all(
+            &SessionTracker::new(&config),
+            vec![london_direct(0), relay(30, paris()), london_direct(60)],
+        );
+        assert!(obs.iter().all(|o| o.travel.is_none()), "{obs:?}");
+
+        // A relay hop never blurs a precise place: Berlin direct, a relay exiting in
+        // Berlin, then Paris; the tighter bound is the one from the precise Berlin.
+        let obs = observe_all(
+            &SessionTracker::new(&config),
+            vec![
+                ev(1, 0),
+                relay(30, berlin()),
+                ev(1, 60).ip("198.51.100.9").geo(Some(paris())),
+            ],
+        );
+        let leg = obs[2].travel.as_ref().expect("Berlin to Paris in a minute");
+        let precise = haversine_km(&berlin(), &paris()) - 20.0 - 20.0;
+        assert!((leg.distance_km - precise).abs() < 1e-6, "{leg:?}");
+        assert_eq!(leg.from.radius_km, 20.0);
     }
 
     #[test]

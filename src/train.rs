@@ -91,8 +91,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 5.0)]
     pub target_fp_per_million: f64,
     /// Target: benign sessions revoked per thousand on held-out data (the threshold meets
-    /// both targets).
-    #[arg(long, default_value_t = 1.0)]
+    /// both targets). Half the issue-3 bound of 1: on unseen 2M-event seeds the benign count
+    /// varies from seed to seed (0 to 5 per ~3,800 sessions at a threshold chosen for 1).
+    #[arg(long, default_value_t = 0.5)]
     pub target_benign_per_thousand: f64,
     /// Candidates to fit.
     #[arg(long, value_enum, default_value_t = ModelChoice::Auto)]

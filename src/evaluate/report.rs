@@ -69,6 +69,8 @@ pub fn detect_summary(detect: &DetectConfig) -> Vec<(String, String)> {
         ("min_travel_km".into(), detect.min_travel_km.to_string()),
         ("allow_cidrs".into(), list(detect.allow_cidrs.len())),
         ("allow_asns".into(), list(detect.allow_asns.len())),
+        ("relay_cidrs".into(), list(detect.relay_cidrs.len())),
+        ("relay_asns".into(), list(detect.relay_asns.len())),
         ("allow_subjects".into(), list(detect.allow_subjects.len())),
         (
             "revoke_scope".into(),

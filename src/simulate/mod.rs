@@ -635,11 +635,12 @@ asn_db = "{asn_db}"
 [detect]
 mode = "enforce"
 threshold = 0.8
-# What an operator following DESIGN §5 allowlists: the company's own VPN egress, and the
-# in-flight satellite ({satellite}) and private-relay ({relay}) ASNs, whose addresses say
-# nothing about where the user is.
+# What an operator following DESIGN §5 allowlists: the company's own VPN egress and the
+# in-flight satellite ASN ({satellite}), whose addresses say nothing about where the user
+# is; and the private relay ({relay}), which keeps its users' region (coarse travel only).
 allow_cidrs = [{allow}]
-allow_asns = [{satellite}, {relay}]
+allow_asns = [{satellite}]
+relay_asns = [{relay}]
 
 [denylist]
 {journal}"#,
