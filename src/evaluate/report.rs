@@ -47,12 +47,10 @@ pub struct Inputs {
 
 /// The `[detect]` settings worth showing (none of them is a secret).
 pub fn detect_summary(detect: &DetectConfig) -> Vec<(String, String)> {
-    let list = |n: usize| {
-        if n == 0 {
-            "none".to_string()
-        } else {
-            format!("{n} entries")
-        }
+    let list = |n: usize| match n {
+        0 => "none".to_string(),
+        1 => "1 entry".to_string(),
+        n => format!("{n} entries"),
     };
     vec![
         ("mode".into(), detect.mode.label().into()),
