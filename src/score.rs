@@ -157,14 +157,11 @@ impl RuleScorer {
         let mut fire =
             |reason: Reason, weight: f64| contributions.push(Contribution { reason, weight });
 
-        // The tracker already drops travel and network changes on allowlisted networks; the
-        // check is repeated so a hand-built or model-side observation cannot bypass it.
+        // The tracker gives travel only where a place means something (direct networks, and a
+        // privacy relay's region), and no network change on allowlisted or relay networks;
+        // the latter is checked again so a hand-built observation cannot bypass it.
         let network_counts = !obs.allowlisted_network;
-        if let Some(leg) = obs
-            .travel
-            .as_ref()
-            .filter(|t| network_counts && self.is_impossible(t))
-        {
+        if let Some(leg) = obs.travel.as_ref().filter(|t| self.is_impossible(t)) {
             let certain = self.is_certain(leg);
             let weight = if certain {
                 weights::IMPOSSIBLE_TRAVEL
@@ -174,11 +171,7 @@ impl RuleScorer {
             fire(Reason::ImpossibleTravel, weight);
             hard_rule |= certain;
         }
-        if let Some(leg) = obs
-            .user_travel
-            .as_ref()
-            .filter(|t| network_counts && self.is_impossible(t))
-        {
+        if let Some(leg) = obs.user_travel.as_ref().filter(|t| self.is_impossible(t)) {
             let certain = self.is_certain(leg);
             let weight = if certain {
                 weights::CONCURRENT_USE
@@ -370,10 +363,10 @@ mod tests {
                 true,
             ),
             (
-                "allowlisted network",
+                "allowlisted network: no network change",
                 Observation {
-                    travel: impossible,
                     asn_change: Some((1, 2)),
+                    country_change: pair("DE", "FR"),
                     allowlisted_network: true,
                     ..Default::default()
                 },
@@ -381,6 +374,20 @@ mod tests {
                 false,
                 false,
                 false,
+            ),
+            (
+                // The tracker gives travel on a relay (its region); it counts.
+                "privacy relay far from the last place",
+                Observation {
+                    travel: impossible,
+                    asn_change: Some((1, 2)),
+                    allowlisted_network: true,
+                    ..Default::default()
+                },
+                vec![Reason::ImpossibleTravel],
+                true,
+                true,
+                true,
             ),
             (
                 "rate + UA",

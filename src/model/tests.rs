@@ -254,13 +254,14 @@ fn hard_rules_override_the_model() {
         assert!(a.score >= 0.95, "{what}: {}", a.score);
         assert_eq!(a.reasons()[0], reason, "{what}");
     }
-    // Allowlisted networks: no hard rule (the rule scorer's own guard).
+    // On a privacy relay the tracker's travel (from the relay's region) overrides too; an
+    // allowlisted network gets none from the tracker (track's tests).
     let a = s.assess(&Observation {
         travel: Some(impossible),
         allowlisted_network: true,
         ..Default::default()
     });
-    assert!(!a.hard_rule);
+    assert!(a.hard_rule);
     // A plane ride is no hard rule either; the model alone decides.
     let plane = travel_leg(&berlin(), EventTime(0), &london(), EventTime(3 * 3_600_000));
     assert!(
