@@ -849,26 +849,19 @@ impl UserState {
 
     /// Fold a request of login session `sid` from `asn` into that session's networks.
     fn observe_sid(&mut self, sid: u64, asn: u32, now: EventTime) -> networks::NetworkSignals {
-        let i = match self.sids.iter().position(|s| s.sid == sid) {
-            Some(i) => i,
-            None => {
-                if self.sids.len() >= SIDS_PER_USER {
-                    self.sids.remove(0);
-                }
-                self.sids.push(SidNetworks {
-                    sid,
-                    last_ms: now.0,
-                    history: networks::NetworkHistory::default(),
-                });
-                self.sids.len() - 1
-            }
-        };
-        let mut entry = self.sids.remove(i);
+        let (entry, _) = networks::touch_recent(
+            &mut self.sids,
+            SIDS_PER_USER,
+            |s| s.sid == sid,
+            || SidNetworks {
+                sid,
+                last_ms: now.0,
+                history: networks::NetworkHistory::default(),
+            },
+        );
         let in_order = now.0 >= entry.last_ms;
         entry.last_ms = entry.last_ms.max(now.0);
-        let signals = entry.history.observe(asn, now, in_order);
-        self.sids.push(entry);
-        signals
+        entry.history.observe(asn, now, in_order)
     }
 }
 

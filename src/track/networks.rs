@@ -148,26 +148,19 @@ impl NetworkHistory {
     /// The entry for `asn`, moved to the most-recent end, and whether it is new (created,
     /// evicting the least recently used one when full).
     fn touch(&mut self, asn: u32, now: EventTime) -> (&mut NetworkUse, bool) {
-        let (entry, new) = match self.networks.iter().position(|n| n.asn == asn) {
-            Some(i) => (self.networks.remove(i), false),
-            None => {
-                if self.networks.len() >= NETWORKS_CAP {
-                    self.networks.remove(0);
-                }
-                let entry = NetworkUse {
-                    asn,
-                    first_ms: now.0,
-                    last_ms: now.0,
-                    latest_alone_so_far: true,
-                    lone: 0,
-                    window: MinuteWindow::new(now),
-                };
-                (entry, true)
-            }
-        };
-        self.networks.push(entry);
-        let last = self.networks.len() - 1;
-        (&mut self.networks[last], new)
+        touch_recent(
+            &mut self.networks,
+            NETWORKS_CAP,
+            |n| n.asn == asn,
+            || NetworkUse {
+                asn,
+                first_ms: now.0,
+                last_ms: now.0,
+                latest_alone_so_far: true,
+                lone: 0,
+                window: MinuteWindow::new(now),
+            },
+        )
     }
 
     fn note_return(&mut self, t: i64) {
@@ -192,6 +185,29 @@ impl NetworkHistory {
         self.networks.capacity() * std::mem::size_of::<NetworkUse>()
             + self.returns.capacity() * std::mem::size_of::<i64>()
     }
+}
+
+/// The entry of `entries` (most recently used last) that `is` picks, moved to the end, or a
+/// new one from `make` (the least recently used evicted when `cap` is reached); and whether it
+/// was created. A few entries at most, so a scan beats a map.
+pub(crate) fn touch_recent<T>(
+    entries: &mut Vec<T>,
+    cap: usize,
+    is: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> (&mut T, bool) {
+    let (entry, new) = match entries.iter().position(is) {
+        Some(i) => (entries.remove(i), false),
+        None => {
+            if entries.len() >= cap {
+                entries.remove(0);
+            }
+            (make(), true)
+        }
+    };
+    entries.push(entry);
+    let last = entries.len() - 1;
+    (&mut entries[last], new)
 }
 
 #[cfg(test)]
