@@ -149,7 +149,8 @@ pub struct TrainingRecord {
     pub sets: Vec<SetRecord>,
     /// Training rows.
     pub train_rows: usize,
-    /// Attacker rows among them.
+    /// Positive rows among them ([`data::targets`]: the attacker's requests and the owner's
+    /// evidence after the attack began).
     pub train_positives: usize,
     /// How the class imbalance was handled.
     pub balance: String,
@@ -443,6 +444,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         "no held-out data: give --holdout-seeds or --holdout-logs"
     );
     let y = data::targets(&train_set);
+    let train_positives = y.iter().filter(|t| **t).count();
 
     let logistic_params = LogisticParams {
         alpha: 1.0,
@@ -465,7 +467,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         repeat = Some(r);
         eprintln!(
             "fitted logistic regression on {} rows ({:.1} s)",
-            train_set.rows.len() + train_set.positives() * (r - 1),
+            train_set.rows.len() + train_positives * (r - 1),
             t.elapsed().as_secs_f64()
         );
         candidates.push(assess(Model::Logistic(logistic), &holdout, targets));
@@ -511,8 +513,9 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
     let chosen = &candidates[best];
 
     let balance = format!(
-        "logistic regression: attacker rows repeated {}× (class weight by replication); forest: \
-         each tree bootstraps up to {} attacker rows and {}× as many benign rows (balanced bagging).",
+        "logistic regression: positive rows repeated {}× (class weight by replication); forest: \
+         each tree bootstraps up to {} positive rows and {}× as many negative rows (balanced \
+         bagging).",
         repeat.map_or("–".into(), |r| r.to_string()),
         forest_params.max_positives_per_tree,
         forest_params.neg_ratio
@@ -524,7 +527,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         events_per_seed: args.events,
         sets,
         train_rows: train_set.rows.len(),
-        train_positives: train_set.positives(),
+        train_positives,
         balance,
         target_fp_per_million: args.target_fp_per_million,
         target_benign_per_thousand: args.target_benign_per_thousand,

@@ -86,7 +86,8 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
     }
     let _ = writeln!(
         s,
-        "\nTraining rows: {} ({} attacker, {:.2} %). Class imbalance: {}\n",
+        "\nTraining rows: {} ({} positive: the attacker's requests and the owner's evidence \
+         after the attack began, {:.2} %). Class imbalance: {}\n",
         training.train_rows,
         training.train_positives,
         100.0 * training.train_positives as f64 / training.train_rows.max(1) as f64,

@@ -1,17 +1,17 @@
 //! Fitting the two candidate models with linfa, and exporting them into the artifact's
 //! dependency-free form (`model::Logistic`, `model::Forest`).
 //!
-//! Class imbalance (attacker requests are a few percent of all requests) is handled by
-//! resampling, differently per model because linfa's logistic regression takes no sample
+//! Class imbalance (positive rows, `data::targets`, are a few percent of all rows) is handled
+//! by resampling, differently per model because linfa's logistic regression takes no sample
 //! weights:
-//! - **Logistic regression**: every attacker row is repeated `round(negatives / positives)`
+//! - **Logistic regression**: every positive row is repeated `round(negatives / positives)`
 //!   times, which for a linear model's log-loss is exactly weighting the positive class by
 //!   that factor (class weights by replication); features are standardised first.
 //! - **Forest** (balanced bagging, Chen, Liaw & Breiman 2004): each tree is fitted on a
-//!   bootstrap of the attacker rows plus `neg_ratio` times as many benign rows drawn with
+//!   bootstrap of the positive rows plus `neg_ratio` times as many negative rows drawn with
 //!   replacement, on a random subset of the features; trees come from `linfa-trees`, the
 //!   bagging is ours so that it is seeded (reproducible) and balanced. Node values are the
-//!   share of attacker rows among the tree's own sample reaching the node.
+//!   share of positive rows among the tree's own sample reaching the node.
 //!
 //! Deterministic: every random draw comes from a ChaCha RNG seeded from `ForestParams::seed`
 //! and the tree's index; trees are fitted in parallel and collected in index order.
@@ -27,10 +27,10 @@ use rayon::prelude::*;
 use crate::features::FEATURE_COUNT;
 use crate::model::{Forest, Logistic, Tree};
 
-/// Weight of an attacker row in a tree's sample (see `fit_tree`).
+/// Weight of a positive row in a tree's sample (see `fit_tree`).
 const POSITIVE_WEIGHT: f32 = 1.0 + 1.0 / 8192.0;
 
-/// Attacker rows per tree at most: below 2048, sums of [`POSITIVE_WEIGHT`] are exact in f32.
+/// Positive rows per tree at most: below 2048, sums of [`POSITIVE_WEIGHT`] are exact in f32.
 pub const MAX_POSITIVES_PER_TREE: usize = 2047;
 
 /// Logistic-regression settings.
@@ -51,9 +51,9 @@ pub struct ForestParams {
     pub max_depth: usize,
     /// Minimum samples in a leaf.
     pub min_leaf: f32,
-    /// Benign rows per attacker row in each tree's sample.
+    /// Negative rows per positive row in each tree's sample.
     pub neg_ratio: f64,
-    /// Attacker rows per tree (a bootstrap of this many; at most [`MAX_POSITIVES_PER_TREE`]).
+    /// Positive rows per tree (a bootstrap of this many; at most [`MAX_POSITIVES_PER_TREE`]).
     pub max_positives_per_tree: usize,
     /// Share of features each tree sees.
     pub feature_fraction: f64,
@@ -198,7 +198,7 @@ fn fit_tree(
         targets[r] = usize::from(r < n_pos);
     }
     // linfa-trees breaks ties between equally weighted classes by hash-map order, which
-    // changes predictions and so its pruning from run to run. Attacker rows weigh
+    // changes predictions and so its pruning from run to run. Positive rows weigh
     // 1 + 2⁻¹³: with fewer than 2048 of them per tree their weighted sum is exact and never
     // an integer, so it never ties with the (integer) benign sum — trees are reproducible.
     let weights =
@@ -244,7 +244,7 @@ fn export(node: &TreeNode<f64, usize>, subset: &[usize], tree: &mut Tree) -> any
     Ok(index)
 }
 
-/// Share of attacker rows (the first `n_pos` of `sample`) among the sample reaching each
+/// Share of positive rows (the first `n_pos` of `sample`) among the sample reaching each
 /// node; a node no sample reached inherits its parent's value.
 fn node_values(tree: &mut Tree, x: &[[f64; FEATURE_COUNT]], sample: &[usize], n_pos: usize) {
     let n = tree.feature.len();
