@@ -202,6 +202,43 @@ fn two_thousand_users_show_every_attack_type_and_behaviour() {
     assert!((0.02..0.04).contains(&attacked), "{attacked}");
 }
 
+/// Type 5 is concurrent use, interleaved: in every such session the owner makes a request
+/// between the attacker's first and last one. (Half the sessions attacked, so ~90 of type
+/// 5; before the simulator made sure of it, 3 of them on this seed had none.)
+#[test]
+fn concurrent_attacks_interleave_with_the_owner() {
+    let start = EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+    let mut spec = SimSpec::new(17, start, 24 * 3600, 1000);
+    spec.attack_fraction = 0.5;
+    let sim = generate(&spec, &SimKeys::from_seed(17));
+    // Per session: the attacker's first and last time, and the owner's request times.
+    let mut attacker: HashMap<usize, (i64, i64)> = HashMap::new();
+    let mut owner: HashMap<usize, Vec<i64>> = HashMap::new();
+    for i in 0..sim.len() {
+        let (s, t) = (sim.session_of(i), sim.time(i).0);
+        if sim.is_attacker(i) {
+            let span = attacker.entry(s).or_insert((t, t));
+            *span = (span.0.min(t), span.1.max(t));
+        } else {
+            owner.entry(s).or_default().push(t);
+        }
+    }
+    let mut concurrent = 0;
+    for (s, label) in sim.labels().iter().enumerate() {
+        if label.attack_type.as_deref() != Some("concurrent_interleaved") {
+            continue;
+        }
+        concurrent += 1;
+        let (first, last) = attacker[&s];
+        assert_eq!(Some(first), label.attack_start.map(|t| t.0));
+        assert!(
+            owner[&s].iter().any(|t| first < *t && *t < last),
+            "session {s}: no owner request in the attack [{first}, {last}]"
+        );
+    }
+    assert!(concurrent >= 80, "{concurrent}");
+}
+
 #[test]
 fn behaviours_use_the_networks_they_are_named_for() {
     let sim = two_thousand();

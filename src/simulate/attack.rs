@@ -8,10 +8,11 @@
 //! | 2 | `foreign_replay_idle` | after the victim went idle long enough to fly there | another country, another browser and ASN, browsing |
 //! | 3 | `scripted_same_country` | any time | same country, another ISP (hosting or second ISP), `python-requests`/`curl`/`Go-http-client` |
 //! | 4 | `residential_proxy_scrape` | during a visit | 1–4 residential addresses of the victim's city's second ISP, the victim's exact User-Agent, 60–150 requests a minute on export/admin paths |
-//! | 5 | `concurrent_interleaved` | early in a visit of 4+ minutes | within 800 km on another network, browsing until the victim's visit ends (at least a minute) |
+//! | 5 | `concurrent_interleaved` | early in a visit of 4+ minutes, before the victim's last request there | within 800 km on another network, browsing until the victim's visit ends (at least a minute) and past the victim's next request |
 //! | 6 | `low_and_slow` | any time | a new network, 2–6 requests an hour for 3–12 hours |
 //!
 //! Invariants (what the labels promise): the first attacker request is at the attack start;
+//! in type 5 the victim makes a request between the attacker's first and last;
 //! every attacker request uses a token the victim already held at the theft (for JWTs the one
 //! current then) and only while it is valid; attacker addresses come from the attacker half of
 //! each block ([`geodb::attacker_host`]), so the victim never uses one. Types 2 and 6 need
@@ -111,6 +112,7 @@ struct Thief<'a, 'k> {
     until: i64,
     end: i64,
     start: Option<i64>,
+    last: Option<i64>,
     ips: Vec<IpAddr>,
 }
 
@@ -136,6 +138,7 @@ impl Thief<'_, '_> {
         self.b
             .emit(t, ip, self.token, ua, method, path, arg, status, true);
         self.start = Some(self.start.map_or(t, |s| s.min(t)));
+        self.last = Some(self.last.map_or(t, |l| l.max(t)));
         if !self.ips.contains(&ip) {
             self.ips.push(ip);
         }
@@ -231,6 +234,7 @@ pub(super) fn run(
         until,
         end: w.end,
         start: None,
+        last: None,
         ips: Vec::new(),
     };
     match kind {
@@ -329,6 +333,14 @@ pub(super) fn run(
                 .map_or(t0, |v| v.end);
             let to = visit_end.clamp(t0 + MINUTE, t0 + 25 * MINUTE);
             thief.browse(rng, t0, to, ip, ua, 25_000.0);
+            // Interleaved: the thief is still there after the owner's next request (which
+            // `during_visit` found within the token's validity).
+            if let Some(next) = owner_request_after(thief.b, t0, until)
+                && thief.last.is_some_and(|last| last <= next)
+            {
+                let at = next + between(rng, 1_000, 20_000);
+                thief.browse(rng, at, at + 3_000, ip, ua, 25_000.0);
+            }
         }
         LOW_AND_SLOW => {
             let (city, net) = match rng.random_range(0..10) {
@@ -371,9 +383,19 @@ fn at_time(victim: &Person<'_>, t: i64, end: i64) -> Option<(i64, u32, i64)> {
     (t < end).then_some((t, token, until.min(end - 1)))
 }
 
+/// The owner's first request after `after` and no later than `by`.
+fn owner_request_after(b: &SessionBuilder<'_>, after: i64, by: i64) -> Option<i64> {
+    b.requests
+        .iter()
+        .filter(|r| !r.attacker && after < r.time && r.time <= by)
+        .map(|r| r.time)
+        .min()
+}
+
 /// A theft while the victim is in a visit, with at least `min_ms` of token validity left
-/// (the best found otherwise). `early`: in the first half of the visit, so the victim keeps
-/// browsing while the attacker does.
+/// (the best found otherwise). `early`: in the first half of the visit and before the
+/// owner's last request there, with an owner request to come while the token still works
+/// for half a minute more, so the victim keeps browsing while the attacker does.
 fn during_visit(
     w: &World<'_>,
     rng: &mut ChaCha8Rng,
@@ -397,14 +419,28 @@ fn during_visit(
     for _ in 0..30 {
         let v = (!visits.is_empty()).then(|| *pick(rng, visits))?;
         let hi = if early {
-            v.start + (v.end - v.start) / 2
+            let owner_last = victim
+                .b
+                .requests
+                .iter()
+                .filter(|r| !r.attacker && v.start <= r.time && r.time < v.end)
+                .map(|r| r.time)
+                .max()
+                .unwrap_or(v.start);
+            (v.start + (v.end - v.start) / 2).min(owner_last - 1_000)
         } else {
             v.end
         };
+        if early && hi <= v.start + 5_000 {
+            continue;
+        }
         let t = between(rng, v.start + 5_000, hi);
         let Some(found) = at_time(victim, t, w.end) else {
             continue;
         };
+        if early && owner_request_after(&victim.b, t, found.2 - 30_000).is_none() {
+            continue;
+        }
         if found.2 - found.0 >= min_ms {
             return Some(found);
         }
