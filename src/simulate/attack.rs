@@ -383,13 +383,20 @@ fn at_time(victim: &Person<'_>, t: i64, end: i64) -> Option<(i64, u32, i64)> {
     (t < end).then_some((t, token, until.min(end - 1)))
 }
 
-/// The owner's first request after `after` and no later than `by`.
-fn owner_request_after(b: &SessionBuilder<'_>, after: i64, by: i64) -> Option<i64> {
+/// Times of the owner's requests in `range`.
+fn owner_times(
+    b: &SessionBuilder<'_>,
+    range: impl std::ops::RangeBounds<i64>,
+) -> impl Iterator<Item = i64> {
     b.requests
         .iter()
-        .filter(|r| !r.attacker && after < r.time && r.time <= by)
+        .filter(move |r| !r.attacker && range.contains(&r.time))
         .map(|r| r.time)
-        .min()
+}
+
+/// The owner's first request after `after` and no later than `by`.
+fn owner_request_after(b: &SessionBuilder<'_>, after: i64, by: i64) -> Option<i64> {
+    owner_times(b, after + 1..=by).min()
 }
 
 /// A theft while the victim is in a visit, with at least `min_ms` of token validity left
@@ -419,12 +426,7 @@ fn during_visit(
     for _ in 0..30 {
         let v = (!visits.is_empty()).then(|| *pick(rng, visits))?;
         let hi = if early {
-            let owner_last = victim
-                .b
-                .requests
-                .iter()
-                .filter(|r| !r.attacker && v.start <= r.time && r.time < v.end)
-                .map(|r| r.time)
+            let owner_last = owner_times(&victim.b, v.start..v.end)
                 .max()
                 .unwrap_or(v.start);
             (v.start + (v.end - v.start) / 2).min(owner_last - 1_000)
