@@ -112,7 +112,6 @@ struct Thief<'a, 'k> {
     until: i64,
     end: i64,
     start: Option<i64>,
-    last: Option<i64>,
     ips: Vec<IpAddr>,
 }
 
@@ -138,7 +137,6 @@ impl Thief<'_, '_> {
         self.b
             .emit(t, ip, self.token, ua, method, path, arg, status, true);
         self.start = Some(self.start.map_or(t, |s| s.min(t)));
-        self.last = Some(self.last.map_or(t, |l| l.max(t)));
         if !self.ips.contains(&ip) {
             self.ips.push(ip);
         }
@@ -234,7 +232,6 @@ pub(super) fn run(
         until,
         end: w.end,
         start: None,
-        last: None,
         ips: Vec::new(),
     };
     match kind {
@@ -336,7 +333,9 @@ pub(super) fn run(
             // Interleaved: the thief is still there after the owner's next request (which
             // `during_visit` found within the token's validity).
             if let Some(next) = owner_request_after(thief.b, t0, until)
-                && thief.last.is_some_and(|last| last <= next)
+                && request_times(thief.b, true, ..)
+                    .max()
+                    .is_some_and(|last| last <= next)
             {
                 let at = next + between(rng, 1_000, 20_000);
                 thief.browse(rng, at, at + 3_000, ip, ua, 25_000.0);
@@ -383,20 +382,21 @@ fn at_time(victim: &Person<'_>, t: i64, end: i64) -> Option<(i64, u32, i64)> {
     (t < end).then_some((t, token, until.min(end - 1)))
 }
 
-/// Times of the owner's requests in `range`.
-fn owner_times(
+/// Times of the attacker's (`attacker`) or the owner's requests in `range`.
+fn request_times(
     b: &SessionBuilder<'_>,
+    attacker: bool,
     range: impl std::ops::RangeBounds<i64>,
 ) -> impl Iterator<Item = i64> {
     b.requests
         .iter()
-        .filter(move |r| !r.attacker && range.contains(&r.time))
+        .filter(move |r| r.attacker == attacker && range.contains(&r.time))
         .map(|r| r.time)
 }
 
 /// The owner's first request after `after` and no later than `by`.
 fn owner_request_after(b: &SessionBuilder<'_>, after: i64, by: i64) -> Option<i64> {
-    owner_times(b, after + 1..=by).min()
+    request_times(b, false, after + 1..=by).min()
 }
 
 /// A theft while the victim is in a visit, with at least `min_ms` of token validity left
@@ -426,7 +426,7 @@ fn during_visit(
     for _ in 0..30 {
         let v = (!visits.is_empty()).then(|| *pick(rng, visits))?;
         let hi = if early {
-            let owner_last = owner_times(&victim.b, v.start..v.end)
+            let owner_last = request_times(&victim.b, false, v.start..v.end)
                 .max()
                 .unwrap_or(v.start);
             (v.start + (v.end - v.start) / 2).min(owner_last - 1_000)
