@@ -12,10 +12,16 @@
 //! identify and enrich results, with no second parser. [`metrics`] turns revocations into the
 //! numbers; [`report`] renders the markdown and HTML.
 //!
+//! Several logs (seeds) are pooled: each is replayed on its own, through fresh pipelines
+//! built from its own config (its keys and GeoIP databases), and its sessions join one list
+//! with their indices offset and their user ids prefixed by the log's position (a simulated
+//! user id in one seed is not that user in another). Per-log metrics are kept beside the
+//! pooled ones ([`Evaluation::per_input`]), so one bad seed stays visible.
+//!
 //! Invariants: deterministic for the same inputs (event time only; pipelines keep input
 //! order); nothing here prints or stores a token — only fingerprints ever reach this module.
-//! Memory grows with the located uses of labelled tokens (about 50 bytes each), not with the
-//! log's bytes.
+//! Memory grows with the located uses of one log's labelled tokens (about 50 bytes each), not
+//! with the logs' bytes.
 //!
 //! What it does NOT do: train, simulate or publish to a denylist; `flag` decisions are not
 //! revocations.
@@ -35,7 +41,7 @@ use rayon::prelude::*;
 
 use crate::config::{Config, ProcessEnv, Secrets};
 use crate::event::{Action, Decision, Fingerprint};
-use crate::labels::{Labels, LabelsError};
+use crate::labels::{Labels, LabelsError, SessionLabel};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
@@ -45,16 +51,18 @@ use metrics::{PrPoint, Revocation, RowMetrics, SessionScore, Truth};
 /// `tokenwatch evaluate` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvaluateArgs {
-    /// Access log to evaluate on (JSON lines, as `simulate` writes it).
-    #[arg(long)]
-    pub logs: PathBuf,
-    /// Ground truth: `labels.jsonl`, one session per line.
-    #[arg(long)]
-    pub labels: PathBuf,
+    /// Access log to evaluate on (JSON lines, as `simulate` writes it). Repeatable: several
+    /// logs (seeds) are pooled into one larger sample, each with its own --labels and
+    /// --config in the same order, and the report adds a table per log.
+    #[arg(long, required = true)]
+    pub logs: Vec<PathBuf>,
+    /// Ground truth: `labels.jsonl`, one session per line (one per --logs).
+    #[arg(long, required = true)]
+    pub labels: Vec<PathBuf>,
     /// Config: input format, token keys, GeoIP and detection settings (`simulate` writes one
-    /// beside its log).
-    #[arg(long, short)]
-    pub config: PathBuf,
+    /// beside its log; one per --logs).
+    #[arg(long, short, required = true)]
+    pub config: Vec<PathBuf>,
     /// Model artifact for the "tokenwatch model" row (default: the config's `detect.model`;
     /// the row is left out when neither names one).
     #[arg(long)]
@@ -149,6 +157,31 @@ pub struct RunStats {
     pub attacked_sessions: usize,
 }
 
+impl RunStats {
+    /// Fold in another log's counts.
+    fn add(&mut self, other: &RunStats) {
+        self.lines += other.lines;
+        self.events += other.events;
+        self.located += other.located;
+        self.unlabelled_events += other.unlabelled_events;
+        self.attacker_requests += other.attacker_requests;
+        self.benign_requests += other.benign_requests;
+        self.sessions += other.sessions;
+        self.attacked_sessions += other.attacked_sessions;
+    }
+}
+
+/// One input log's own numbers, when several are pooled.
+#[derive(Debug, Clone)]
+pub struct InputMetrics {
+    /// The log, as named on the command line.
+    pub name: String,
+    /// Its counts.
+    pub stats: RunStats,
+    /// Every row's metrics on this log alone, in [`Evaluation::rows`] order.
+    pub metrics: Vec<RowMetrics>,
+}
+
 /// An evaluation: every row over the same events.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -160,6 +193,8 @@ pub struct Evaluation {
     pub attacked_by_type: Vec<usize>,
     /// Counts.
     pub stats: RunStats,
+    /// Per input log, in command-line order (one entry for a single log).
+    pub per_input: Vec<InputMetrics>,
     /// Things the reader must know (a row left out, unlabelled events …).
     pub notes: Vec<String>,
     /// Wall time of the pass.
@@ -212,21 +247,172 @@ struct Gathered {
     stats: RunStats,
 }
 
-/// Run every row over `logs` and measure them against `labels`.
+/// One labelled log and the config it is replayed with (its token keys and GeoIP
+/// databases: every simulated seed has its own).
+#[derive(Clone, Copy)]
+pub struct LabelledLog<'a> {
+    /// Name in the report (the log's path).
+    pub name: &'a str,
+    /// Access log.
+    pub logs: &'a Path,
+    /// Its ground truth.
+    pub labels: &'a Labels,
+    /// Its config.
+    pub config: &'a Config,
+    /// The config's secrets.
+    pub secrets: &'a Secrets,
+}
+
+/// A tokenwatch row's output on one log (its pipeline and state dropped).
+struct RowOutput {
+    name: &'static str,
+    definition: String,
+    kind: RowKind,
+    scores: Vec<SessionScore>,
+    revocations: Vec<Revocation>,
+}
+
+/// One log's pass: every row's revocations and session scores, the ground truth and the
+/// baselines' revocations, with session indices local to the log.
+struct Pass {
+    rows: Vec<RowOutput>,
+    baselines: Vec<Vec<Revocation>>,
+    gathered: Gathered,
+    notes: Vec<String>,
+}
+
+/// Run every row over each log and measure them against its labels, pooled: the sessions of
+/// all logs together, as one larger sample (per-log numbers are in
+/// [`Evaluation::per_input`]).
 ///
 /// `model` is the artifact of the model row (`None`: the row is left out with a note). The
-/// config's own `detect.model` is ignored here; the caller decides which model to use.
-pub fn evaluate(
-    config: &Config,
-    secrets: &Secrets,
-    labels: &Labels,
-    logs: &Path,
-    model: Option<&Path>,
-) -> anyhow::Result<Evaluation> {
+/// configs' own `detect.model` is ignored here; the caller decides which model to use.
+pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Result<Evaluation> {
     let started = Instant::now();
-    if !labels.sessions.iter().any(|s| s.is_attack()) {
+    if !inputs
+        .iter()
+        .any(|i| i.labels.sessions.iter().any(|s| s.is_attack()))
+    {
         return Err(EvaluateError::NoAttacks.into());
     }
+    let mut notes = Vec::new();
+    if model.is_none() {
+        notes.push(
+            "tokenwatch model: left out — neither --model nor the config's detect.model names \
+             a model artifact."
+                .to_string(),
+        );
+    }
+
+    // Pooled: sessions of later logs follow the earlier ones'; a user is the same user only
+    // within one log (simulated user ids repeat from seed to seed).
+    let mut sessions: Vec<SessionLabel> = Vec::new();
+    let mut attacker_requests: Vec<Vec<u64>> = Vec::new();
+    let mut stats = RunStats::default();
+    let mut rows: Vec<(RowOutput, Vec<Revocation>)> = Vec::new();
+    let mut baselines: Vec<Vec<Revocation>> = vec![Vec::new(); BASELINES.len()];
+    let mut per_input = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let pass = replay(input, model)?;
+        let offset = sessions.len();
+        let shift = |r: &Revocation| Revocation {
+            session: r.session + offset,
+            ..*r
+        };
+        per_input.push(InputMetrics {
+            name: input.name.to_string(),
+            stats: pass.gathered.stats.clone(),
+            metrics: measure_pass(input.labels, &pass),
+        });
+        notes.extend(pass.notes.into_iter().map(|n| match inputs.len() {
+            1 => n,
+            _ => format!("{}: {n}", input.name),
+        }));
+        sessions.extend(input.labels.sessions.iter().cloned().map(|mut s| {
+            if inputs.len() > 1 {
+                s.user = format!("{i}:{}", s.user);
+            }
+            s
+        }));
+        attacker_requests.extend(pass.gathered.attacker_requests);
+        stats.add(&pass.gathered.stats);
+        for (pooled, local) in baselines.iter_mut().zip(&pass.baselines) {
+            pooled.extend(local.iter().map(shift));
+        }
+        for (k, row) in pass.rows.into_iter().enumerate() {
+            let revocations: Vec<Revocation> = row.revocations.iter().map(shift).collect();
+            match rows.get_mut(k) {
+                Some((first, pooled)) => {
+                    if first.definition != row.definition {
+                        notes.push(format!(
+                            "{}: {} is \"{}\" there",
+                            input.name, row.name, row.definition
+                        ));
+                    }
+                    first.scores.extend(row.scores);
+                    pooled.extend(revocations);
+                }
+                None => rows.push((row, revocations)),
+            }
+        }
+    }
+
+    let truth = Truth {
+        sessions: &sessions,
+        attacker_requests: &attacker_requests,
+        benign_requests: stats.benign_requests,
+    };
+    let mut out: Vec<Row> = BASELINES
+        .iter()
+        .zip(&baselines)
+        .map(|(baseline, revocations)| Row {
+            name: baseline.name.to_string(),
+            definition: baseline.definition.to_string(),
+            kind: RowKind::Baseline,
+            metrics: metrics::measure(&truth, revocations),
+            curve: Vec::new(),
+        })
+        .collect();
+    for (row, revocations) in rows {
+        out.push(Row {
+            name: row.name.to_string(),
+            definition: row.definition,
+            kind: row.kind,
+            metrics: metrics::measure(&truth, &revocations),
+            curve: metrics::pr_curve(&row.scores),
+        });
+    }
+
+    let attack_types = metrics::attack_types(&sessions);
+    let attacked_by_type = attack_types
+        .iter()
+        .map(|t| {
+            sessions
+                .iter()
+                .filter(|s| s.attack_type.as_deref() == Some(t.as_str()))
+                .count()
+        })
+        .collect();
+    Ok(Evaluation {
+        rows: out,
+        attack_types,
+        attacked_by_type,
+        stats,
+        per_input,
+        notes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// One log through every tokenwatch row (one read, the rows side by side) and the baselines.
+fn replay(input: &LabelledLog<'_>, model: Option<&Path>) -> anyhow::Result<Pass> {
+    let LabelledLog {
+        name,
+        logs,
+        labels,
+        config,
+        secrets,
+    } = *input;
     let sessions = labels.sessions.len();
     let blank_scores: Vec<SessionScore> = labels
         .sessions
@@ -236,8 +422,6 @@ pub fn evaluate(
             ..SessionScore::default()
         })
         .collect();
-    let mut notes = Vec::new();
-
     let mut rows = vec![scored_row(
         config,
         secrets,
@@ -245,19 +429,14 @@ pub fn evaluate(
         "tokenwatch rules only",
         &blank_scores,
     )?];
-    match model {
-        Some(path) => rows.push(scored_row(
+    if let Some(path) = model {
+        rows.push(scored_row(
             config,
             secrets,
             Some(path),
             "tokenwatch model",
             &blank_scores,
-        )?),
-        None => notes.push(
-            "tokenwatch model: left out — neither --model nor the config's detect.model names \
-             a model artifact."
-                .to_string(),
-        ),
+        )?);
     }
 
     let mut gathered = Gathered {
@@ -298,11 +477,12 @@ pub fn evaluate(
         .map(|v| v.len() as u64)
         .sum();
     if stats.events == stats.unlabelled_events {
-        return Err(EvaluateError::NoLabelledEvents {
+        return Err(anyhow::Error::from(EvaluateError::NoLabelledEvents {
             events: stats.events,
-        }
-        .into());
+        })
+        .context(name.to_string()));
     }
+    let mut notes = Vec::new();
     if stats.unlabelled_events > 0 {
         notes.push(format!(
             "{} of {} events carry tokens that are not in the labels; they are left out of \
@@ -310,16 +490,10 @@ pub fn evaluate(
             stats.unlabelled_events, stats.events
         ));
     }
-
-    let truth = Truth {
-        sessions: &labels.sessions,
-        attacker_requests: &gathered.attacker_requests,
-        benign_requests: gathered.stats.benign_requests,
-    };
-    let mut out: Vec<Row> = BASELINES
+    let baselines = BASELINES
         .iter()
         .map(|baseline| {
-            let revocations: Vec<Revocation> = gathered
+            gathered
                 .uses
                 .par_iter()
                 .filter_map(|(_, (session, points))| {
@@ -330,45 +504,39 @@ pub fn evaluate(
                         time: points[i].time,
                     })
                 })
-                .collect();
-            Row {
-                name: baseline.name.to_string(),
-                definition: baseline.definition.to_string(),
-                kind: RowKind::Baseline,
-                metrics: metrics::measure(&truth, &revocations),
-                curve: Vec::new(),
-            }
+                .collect()
         })
         .collect();
-    for row in rows {
-        out.push(Row {
-            name: row.name.to_string(),
-            definition: row.definition,
-            kind: row.kind,
-            metrics: metrics::measure(&truth, &row.revocations),
-            curve: metrics::pr_curve(&row.scores),
-        });
-    }
-
-    let attack_types = metrics::attack_types(&labels.sessions);
-    let attacked_by_type = attack_types
-        .iter()
-        .map(|t| {
-            labels
-                .sessions
-                .iter()
-                .filter(|s| s.attack_type.as_deref() == Some(t.as_str()))
-                .count()
+    let rows = rows
+        .into_iter()
+        .map(|r| RowOutput {
+            name: r.name,
+            definition: r.definition,
+            kind: r.kind,
+            scores: r.scores,
+            revocations: r.revocations,
         })
         .collect();
-    Ok(Evaluation {
-        rows: out,
-        attack_types,
-        attacked_by_type,
-        stats: gathered.stats,
+    Ok(Pass {
+        rows,
+        baselines,
+        gathered,
         notes,
-        elapsed: started.elapsed(),
     })
+}
+
+/// Every row's metrics on one log alone, in report order (baselines, then tokenwatch).
+fn measure_pass(labels: &Labels, pass: &Pass) -> Vec<RowMetrics> {
+    let truth = Truth {
+        sessions: &labels.sessions,
+        attacker_requests: &pass.gathered.attacker_requests,
+        benign_requests: pass.gathered.stats.benign_requests,
+    };
+    pass.baselines
+        .iter()
+        .chain(pass.rows.iter().map(|r| &r.revocations))
+        .map(|revocations| metrics::measure(&truth, revocations))
+        .collect()
 }
 
 /// A tokenwatch row: the real stages, from `config` with `detect.model` set to `model`.
@@ -470,36 +638,80 @@ fn revocations_of<'a>(
 
 /// Run `tokenwatch evaluate`.
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
-    let (config, secrets) = Config::load(&args.config, &ProcessEnv)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
-    let labels = Labels::load(&args.labels)
-        .map_err(EvaluateError::from)
-        .with_context(|| args.labels.display().to_string())?;
-    let model = args.model.clone().or_else(|| config.detect.model.clone());
+    anyhow::ensure!(
+        args.labels.len() == args.logs.len() && args.config.len() == args.logs.len(),
+        "give one --labels and one --config per --logs, in the same order ({} logs, {} labels, \
+         {} configs)",
+        args.logs.len(),
+        args.labels.len(),
+        args.config.len()
+    );
+    let mut loaded = Vec::with_capacity(args.logs.len());
+    for (labels, config) in args.labels.iter().zip(&args.config) {
+        let (config_loaded, secrets) = Config::load(config, &ProcessEnv)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+        let labels = Labels::load(labels)
+            .map_err(EvaluateError::from)
+            .with_context(|| labels.display().to_string())?;
+        loaded.push((config_loaded, secrets, labels));
+    }
+    let names: Vec<String> = args.logs.iter().map(|l| l.display().to_string()).collect();
+    let inputs: Vec<LabelledLog<'_>> = loaded
+        .iter()
+        .zip(&args.logs)
+        .zip(&names)
+        .map(|(((config, secrets, labels), logs), name)| LabelledLog {
+            name,
+            logs,
+            labels,
+            config,
+            secrets,
+        })
+        .collect();
+    let first_config = &loaded[0].0;
+    let model = args
+        .model
+        .clone()
+        .or_else(|| first_config.detect.model.clone());
 
-    // Hash the log on another thread while the pipelines read it.
+    // Hash the logs on another thread while the pipelines read them.
     let (evaluation, logs_sha256) = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| sha256_file(&args.logs));
-        let evaluation = evaluate(&config, &secrets, &labels, &args.logs, model.as_deref());
-        (evaluation, digest.join().ok().and_then(Result::ok))
+        let digests = scope.spawn(|| {
+            args.logs
+                .iter()
+                .map(|l| sha256_file(l).ok())
+                .collect::<Vec<_>>()
+        });
+        let evaluation = evaluate(&inputs, model.as_deref());
+        (evaluation, digests.join().unwrap_or_default())
     });
     let evaluation = evaluation?;
 
+    let mut files = Vec::new();
+    for (i, ((logs, labels), config)) in args
+        .logs
+        .iter()
+        .zip(&args.labels)
+        .zip(&args.config)
+        .enumerate()
+    {
+        files.push(file_info(
+            "logs",
+            logs,
+            logs_sha256.get(i).cloned().flatten(),
+        ));
+        files.push(file_info("labels", labels, sha256_file(labels).ok()));
+        files.push(file_info("config", config, sha256_file(config).ok()));
+    }
+    files.extend(
+        model
+            .as_deref()
+            .map(|m| file_info("model", m, sha256_file(m).ok())),
+    );
     let inputs = report::Inputs {
         title: args.title.clone(),
-        files: vec![
-            file_info("logs", &args.logs, logs_sha256),
-            file_info("labels", &args.labels, sha256_file(&args.labels).ok()),
-            file_info("config", &args.config, sha256_file(&args.config).ok()),
-        ]
-        .into_iter()
-        .chain(
-            model
-                .as_deref()
-                .map(|m| file_info("model", m, sha256_file(m).ok())),
-        )
-        .collect(),
-        detect: report::detect_summary(&config.detect),
+        files,
+        detect: report::detect_summary(&first_config.detect),
     };
     let markdown = report::markdown(&evaluation, &inputs, false);
     print!("{markdown}");

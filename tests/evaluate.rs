@@ -177,3 +177,96 @@ fn evaluate_refuses_a_model_it_cannot_load_and_labels_from_another_run() {
     assert!(!out.status.success());
     assert!(stderr.contains("none of the"), "{stderr}");
 }
+
+/// The count in a "rate (count)" or "pct (detected/sessions)" cell.
+fn count_in(cell: &str) -> String {
+    cell.rsplit_once('(')
+        .map_or(cell, |(_, c)| c.trim_end_matches(')'))
+        .to_string()
+}
+
+#[test]
+fn evaluate_pools_several_logs_and_reports_each() {
+    let (a, b) = (Sim::new(8), Sim::new(9));
+    let single = |sim: &Sim| {
+        let out = sim.evaluate("alone", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (alone_a, alone_b) = (single(&a), single(&b));
+
+    let mut args = vec!["evaluate".to_string()];
+    for sim in [&a, &b] {
+        for (flag, file) in [
+            ("--logs", "access.jsonl"),
+            ("--labels", "labels.jsonl"),
+            ("--config", "tokenwatch.toml"),
+        ] {
+            args.extend([flag.to_string(), sim.arg(file)]);
+        }
+    }
+    let pooled = tokenwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&pooled.stdout).into_owned();
+    assert!(
+        pooled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pooled.stderr)
+    );
+
+    // Pooled counts are the sums of each log's own: false revocations, collateral (a user id
+    // of one seed is not the same user in the other) and sessions detected.
+    let sessions = |md: &str| -> u64 {
+        let line = md.lines().find(|l| l.contains(" sessions, ")).unwrap();
+        line.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(sessions(&stdout), sessions(&alone_a) + sessions(&alone_b));
+    for name in ROWS {
+        let (p, x, y) = (
+            row_of(&stdout, name),
+            row_of(&alone_a, name),
+            row_of(&alone_b, name),
+        );
+        for column in [4, 5, 6] {
+            let n = |cells: &[&str]| -> u64 { count_in(cells[column]).parse().unwrap() };
+            assert_eq!(n(&p), n(&x) + n(&y), "{name} column {column}:\n{stdout}");
+        }
+    }
+
+    // One row per log in the per-input table, each with that log's own recall cells.
+    let table = stdout
+        .split("### Per input (tokenwatch rules only)")
+        .nth(1)
+        .unwrap();
+    for (sim, alone) in [(&a, &alone_a), (&b, &alone_b)] {
+        let line = table
+            .lines()
+            .find(|l| l.contains(&sim.arg("access.jsonl")))
+            .unwrap_or_else(|| panic!("no row for {}:\n{table}", sim.arg("access.jsonl")));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // The recall table's rules row: "pct (detected/sessions)" per attack type, in order.
+        let recall = alone.split("### Recall by attack type").nth(1).unwrap();
+        let rules = row_of(recall, "tokenwatch rules only");
+        for (k, cell) in rules[1..].iter().enumerate() {
+            let per_input = cells[4 + k].split(',').next().unwrap();
+            assert_eq!(per_input, count_in(cell), "{line}");
+        }
+    }
+
+    // Each log needs its own labels and config.
+    let out = tokenwatch(
+        &args[..args.len() - 2]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("one --labels and one --config per --logs"),
+        "{stderr}"
+    );
+}

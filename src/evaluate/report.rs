@@ -333,6 +333,7 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
     };
     let mut out = vec![overall, recall, ttd_seconds, ttd_requests];
     out.extend(targets(eval));
+    out.extend(per_input(eval));
     out.push(Table {
         text: true,
         title: "Detectors".into(),
@@ -352,9 +353,9 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
     out
 }
 
-/// One target of issue 3 for one tokenwatch row: (what, value shown, met).
-fn target_cells(eval: &Evaluation, row: &Row) -> Vec<(String, String, bool)> {
-    let m = &row.metrics;
+/// Issue 3's targets for one tokenwatch row's metrics `m`, against the baselines among
+/// `rows` (every row's kind and metrics on the same data): (what, value shown, met).
+fn target_cells(rows: &[(RowKind, &RowMetrics)], m: &RowMetrics) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for (numbers, min_recall, max_median_requests) in [
         (&[1usize, 3, 5][..], 0.99, Some(2.0)),
@@ -367,7 +368,8 @@ fn target_cells(eval: &Evaluation, row: &Row) -> Vec<(String, String, bool)> {
             let recall = t.recall().unwrap_or(0.0);
             out.push((
                 format!("{} recall ≥ {:.0} %", short_type(name), min_recall * 100.0),
-                pct(Some(recall)),
+                // Two decimals: 98.99 % must not show as a failing "99.0 %".
+                format!("{:.2} %", recall * 100.0),
                 recall >= min_recall,
             ));
             if let Some(limit) = max_median_requests {
@@ -392,11 +394,10 @@ fn target_cells(eval: &Evaluation, row: &Row) -> Vec<(String, String, bool)> {
         format!("{per_m:.1}"),
         per_m <= 5.0,
     ));
-    let baselines: Vec<&RowMetrics> = eval
-        .rows
+    let baselines: Vec<&RowMetrics> = rows
         .iter()
-        .filter(|r| r.kind == RowKind::Baseline)
-        .map(|r| &r.metrics)
+        .filter(|(kind, _)| *kind == RowKind::Baseline)
+        .map(|(_, m)| *m)
         .collect();
     if !baselines.is_empty() {
         let best_f1 = baselines.iter().filter_map(|b| b.f1()).fold(0.0, f64::max);
@@ -426,8 +427,11 @@ fn targets(eval: &Evaluation) -> Option<Table> {
         .iter()
         .filter(|r| r.kind != RowKind::Baseline)
         .collect();
-    let cells: Vec<Vec<(String, String, bool)>> =
-        ours.iter().map(|r| target_cells(eval, r)).collect();
+    let all: Vec<(RowKind, &RowMetrics)> = eval.rows.iter().map(|r| (r.kind, &r.metrics)).collect();
+    let cells: Vec<Vec<(String, String, bool)>> = ours
+        .iter()
+        .map(|r| target_cells(&all, &r.metrics))
+        .collect();
     let first = cells.first()?;
     let rows = first
         .iter()
@@ -451,6 +455,76 @@ fn targets(eval: &Evaluation) -> Option<Table> {
         note: Some(
             "The issue sets these targets on seeds not used in training; \"every baseline\" \
              compares with the best baseline row."
+                .into(),
+        ),
+    })
+}
+
+/// With several input logs: each log's own numbers for the last tokenwatch row (the model
+/// when there is one), so a pooled result cannot hide one bad seed.
+fn per_input(eval: &Evaluation) -> Option<Table> {
+    if eval.per_input.len() < 2 {
+        return None;
+    }
+    let ours = eval
+        .rows
+        .iter()
+        .rposition(|r| r.kind != RowKind::Baseline)?;
+    let mut headers = vec![
+        "input".to_string(),
+        "sessions (attacked)".into(),
+        "benign revoked /1k".into(),
+    ];
+    headers.extend(eval.attack_types.iter().map(|t| short_type(t)));
+    headers.push("targets missed".into());
+    let rows = eval
+        .per_input
+        .iter()
+        .map(|input| {
+            let all: Vec<(RowKind, &RowMetrics)> = eval
+                .rows
+                .iter()
+                .map(|r| r.kind)
+                .zip(&input.metrics)
+                .collect();
+            let m = &input.metrics[ours];
+            let missed: Vec<String> = target_cells(&all, m)
+                .into_iter()
+                .filter(|(_, _, met)| !met)
+                .map(|(what, value, _)| format!("{what}: {value}"))
+                .collect();
+            let mut row = vec![
+                input.name.clone(),
+                format!(
+                    "{} ({})",
+                    input.stats.sessions, input.stats.attacked_sessions
+                ),
+                m.false_sessions_per_thousand().map_or("–".into(), |v| {
+                    format!("{v:.2} ({})", m.falsely_revoked_sessions)
+                }),
+            ];
+            row.extend(eval.attack_types.iter().map(|t| {
+                m.of_type(t).map_or("–".into(), |t| {
+                    let median = t.requests.map_or("–".into(), |s| requests(s.median));
+                    format!("{}/{}, {median}", t.detected, t.sessions)
+                })
+            }));
+            row.push(match missed.is_empty() {
+                true => "none".into(),
+                false => missed.join("; "),
+            });
+            row
+        })
+        .collect();
+    Some(Table {
+        text: false,
+        title: format!("Per input ({})", eval.rows[ours].name),
+        headers,
+        rows,
+        note: Some(
+            "Each log on its own: per attack type, detected/attacked sessions and the median \
+             attacker requests until revoked; then issue 3's targets this log alone misses. \
+             The tables above pool every log."
                 .into(),
         ),
     })
@@ -793,6 +867,7 @@ mod tests {
                 attacked_sessions: 10,
                 ..RunStats::default()
             },
+            per_input: Vec::new(),
             notes: vec!["a <note>".into()],
             elapsed: std::time::Duration::from_millis(1500),
         }
@@ -853,7 +928,9 @@ mod tests {
     #[test]
     fn targets_compare_with_the_best_baseline() {
         let eval = evaluation();
-        let cells = target_cells(&eval, &eval.rows[3]);
+        let all: Vec<(RowKind, &RowMetrics)> =
+            eval.rows.iter().map(|r| (r.kind, &r.metrics)).collect();
+        let cells = target_cells(&all, &eval.rows[3].metrics);
         let get = |what: &str| {
             cells
                 .iter()
@@ -865,7 +942,44 @@ mod tests {
         assert!(get("1 far replay median").2);
         assert!(get("F1 above every baseline").2);
         assert_eq!(get("fewer benign").1, "1.00 vs 20.00");
-        let weak = target_cells(&eval, &eval.rows[2]);
+        let weak = target_cells(&all, &eval.rows[2].metrics);
         assert!(!weak.iter().find(|c| c.0.contains("recall")).unwrap().2);
+    }
+
+    #[test]
+    fn per_input_table_shows_each_logs_own_misses() {
+        let mut eval = evaluation();
+        // One input alone: no table (the pooled tables are that input's).
+        assert!(per_input(&eval).is_none());
+        let metrics: Vec<RowMetrics> = eval.rows.iter().map(|r| r.metrics.clone()).collect();
+        // The second log: the tokenwatch row did as badly as the weakest baseline there.
+        let mut weak = metrics.clone();
+        weak[3] = eval.rows[2].metrics.clone();
+        eval.per_input = vec![
+            super::super::InputMetrics {
+                name: "seed-a".into(),
+                stats: eval.stats.clone(),
+                metrics,
+            },
+            super::super::InputMetrics {
+                name: "seed-b".into(),
+                stats: eval.stats.clone(),
+                metrics: weak,
+            },
+        ];
+        let table = per_input(&eval).unwrap();
+        assert_eq!(table.title, "Per input (tokenwatch rules only)");
+        assert_eq!(table.rows.len(), 2);
+        assert_eq!(table.rows[0][0], "seed-a");
+        assert_eq!(table.rows[0].last().unwrap(), "none");
+        assert!(
+            table.rows[1]
+                .last()
+                .unwrap()
+                .contains("1 far replay recall ≥ 99 %: 70.00 %"),
+            "{:?}",
+            table.rows[1]
+        );
+        assert_eq!(table.rows[1][3], "7/10, 1");
     }
 }
