@@ -309,7 +309,7 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
     let mut sessions: Vec<SessionLabel> = Vec::new();
     let mut attacker_requests: Vec<Vec<u64>> = Vec::new();
     let mut stats = RunStats::default();
-    let mut rows: Vec<(RowOutput, Vec<Revocation>)> = Vec::new();
+    let mut rows: Vec<RowOutput> = Vec::new();
     let mut baselines: Vec<Vec<Revocation>> = vec![Vec::new(); BASELINES.len()];
     let mut per_input = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
@@ -339,20 +339,20 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
         for (pooled, local) in baselines.iter_mut().zip(&pass.baselines) {
             pooled.extend(local.iter().map(shift));
         }
-        for (k, row) in pass.rows.into_iter().enumerate() {
-            let revocations: Vec<Revocation> = row.revocations.iter().map(shift).collect();
+        for (k, mut row) in pass.rows.into_iter().enumerate() {
+            row.revocations.iter_mut().for_each(|r| *r = shift(r));
             match rows.get_mut(k) {
-                Some((first, pooled)) => {
-                    if first.definition != row.definition {
+                Some(pooled) => {
+                    if pooled.definition != row.definition {
                         notes.push(format!(
                             "{}: {} is \"{}\" there",
                             input.name, row.name, row.definition
                         ));
                     }
-                    first.scores.extend(row.scores);
-                    pooled.extend(revocations);
+                    pooled.scores.extend(row.scores);
+                    pooled.revocations.extend(row.revocations);
                 }
-                None => rows.push((row, revocations)),
+                None => rows.push(row),
             }
         }
     }
@@ -373,12 +373,12 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
             curve: Vec::new(),
         })
         .collect();
-    for (row, revocations) in rows {
+    for row in rows {
         out.push(Row {
             name: row.name.to_string(),
             definition: row.definition,
             kind: row.kind,
-            metrics: metrics::measure(&truth, &revocations),
+            metrics: metrics::measure(&truth, &row.revocations),
             curve: metrics::pr_curve(&row.scores),
         });
     }
