@@ -201,14 +201,10 @@ pub struct Evaluation {
     pub elapsed: Duration,
 }
 
-/// One tokenwatch row while the log is read.
+/// One tokenwatch row while the log is read: its pipeline and what it has produced.
 struct ScoredRow {
-    name: &'static str,
-    definition: String,
-    kind: RowKind,
     pipeline: Pipeline,
-    scores: Vec<SessionScore>,
-    revocations: Vec<Revocation>,
+    output: RowOutput,
 }
 
 impl ScoredRow {
@@ -220,7 +216,7 @@ impl ScoredRow {
         labels: &Labels,
         mut gathered: Option<&mut Gathered>,
     ) {
-        let scores = &mut self.scores;
+        let scores = &mut self.output.scores;
         let decisions = self
             .pipeline
             .process_batch_observed(batch, |event, _, assessment| {
@@ -235,7 +231,9 @@ impl ScoredRow {
                     scores[s].observe(assessment.score, after);
                 }
             });
-        self.revocations.extend(revocations_of(&decisions, labels));
+        self.output
+            .revocations
+            .extend(revocations_of(&decisions, labels));
     }
 }
 
@@ -251,9 +249,7 @@ struct Gathered {
 /// databases: every simulated seed has its own).
 #[derive(Clone, Copy)]
 pub struct LabelledLog<'a> {
-    /// Name in the report (the log's path).
-    pub name: &'a str,
-    /// Access log.
+    /// Access log (named by its path in the report).
     pub logs: &'a Path,
     /// Its ground truth.
     pub labels: &'a Labels,
@@ -263,7 +259,7 @@ pub struct LabelledLog<'a> {
     pub secrets: &'a Secrets,
 }
 
-/// A tokenwatch row's output on one log (its pipeline and state dropped).
+/// A tokenwatch row's output on one log.
 struct RowOutput {
     name: &'static str,
     definition: String,
@@ -313,6 +309,7 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
     let mut baselines: Vec<Vec<Revocation>> = vec![Vec::new(); BASELINES.len()];
     let mut per_input = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
+        let name = input.logs.display().to_string();
         let pass = replay(input, model)?;
         let offset = sessions.len();
         let shift = |r: &Revocation| Revocation {
@@ -320,13 +317,13 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
             ..*r
         };
         per_input.push(InputMetrics {
-            name: input.name.to_string(),
+            name: name.clone(),
             stats: pass.gathered.stats.clone(),
             metrics: measure_pass(input.labels, &pass),
         });
         notes.extend(pass.notes.into_iter().map(|n| match inputs.len() {
             1 => n,
-            _ => format!("{}: {n}", input.name),
+            _ => format!("{name}: {n}"),
         }));
         sessions.extend(input.labels.sessions.iter().cloned().map(|mut s| {
             if inputs.len() > 1 {
@@ -345,8 +342,8 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
                 Some(pooled) => {
                     if pooled.definition != row.definition {
                         notes.push(format!(
-                            "{}: {} is \"{}\" there",
-                            input.name, row.name, row.definition
+                            "{name}: {} is \"{}\" there",
+                            row.name, row.definition
                         ));
                     }
                     pooled.scores.extend(row.scores);
@@ -407,7 +404,6 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
 /// One log through every tokenwatch row (one read, the rows side by side) and the baselines.
 fn replay(input: &LabelledLog<'_>, model: Option<&Path>) -> anyhow::Result<Pass> {
     let LabelledLog {
-        name,
         logs,
         labels,
         config,
@@ -480,7 +476,7 @@ fn replay(input: &LabelledLog<'_>, model: Option<&Path>) -> anyhow::Result<Pass>
         return Err(anyhow::Error::from(EvaluateError::NoLabelledEvents {
             events: stats.events,
         })
-        .context(name.to_string()));
+        .context(logs.display().to_string()));
     }
     let mut notes = Vec::new();
     if stats.unlabelled_events > 0 {
@@ -507,18 +503,9 @@ fn replay(input: &LabelledLog<'_>, model: Option<&Path>) -> anyhow::Result<Pass>
                 .collect()
         })
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|r| RowOutput {
-            name: r.name,
-            definition: r.definition,
-            kind: r.kind,
-            scores: r.scores,
-            revocations: r.revocations,
-        })
-        .collect();
     Ok(Pass {
-        rows,
+        // The pipelines and their session state go; only the outputs are pooled.
+        rows: rows.into_iter().map(|r| r.output).collect(),
         baselines,
         gathered,
         notes,
@@ -565,16 +552,18 @@ fn scored_row(
         ),
     };
     Ok(ScoredRow {
-        name,
-        definition,
-        kind: if model.is_some() {
-            RowKind::Model
-        } else {
-            RowKind::Rules
-        },
         pipeline: Pipeline::new(stages, Arc::new(Metrics::new())),
-        scores: blank_scores.to_vec(),
-        revocations: Vec::new(),
+        output: RowOutput {
+            name,
+            definition,
+            kind: if model.is_some() {
+                RowKind::Model
+            } else {
+                RowKind::Rules
+            },
+            scores: blank_scores.to_vec(),
+            revocations: Vec::new(),
+        },
     })
 }
 
@@ -655,13 +644,10 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
             .with_context(|| labels.display().to_string())?;
         loaded.push((config_loaded, secrets, labels));
     }
-    let names: Vec<String> = args.logs.iter().map(|l| l.display().to_string()).collect();
     let inputs: Vec<LabelledLog<'_>> = loaded
         .iter()
         .zip(&args.logs)
-        .zip(&names)
-        .map(|(((config, secrets, labels), logs), name)| LabelledLog {
-            name,
+        .map(|((config, secrets, labels), logs)| LabelledLog {
             logs,
             labels,
             config,
