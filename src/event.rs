@@ -499,9 +499,12 @@ pub struct Observation {
     /// Returns to the network the session had just left and used within the last 2 minutes
     /// (A → B → A), counted over the last 10 minutes, this one included: one device moving
     /// between networks rarely goes back and forth within minutes; two parties sharing a
-    /// token do so at every turn. For a JWT with a `sid`, the larger of the token's count and
-    /// its login session's across refreshed tokens. Allowlisted networks count as networks
-    /// here; without an ASN this and the other `network_*` fields are 0.
+    /// token do so at every turn. A network here is an ASN and, inside it, a GeoIP place more
+    /// than 100 km from its others of the same address family (a thief on the owner's own ISP
+    /// in another city); one city's NAT pool stays one network. For a JWT with a `sid`, the
+    /// larger of the token's count and its login session's across refreshed tokens.
+    /// Allowlisted networks count as networks here (by ASN alone); without an ASN this and
+    /// the other `network_*` fields are 0.
     pub network_returns: u32,
     /// Requests of the session from this request's network (ASN) in the last minute, this
     /// one included, when that is not the network the session started on: a second party's

@@ -254,7 +254,7 @@ pub const FEATURES: &[FeatureSpec] = &[
         "returns",
         LOG,
         R::ConcurrentUse,
-        "Switches back to the network (ASN) the session had just left and used within the last 2 minutes (A → B → A), counted over the last 10 minutes, this one included: two parties interleaving on one token. For a JWT with a `sid`, the larger of the token's count and its login session's across refreshed tokens (owner on the new token, thief on the old).",
+        "Switches back to the network the session had just left and used within the last 2 minutes (A → B → A), counted over the last 10 minutes, this one included: two parties interleaving on one token. A network is an ASN and, inside it, a GeoIP place more than 100 km from its others of the same address family (a carrier's gateway region and a city block, two cities): one device behind one address does not alternate between them, while an office's or a carrier's NAT pool in one city stays one network. For a JWT with a `sid`, the larger of the token's count and its login session's across refreshed tokens (owner on the new token, thief on the old).",
     ),
     f(
         "network_rate_per_minute",

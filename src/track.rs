@@ -362,6 +362,19 @@ impl NetworkKind {
             NetworkKind::Allowlisted => None,
         }
     }
+
+    /// The request's spot in the network history: its ASN, address family and, on a direct
+    /// connection, the place GeoIP gives it. A shared egress's place says nothing about which
+    /// party is there.
+    fn spot(self, asn: u32, ip: IpAddr, geo: Option<&GeoPoint>) -> networks::Spot {
+        networks::Spot {
+            asn,
+            ipv6: ip.to_canonical().is_ipv6(),
+            place: geo
+                .filter(|_| self == NetworkKind::Direct)
+                .map(|g| (g.lat, g.lon)),
+        }
+    }
 }
 
 /// A located use: where and when, and from which address.
@@ -492,12 +505,14 @@ impl SessionState {
     }
 
     /// Compare `event` with the session so far, fill `obs`, then fold the event in.
-    /// `place`: where the request puts its user ([`NetworkKind::place`]).
+    /// `place`: where the request puts its user ([`NetworkKind::place`]); `spot`: its network
+    /// ([`NetworkKind::spot`]), when the ASN is known.
     fn observe(
         &mut self,
         event: &IdentifiedEvent,
         kind: NetworkKind,
         place: Option<&GeoPoint>,
+        spot: Option<networks::Spot>,
         obs: &mut Observation,
     ) {
         let now = event.event.time;
@@ -571,8 +586,8 @@ impl SessionState {
         // user is, but it is still one party's network. A session begun on a privacy relay
         // has the relay as its first network, so a thief's lone requests or scraping from
         // another network show as a second party's.
-        if let Some(asn) = enrichment.asn {
-            let n = self.networks.observe(asn, now, in_order);
+        if let Some(spot) = spot {
+            let n = self.networks.observe(spot, now, in_order);
             obs.network_returns = n.returns;
             obs.network_rate_per_minute = n.rate_per_minute;
             obs.network_age_s = n.age_s;
@@ -847,8 +862,13 @@ impl UserState {
         }
     }
 
-    /// Fold a request of login session `sid` from `asn` into that session's networks.
-    fn observe_sid(&mut self, sid: u64, asn: u32, now: EventTime) -> networks::NetworkSignals {
+    /// Fold a request of login session `sid` from `spot` into that session's networks.
+    fn observe_sid(
+        &mut self,
+        sid: u64,
+        spot: networks::Spot,
+        now: EventTime,
+    ) -> networks::NetworkSignals {
         let (entry, _) = networks::touch_recent(
             &mut self.sids,
             SIDS_PER_USER,
@@ -861,7 +881,7 @@ impl UserState {
         );
         let in_order = now.0 >= entry.last_ms;
         entry.last_ms = entry.last_ms.max(now.0);
-        entry.history.observe(asn, now, in_order)
+        entry.history.observe(spot, now, in_order)
     }
 }
 
@@ -1054,11 +1074,15 @@ impl SessionTracker {
         let fingerprint = event.identity.fingerprint;
         let kind = self.network_kind(event.event.client_ip, event.enrichment.asn);
         let place = kind.place(event.enrichment.geo.as_ref());
+        let spot = event
+            .enrichment
+            .asn
+            .map(|asn| kind.spot(asn, event.event.client_ip, event.enrichment.geo.as_ref()));
         let mut obs = Observation {
             allowlisted_network: kind.is_shared(),
             ..Observation::default()
         };
-        let sid_signals = self.observe_user(event, place.as_deref(), &mut obs);
+        let sid_signals = self.observe_user(event, place.as_deref(), spot, &mut obs);
 
         let (created, bytes_before, bytes_after, expires_ms) = {
             let (created, mut session) = match self.sessions.entry(fingerprint) {
@@ -1071,7 +1095,7 @@ impl SessionTracker {
                     )
                 }
             };
-            session.observe(event, kind, place.as_deref(), &mut obs);
+            session.observe(event, kind, place.as_deref(), spot, &mut obs);
             if let Some(sid) = sid_signals {
                 // The login session's switches count too (owner and thief on two tokens).
                 obs.network_returns = obs.network_returns.max(sid.returns);
@@ -1115,16 +1139,17 @@ impl SessionTracker {
     /// The user's view of `event`: concurrent use (travel from the same user's most recent
     /// located use by another token, into `obs.user_travel`) and, for a JWT with a `sid`, the
     /// network signals of its login session across refreshed tokens. `here`: where the
-    /// request puts its user ([`NetworkKind::place`]).
+    /// request puts its user ([`NetworkKind::place`]); `spot`: its network.
     fn observe_user(
         &self,
         event: &IdentifiedEvent,
         here: Option<&GeoPoint>,
+        spot: Option<networks::Spot>,
         obs: &mut Observation,
     ) -> Option<networks::NetworkSignals> {
         let claims = event.identity.claims.as_ref()?;
         let key = user_key(claims)?;
-        let sid = claims.sid.as_deref().map(sid_key).zip(event.enrichment.asn);
+        let sid = claims.sid.as_deref().map(sid_key).zip(spot);
         if here.is_none() && sid.is_none() {
             return None;
         }
@@ -1176,7 +1201,7 @@ impl SessionTracker {
                 .filter(|leg| leg.distance_km > 0.0);
             user.remember(current);
         }
-        let sid_signals = sid.map(|(sid, asn)| user.observe_sid(sid, asn, now));
+        let sid_signals = sid.map(|(sid, spot)| user.observe_sid(sid, spot, now));
         drop(user);
         if let Some((generation, grew)) = queue {
             if grew {

@@ -1,6 +1,6 @@
 //! Per-network history of one session: the few networks (ASNs) it used lately, how busy
 //! each is now, how it has been used, and how often the session switched back to a network
-//! it had just left.
+//! it had just left (a [`Spot`]: an ASN, and inside it the places GeoIP tells apart).
 //!
 //! Data flow: part of stage 5, `track`. `SessionState::observe` calls
 //! [`NetworkHistory::observe`] for every request with a known ASN, allowlisted networks
@@ -15,6 +15,16 @@
 //! network, each shows plainly: the rate from the new network alone, the *returns* to a
 //! network just left (A → B → A, which one moving device does not do within minutes), and
 //! requests that stand alone instead of arriving in a page load's burst.
+//!
+//! Returns compare [`Spot`]s, not bare ASNs: one ISP (or one carrier, for fixed and mobile
+//! alike) covers a country, and a thief on the owner's own ISP two cities away is a second
+//! party as plainly as one on another ISP. Two spots of one ASN differ when GeoIP places their
+//! addresses more than [`PLACES_APART_KM`] apart: two address blocks GeoIP tells apart (a
+//! carrier's gateway region and a city block, two cities), which one device behind one
+//! address does not alternate between. The address pools of one office or one carrier NAT
+//! (blocks GeoIP puts in the same city) stay one network, as does anything unlocated, and an
+//! IPv4 and an IPv6 address of one ASN are never told apart by place (dual-stack clients use
+//! both, and databases often locate the two families differently).
 //!
 //! Invariants: pure (event time only); bounded (at most [`NETWORKS_CAP`] networks and
 //! [`RETURNS_CAP`] return times per session, least recently used network forgotten first);
@@ -34,6 +44,14 @@ use crate::event::EventTime;
 /// Networks remembered per session: home, carrier, office and one more.
 pub(crate) const NETWORKS_CAP: usize = 4;
 
+/// Two places of one ASN farther apart than this are two networks for returns: beyond the
+/// spread of one metro area's blocks, so GeoIP's city-to-suburb jitter inside a pool is not
+/// taken for a second party.
+pub(crate) const PLACES_APART_KM: f64 = 100.0;
+
+/// Spots remembered per session for returns (each ASN can hold a few places).
+pub(crate) const SPOTS_CAP: usize = 6;
+
 /// Return times kept per session; more within the window already say "interleaved".
 pub(crate) const RETURNS_CAP: usize = 16;
 
@@ -48,6 +66,32 @@ pub(crate) const RETURN_GAP_MS: i64 = 2 * 60 * 1000;
 /// A request with no other request from its network within this gap, before or after,
 /// stands alone. A page load's API calls follow it within a few seconds.
 pub(crate) const LONE_GAP_MS: i64 = 10_000;
+
+/// Where a request came from, as far as telling two parties apart goes: its ASN, its address
+/// family and, for a located direct connection, GeoIP's place for it (`None` when unlocated
+/// or on a shared egress, whose place says nothing about which party is there).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spot {
+    pub asn: u32,
+    pub ipv6: bool,
+    /// `(lat, lon)` in degrees.
+    pub place: Option<(f64, f64)>,
+}
+
+impl Spot {
+    /// Whether `self` and `other` may be one party's network: the same ASN, and no two places
+    /// of one address family more than [`PLACES_APART_KM`] apart.
+    fn same_as(&self, other: &Spot) -> bool {
+        self.asn == other.asn
+            && match (self.place, other.place) {
+                (Some(here), Some(there)) if self.ipv6 == other.ipv6 => {
+                    // One place (the common case) needs no trigonometry.
+                    here == there || super::great_circle_km(here, there) <= PLACES_APART_KM
+                }
+                _ => true,
+            }
+    }
+}
 
 /// One network's use by the session.
 #[derive(Debug, Clone)]
@@ -86,37 +130,48 @@ pub(crate) struct NetworkHistory {
     networks: Vec<NetworkUse>,
     /// The network the session started on.
     origin: Option<u32>,
-    /// Network of the latest in-order request.
-    current: Option<u32>,
-    /// The network used before `current`.
-    left: Option<u32>,
+    /// Spot of the latest in-order request.
+    current: Option<Spot>,
+    /// The spot used before `current`.
+    left: Option<Spot>,
+    /// When each recent spot was last used (most recently used last).
+    spots: Vec<(Spot, i64)>,
     /// Event times (ms) of returns, oldest first.
     returns: Vec<i64>,
 }
 
 impl NetworkHistory {
-    /// Fold in a request from `asn` at `now` and report what it shows. `in_order`: `now` is
+    /// Fold in a request from `spot` at `now` and report what it shows. `in_order`: `now` is
     /// not older than the session's latest request.
-    pub(crate) fn observe(&mut self, asn: u32, now: EventTime, in_order: bool) -> NetworkSignals {
+    pub(crate) fn observe(&mut self, spot: Spot, now: EventTime, in_order: bool) -> NetworkSignals {
         let t = now.0;
+        let asn = spot.asn;
         let origin = *self.origin.get_or_insert(asn);
+        let last_use = self
+            .spots
+            .iter()
+            .rev()
+            .find(|(s, _)| s.same_as(&spot))
+            .map(|(_, at)| *at);
         if in_order {
-            if let Some(current) = self.current.filter(|c| *c != asn) {
-                // Back to the network just left, which was in use moments ago: A → B → A.
-                let last_use = self
-                    .networks
-                    .iter()
-                    .find(|n| n.asn == asn)
-                    .map(|n| n.last_ms);
-                if self.left.is_some_and(|left| left == asn)
+            if let Some(current) = self.current.filter(|c| !c.same_as(&spot)) {
+                // Back to the spot just left, which was in use moments ago: A → B → A.
+                if self.left.is_some_and(|left| left.same_as(&spot))
                     && last_use.is_some_and(|at| t - at <= RETURN_GAP_MS)
                 {
                     self.note_return(t);
                 }
                 self.left = Some(current);
             }
-            self.current = Some(asn);
+            self.current = Some(spot);
         }
+        let ((_, last), _) = touch_recent(
+            &mut self.spots,
+            SPOTS_CAP,
+            |(s, _)| s.same_as(&spot),
+            || (spot, t),
+        );
+        *last = (*last).max(t);
         let returns = self.recent_returns(t);
         let (network, new) = self.touch(asn, now);
         // A new network's first request has no companion before it (`latest_alone_so_far`
@@ -183,6 +238,7 @@ impl NetworkHistory {
     /// Heap bytes, for the session byte budget.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.networks.capacity() * std::mem::size_of::<NetworkUse>()
+            + self.spots.capacity() * std::mem::size_of::<(Spot, i64)>()
             + self.returns.capacity() * std::mem::size_of::<i64>()
     }
 }
@@ -222,13 +278,88 @@ mod tests {
         EventTime::from_secs(1_800_000_000 + secs)
     }
 
+    /// An unlocated spot of `asn`: returns compare ASNs alone.
+    fn net(asn: u32) -> Spot {
+        Spot {
+            asn,
+            ipv6: false,
+            place: None,
+        }
+    }
+
     /// Feed `(second, asn)` requests in order; the signals of each.
     fn run(requests: &[(i64, u32)]) -> Vec<NetworkSignals> {
+        run_spots(
+            &requests
+                .iter()
+                .map(|(s, asn)| (*s, net(*asn)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn run_spots(requests: &[(i64, Spot)]) -> Vec<NetworkSignals> {
         let mut h = NetworkHistory::default();
         requests
             .iter()
-            .map(|(s, asn)| h.observe(*asn, at(*s), true))
+            .map(|(s, spot)| h.observe(*spot, at(*s), true))
             .collect()
+    }
+
+    #[test]
+    fn places_inside_one_asn_are_networks_when_geoip_tells_them_apart() {
+        const ISP: u32 = 3320;
+        let v4 = |lat: f64, lon: f64| Spot {
+            asn: ISP,
+            ipv6: false,
+            place: Some((lat, lon)),
+        };
+        let berlin = v4(52.52, 13.405);
+        let hamburg = v4(53.551, 9.993);
+        let potsdam = v4(52.39, 13.065);
+        // A carrier gateway's record 250 km from the user's city (its radius may cover it:
+        // still two blocks GeoIP tells apart).
+        let gateway = v4(51.34, 12.37);
+        let hamburg_v6 = Spot {
+            ipv6: true,
+            ..hamburg
+        };
+        let alternate = |a: Spot, b: Spot| {
+            run_spots(&[(0, a), (20, b), (40, a), (60, b), (80, a)])
+                .iter()
+                .map(|s| s.returns)
+                .collect::<Vec<u32>>()
+        };
+        let cases = [
+            (
+                "two cities 255 km apart on one ISP",
+                berlin,
+                hamburg,
+                [0, 0, 1, 2, 3],
+            ),
+            (
+                "a carrier gateway and a city",
+                berlin,
+                gateway,
+                [0, 0, 1, 2, 3],
+            ),
+            (
+                "two blocks of one city (a NAT pool)",
+                berlin,
+                berlin,
+                [0; 5],
+            ),
+            ("a suburb's block", berlin, potsdam, [0; 5]),
+            (
+                "IPv4 and IPv6 of a dual-stack client",
+                berlin,
+                hamburg_v6,
+                [0; 5],
+            ),
+            ("an unlocated address", berlin, net(ISP), [0; 5]),
+        ];
+        for (what, a, b, want) in cases {
+            assert_eq!(alternate(a, b), want, "{what}");
+        }
     }
 
     #[test]
@@ -291,24 +422,34 @@ mod tests {
         assert!(poller.iter().all(|s| s.lone_requests == 0), "{poller:?}");
         // A late companion makes the latest request not alone.
         let mut h = NetworkHistory::default();
-        h.observe(HOME, at(-60), true);
-        h.observe(THIEF, at(0), true);
-        h.observe(THIEF, at(600), true);
-        h.observe(THIEF, at(595), false);
-        assert_eq!(h.observe(THIEF, at(1200), true).lone_requests, 1);
+        h.observe(net(HOME), at(-60), true);
+        h.observe(net(THIEF), at(0), true);
+        h.observe(net(THIEF), at(600), true);
+        h.observe(net(THIEF), at(595), false);
+        assert_eq!(h.observe(net(THIEF), at(1200), true).lone_requests, 1);
     }
 
     #[test]
     fn late_events_do_not_move_current_and_state_stays_bounded() {
         let mut h = NetworkHistory::default();
-        h.observe(HOME, at(100), true);
-        h.observe(THIEF, at(50), false);
+        h.observe(net(HOME), at(100), true);
+        h.observe(net(THIEF), at(50), false);
         // Still on HOME: going to CARRIER is a plain switch, not a return.
-        assert_eq!(h.observe(CARRIER, at(110), true).returns, 0);
+        assert_eq!(h.observe(net(CARRIER), at(110), true).returns, 0);
         for i in 0..100u32 {
-            h.observe(i % 7, at(200 + i64::from(i)), true);
+            let place = Some((f64::from(i % 5) * 10.0, 0.0));
+            h.observe(
+                Spot {
+                    asn: i % 7,
+                    ipv6: false,
+                    place,
+                },
+                at(200 + i64::from(i)),
+                true,
+            );
         }
         assert!(h.networks.len() <= NETWORKS_CAP);
+        assert!(h.spots.len() <= SPOTS_CAP);
         assert!(h.returns.len() <= RETURNS_CAP);
     }
 }
