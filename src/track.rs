@@ -2113,6 +2113,63 @@ mod tests {
     }
 
     #[test]
+    fn returns_tell_places_of_one_asn_apart_on_direct_networks() {
+        // Owner in Berlin and thief on the same ISP (AS 3320), alternating every 20 s; the
+        // thief's address placed `thief_at`.
+        let hamburg = || Some(place("Hamburg", "DE", 53.551, 9.993, 20.0));
+        let potsdam = || Some(place("Potsdam", "DE", 52.39, 13.065, 20.0));
+        let returns = |config: &DetectConfig, thief_at: Option<GeoPoint>, sids: Option<&str>| {
+            let exp = T0 + 3600;
+            let owner = |s| match sids {
+                Some(sid) => ev(2, s).jwt("alice", Some(sid), exp),
+                None => ev(1, s),
+            };
+            let thief = |s| {
+                let e = match sids {
+                    Some(sid) => ev(1, s).jwt("alice", Some(sid), exp),
+                    None => ev(1, s),
+                };
+                e.ip("198.51.100.7").geo(thief_at.clone())
+            };
+            let tracker = SessionTracker::new(config);
+            let events = vec![owner(0), thief(20), owner(40), thief(60)];
+            observe_all(&tracker, events)
+                .iter()
+                .map(|o| o.network_returns)
+                .collect::<Vec<u32>>()
+        };
+        let direct = DetectConfig::default();
+        let allowlisted = DetectConfig {
+            allow_asns: vec![3320],
+            ..DetectConfig::default()
+        };
+        let cases = [
+            ("one token, Hamburg", &direct, hamburg(), None, [0, 0, 1, 2]),
+            (
+                "one login session on two tokens",
+                &direct,
+                hamburg(),
+                Some("s-1"),
+                [0, 0, 1, 2],
+            ),
+            ("a block within 100 km", &direct, potsdam(), None, [0; 4]),
+            (
+                "one city, another address",
+                &direct,
+                Some(berlin()),
+                None,
+                [0; 4],
+            ),
+            ("unlocated", &direct, None, None, [0; 4]),
+            // An allowlisted egress's place says nothing about who is there.
+            ("allowlisted ASN", &allowlisted, hamburg(), None, [0; 4]),
+        ];
+        for (what, config, thief_at, sids, want) in cases {
+            assert_eq!(returns(config, thief_at, sids), want, "{what}");
+        }
+    }
+
+    #[test]
     fn eviction_by_count_keeps_the_most_recent() {
         let config = DetectConfig {
             max_sessions: 3,
