@@ -26,8 +26,9 @@
 //! IPv4 and an IPv6 address of one ASN are never told apart by place (dual-stack clients use
 //! both, and databases often locate the two families differently).
 //!
-//! Invariants: pure (event time only); bounded (at most [`NETWORKS_CAP`] networks and
-//! [`RETURNS_CAP`] return times per session, least recently used network forgotten first);
+//! Invariants: pure (event time only); bounded (at most [`NETWORKS_CAP`] networks,
+//! [`SPOTS_CAP`] spots and [`RETURNS_CAP`] return times per session, least recently used
+//! network or spot forgotten first);
 //! a late event counts towards rates and companions but never moves "current" or "left".
 //!
 //! Allowlisted networks (VPN egress, privacy relays) take part: the allowlist says their
