@@ -2120,17 +2120,13 @@ mod tests {
         let potsdam = || Some(place("Potsdam", "DE", 52.39, 13.065, 20.0));
         let returns = |config: &DetectConfig, thief_at: Option<GeoPoint>, sids: Option<&str>| {
             let exp = T0 + 3600;
-            let owner = |s| match sids {
-                Some(sid) => ev(2, s).jwt("alice", Some(sid), exp),
+            // With a sid, owner and thief hold two tokens of one login session; else one.
+            let token = |n, s| match sids {
+                Some(sid) => ev(n, s).jwt("alice", Some(sid), exp),
                 None => ev(1, s),
             };
-            let thief = |s| {
-                let e = match sids {
-                    Some(sid) => ev(1, s).jwt("alice", Some(sid), exp),
-                    None => ev(1, s),
-                };
-                e.ip("198.51.100.7").geo(thief_at.clone())
-            };
+            let owner = |s| token(2, s);
+            let thief = |s| token(1, s).ip("198.51.100.7").geo(thief_at.clone());
             let tracker = SessionTracker::new(config);
             let events = vec![owner(0), thief(20), owner(40), thief(60)];
             observe_all(&tracker, events)

@@ -148,12 +148,15 @@ impl NetworkHistory {
         let t = now.0;
         let asn = spot.asn;
         let origin = *self.origin.get_or_insert(asn);
-        let last_use = self
-            .spots
-            .iter()
-            .rev()
-            .find(|(s, _)| s.same_as(&spot))
-            .map(|(_, at)| *at);
+        // One scan: the spot's previous use (none if new), then this one recorded.
+        let ((_, last), new_spot) = touch_recent(
+            &mut self.spots,
+            SPOTS_CAP,
+            |(s, _)| s.same_as(&spot),
+            || (spot, t),
+        );
+        let last_use = (!new_spot).then_some(*last);
+        *last = (*last).max(t);
         if in_order {
             if let Some(current) = self.current.filter(|c| !c.same_as(&spot)) {
                 // Back to the spot just left, which was in use moments ago: A → B → A.
@@ -166,13 +169,6 @@ impl NetworkHistory {
             }
             self.current = Some(spot);
         }
-        let ((_, last), _) = touch_recent(
-            &mut self.spots,
-            SPOTS_CAP,
-            |(s, _)| s.same_as(&spot),
-            || (spot, t),
-        );
-        *last = (*last).max(t);
         let returns = self.recent_returns(t);
         let (network, new) = self.touch(asn, now);
         // A new network's first request has no companion before it (`latest_alone_so_far`
