@@ -180,7 +180,7 @@ fn stream(seed: u64) -> (Vec<IdentifiedEvent>, HashSet<Fingerprint>) {
                     path: Some("/api/items".into()),
                     status: Some(200),
                     user_agent: None,
-                    credential: Credential::Fingerprint(plan.fingerprint),
+                    credentials: vec![Credential::Fingerprint(plan.fingerprint)],
                 },
                 identity: Identity {
                     fingerprint: plan.fingerprint,

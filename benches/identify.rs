@@ -113,6 +113,7 @@ fn identifier(configs: &[JwtKeyConfig], cache_entries: usize) -> Identifier {
         session_cookie: "sid".into(),
         max_token_bytes: 8 * 1024,
         opaque_ttl: HumanDuration(Duration::from_secs(3600)),
+        max_ttl: HumanDuration(Duration::from_secs(400 * 24 * 3600)),
         verification_cache_entries: cache_entries,
         jwt: JwtConfig {
             issuers: vec!["https://id.example.com".into()],

@@ -55,7 +55,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -71,11 +71,12 @@ use tokio::sync::mpsc;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{ApiConfig, Config, DenylistConfig, InputConfig, NoTokenPolicy, Role, Secrets};
+use crate::credential::{Canonical, Collector, bearer_token, lossy};
 use crate::denylist::{
     CheckQuery, DenyKey, Denylist, DenylistError, Entry, MAX_KEY_BYTES, Origin, wall_clock_ms,
 };
-use crate::event::{EventTime, Fingerprint, RawLine, RawToken, SourceKind};
-use crate::identify::{Fingerprinter, unverified_claims};
+use crate::event::{Credential, EventTime, Fingerprint, RawLine, RawToken, SourceKind};
+use crate::identify::{Fingerprinter, Identifier, unverified_claims_of};
 use crate::metrics::Metrics;
 use crate::track::{SessionSnapshot, SessionTracker};
 
@@ -85,8 +86,6 @@ pub const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;
 pub const MAX_COOKIE_BYTES: usize = 32 * 1024;
 /// Largest admin reason text, bytes (400 above).
 pub const MAX_REASON_BYTES: usize = 1024;
-/// Longest TTL an admin revocation may ask for.
-pub const MAX_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 
 const DENY_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
 const ADMIN_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="tokenwatch""#);
@@ -198,8 +197,13 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// TTL of admin revocations by key that name none (`denylist.default_ttl`).
     pub default_ttl: Duration,
-    /// TTL of RFC 7009 revocations whose token has no readable `exp` (`tokens.opaque_ttl`).
+    /// TTL of RFC 7009 revocations whose token has no verified `exp` (`tokens.opaque_ttl`).
     pub opaque_ttl: Duration,
+    /// No revocation outlives this (`tokens.max_ttl`).
+    pub max_ttl: Duration,
+    /// Verifies JWTs for RFC 7009 revocations, so only a verified `exp` sets an entry's
+    /// expiry; `None` when no JWT keys are configured (every token then gets the opaque TTL).
+    pub verifier: Option<Arc<Identifier>>,
     /// Added to a JWT's `exp` for the entry's expiry (`tokens.jwt.leeway`).
     pub jwt_leeway: Duration,
     /// Where `POST /v1/events` sends its lines; `None` = ingestion not enabled (503).
@@ -225,6 +229,8 @@ impl ApiState {
             session_cookie: "sid".into(),
             max_token_bytes: 8 * 1024,
             opaque_ttl: Duration::from_secs(24 * 3600),
+            max_ttl: Duration::from_secs(400 * 24 * 3600),
+            verifier: None,
             tracker: None,
             readiness: Arc::new(Readiness::default()),
             admin_key: None,
@@ -250,6 +256,7 @@ impl ApiState {
         state.session_cookie = config.tokens.session_cookie.clone();
         state.max_token_bytes = config.tokens.max_token_bytes;
         state.opaque_ttl = config.tokens.opaque_ttl.0;
+        state.max_ttl = config.tokens.max_ttl.0;
         state.jwt_leeway = config.tokens.jwt.leeway.0;
         state.admin_key = secrets.admin_key.clone();
         state.ingest_key = secrets.ingest_key.clone();
@@ -278,18 +285,12 @@ impl ApiState {
         &self.metrics
     }
 
-    /// Every denylist key a token maps to: its fingerprint, plus `iss`/`jti`/`sid`/`sub`/`iat`
-    /// read (unverified) from a JWT.
-    fn query_for_token(&self, token: &[u8]) -> CheckQuery {
-        let fingerprint = Some(self.fingerprinter.fingerprint(token));
-        let claims = if token.iter().filter(|b| **b == b'.').count() == 2 {
-            std::str::from_utf8(token)
-                .ok()
-                .and_then(|text| unverified_claims(text, self.max_token_bytes))
-        } else {
-            None
-        };
-        match claims {
+    /// Every denylist key a bare token maps to: the fingerprint of its canonical form, plus
+    /// `iss`/`jti`/`sid`/`sub`/`iat` read (unverified) from a JWT's decoded payload.
+    fn query_for_token(&self, token: &str) -> CheckQuery {
+        let canonical = Canonical::of(token);
+        let fingerprint = Some(self.fingerprinter.fingerprint_canonical(&canonical));
+        match unverified_claims_of(&canonical) {
             Some(c) => CheckQuery {
                 fingerprint,
                 iss: c.iss,
@@ -306,69 +307,59 @@ impl ApiState {
     }
 }
 
+/// Headers that carry the original request target when the check is a subrequest (nginx
+/// `X-Original-URI` by convention, Traefik and Caddy `X-Forwarded-Uri`): their
+/// `access_token` parameters are credentials too.
+const ORIGINAL_URI_HEADERS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+
 /// What a request carried as credentials.
 #[derive(Debug, PartialEq, Eq)]
 enum Credentials<'h> {
     None,
-    /// A credential over `max_token_bytes` (or a `Cookie` total over [`MAX_COOKIE_BYTES`]).
+    /// A credential over `max_token_bytes`, `Cookie` headers over [`MAX_COOKIE_BYTES`] in
+    /// total, or more than [`crate::credential::MAX_CREDENTIALS`] credentials.
     Oversized,
-    /// The bearer token and/or the session cookie.
-    Tokens {
-        bearer: Option<&'h [u8]>,
-        cookie: Option<&'h [u8]>,
-    },
+    /// Every bare token found (DESIGN §4), not yet in canonical form.
+    Tokens(Vec<Cow<'h, str>>),
 }
 
-/// The token of an `Authorization: Bearer …` value (scheme case-insensitive, RFC 7235).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    const SCHEME: &[u8] = b"bearer ";
-    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
-        return None;
+/// Every credential of the request (DESIGN §4, [`crate::credential`]): every `Authorization`
+/// header, every session cookie across all `Cookie` headers, `access_token` in the query of
+/// the check's own URI and of the original request's. All are checked: the check cannot know
+/// which one the application will use.
+fn credentials<'h>(
+    headers: &'h HeaderMap,
+    uri: &'h Uri,
+    cookie_name: &'h str,
+    max_token: usize,
+) -> Credentials<'h> {
+    let mut collector = Collector::new(cookie_name);
+    for value in headers.get_all(header::AUTHORIZATION) {
+        collector.authorization(lossy(value.as_bytes()));
     }
-    let token = value[SCHEME.len()..].trim_ascii();
-    (!token.is_empty()).then_some(token)
-}
-
-/// The value of cookie `name` in one `Cookie` header value (quotes removed).
-fn cookie_value<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    header.split(|b| *b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|b| *b == b'=')?;
-        if pair[..eq].trim_ascii() != name {
-            return None;
-        }
-        let mut value = pair[eq + 1..].trim_ascii();
-        if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-            value = &value[1..value.len() - 1];
-        }
-        (!value.is_empty()).then_some(value)
-    })
-}
-
-/// Find the bearer token and the session cookie. Both are checked when both are present: the
-/// check cannot know which one the application will use.
-fn credentials<'h>(headers: &'h HeaderMap, cookie_name: &str, max_token: usize) -> Credentials<'h> {
-    let bearer = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .find_map(|v| bearer_token(v.as_bytes()));
     let mut cookie_bytes = 0usize;
-    let mut cookie = None;
     for value in headers.get_all(header::COOKIE) {
         cookie_bytes += value.len();
-        if cookie.is_none() {
-            cookie = cookie_value(value.as_bytes(), cookie_name.as_bytes());
+        collector.cookies(lossy(value.as_bytes()));
+    }
+    if cookie_bytes > MAX_COOKIE_BYTES {
+        return Credentials::Oversized;
+    }
+    if let Some(query) = uri.query() {
+        collector.query(Cow::Borrowed(query));
+    }
+    for name in ORIGINAL_URI_HEADERS {
+        for value in headers.get_all(name) {
+            collector.query(lossy(value.as_bytes()));
         }
     }
-    let oversized = cookie_bytes > MAX_COOKIE_BYTES
-        || bearer.is_some_and(|t| t.len() > max_token)
-        || cookie.is_some_and(|t| t.len() > max_token);
-    if oversized {
-        Credentials::Oversized
-    } else if bearer.is_none() && cookie.is_none() {
-        Credentials::None
-    } else {
-        Credentials::Tokens { bearer, cookie }
+    match collector.finish() {
+        Err(_) => Credentials::Oversized,
+        Ok(found) if found.is_empty() => Credentials::None,
+        Ok(found) if found.iter().any(|(_, token)| token.len() > max_token) => {
+            Credentials::Oversized
+        }
+        Ok(found) => Credentials::Tokens(found.into_iter().map(|(_, token)| token).collect()),
     }
 }
 
@@ -383,15 +374,17 @@ fn deny_response() -> Response {
 /// `GET /v1/check`: the decision for the middleware. 200 with an empty body allows; 401 with
 /// `WWW-Authenticate: Bearer error="invalid_token"` denies.
 ///
-/// A credential over `tokens.max_token_bytes` (or `Cookie` headers over [`MAX_COOKIE_BYTES`])
-/// is denied: the detector rejects such tokens as `too_large` without tracking them, so they
-/// could never be revoked — allowing them would let an attacker pad a token past every
-/// control. No legitimate token is that large. No credential at all: `api.no_token`.
+/// A credential over `tokens.max_token_bytes` (or `Cookie` headers over [`MAX_COOKIE_BYTES`],
+/// or more than [`crate::credential::MAX_CREDENTIALS`] credentials) is denied: the detector rejects such records
+/// without tracking them, so they could never be revoked — allowing them would let an attacker
+/// pad a token past every control. No legitimate request looks like that. No credential at
+/// all: `api.no_token`.
 async fn check_get(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let started = Instant::now();
     let counters = &state.check_counters;
     let response = match credentials(
         request.headers(),
+        request.uri(),
         &state.session_cookie,
         state.max_token_bytes,
     ) {
@@ -406,9 +399,9 @@ async fn check_get(State(state): State<Arc<ApiState>>, request: Request) -> Resp
             counters.oversized.inc();
             deny_response()
         }
-        Credentials::Tokens { bearer, cookie } => {
+        Credentials::Tokens(tokens) => {
             let now_ms = wall_clock_ms();
-            let revoked = [bearer, cookie].into_iter().flatten().any(|token| {
+            let revoked = tokens.iter().any(|token| {
                 state
                     .denylist
                     .check(&state.query_for_token(token), now_ms)
@@ -598,7 +591,7 @@ async fn check_post(
             if token.is_empty() {
                 return Err(ApiError::bad_request("invalid_token", "empty token"));
             }
-            state.query_for_token(token.expose().as_bytes())
+            state.query_for_token(token.expose())
         }
         CheckBody {
             token: None,
@@ -696,9 +689,10 @@ fn duration_ms(d: Duration) -> i64 {
 /// `POST /v1/revoke` (admin).
 ///
 /// - `application/x-www-form-urlencoded`: RFC 7009 (`token`, optional `token_type_hint`).
-///   Revokes `fp:` of the token until the JWT's `exp` + leeway when readable, else for
-///   `tokens.opaque_ttl`. Answers 200 for any token, unknown or garbage ones included (RFC 7009
-///   §2.2); a token over `tokens.max_token_bytes` is not stored (the check denies it anyway).
+///   Revokes `fp:` of the token until the JWT's *verified* `exp` + leeway, else for
+///   `tokens.opaque_ttl`; never longer than `tokens.max_ttl`. Answers 200 for any token,
+///   unknown or garbage ones included (RFC 7009 §2.2); a token over `tokens.max_token_bytes` is
+///   not stored (the check denies it anyway).
 ///   Only a missing `token` is a 400 (`invalid_request`).
 /// - `application/json`: `{"key", "reason"?, "ttl"?, "not_before"?}`; `ttl` defaults to
 ///   `denylist.default_ttl`; `not_before` (epoch seconds or RFC 3339) is for `sub:` keys only
@@ -726,13 +720,14 @@ async fn revoke(
             if token.len() > state.max_token_bytes {
                 return Ok(axum::Json(serde_json::json!({"revoked": false})).into_response());
             }
-            let query = state.query_for_token(token.expose().as_bytes());
-            let expires_at_ms = match token_exp(&state, &token) {
+            let query = state.query_for_token(token.expose());
+            let expires_at_ms = match verified_exp(&state, &token, now_ms) {
                 Some(exp) => exp
                     .saturating_mul(1000)
                     .saturating_add(duration_ms(state.jwt_leeway)),
                 None => now_ms.saturating_add(duration_ms(state.opaque_ttl)),
-            };
+            }
+            .min(now_ms.saturating_add(duration_ms(state.max_ttl)));
             let Some(fingerprint) = query.fingerprint else {
                 return Err(ApiError::bad_request("invalid_request", "no fingerprint"));
             };
@@ -779,11 +774,15 @@ async fn revoke(
     Ok(axum::Json(EntryView::new(&key, entry, now_ms)).into_response())
 }
 
-fn token_exp(state: &ApiState, token: &RawToken) -> Option<i64> {
-    if !token.looks_like_jwt() {
-        return None;
-    }
-    unverified_claims(token.expose(), state.max_token_bytes)?.exp
+/// The `exp` of a token whose signature and claims verify now; anyone can write any `exp`
+/// into an unverified token, so nothing else may set how long an entry lasts.
+fn verified_exp(state: &ApiState, token: &RawToken, now_ms: i64) -> Option<i64> {
+    let identity = state
+        .verifier
+        .as_ref()?
+        .identify(&Credential::Bearer(token.clone()), EventTime(now_ms))
+        .ok()?;
+    identity.claims?.exp
 }
 
 fn key_revocation(
@@ -802,10 +801,13 @@ fn key_revocation(
         Some(text) => humantime::parse_duration(text)
             .map_err(|e| ApiError::bad_request("invalid_ttl", format!("ttl {text:?}: {e}")))?,
     };
-    if ttl.is_zero() || ttl > MAX_TTL {
+    if ttl.is_zero() || ttl > state.max_ttl {
         return Err(ApiError::bad_request(
             "invalid_ttl",
-            "ttl must be positive and at most 400 days",
+            format!(
+                "ttl must be positive and at most tokens.max_ttl ({})",
+                humantime::format_duration(state.max_ttl)
+            ),
         ));
     }
     let reason = request.reason.unwrap_or_else(|| "admin".into());
@@ -1053,9 +1055,9 @@ fn authorize(
     };
     let presented = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| bearer_token(v.as_bytes()));
-    match presented {
-        Some(key) if keys_match(key, expected.as_bytes()) => Ok(()),
+        .map(|v| lossy(v.as_bytes()));
+    match presented.as_deref().and_then(bearer_token) {
+        Some(key) if keys_match(key.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(ApiError::unauthorized()),
     }
 }
@@ -1301,80 +1303,120 @@ mod tests {
         map
     }
 
-    /// Name, request headers, expected credentials.
-    type HeaderCase<'a> = (&'a str, Vec<(&'static str, &'a str)>, Credentials<'a>);
+    /// Name, request URI and headers, expected tokens (`None` = oversized).
+    type HeaderCase<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'static str, &'a str)>,
+        Option<Vec<&'a str>>,
+    );
 
     #[test]
-    fn credentials_come_from_bearer_and_the_session_cookie() {
+    fn credentials_are_every_bearer_cookie_and_access_token() {
         let big = "x".repeat(101);
         let (big_bearer, big_cookie) = (format!("Bearer {big}"), format!("sid={big}"));
-        let cases: [HeaderCase<'_>; 10] = [
-            ("nothing", vec![], Credentials::None),
+        let decoys = (0..9)
+            .map(|i| format!("sid=d{i}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let cases: Vec<HeaderCase<'_>> = vec![
+            ("nothing", "/v1/check", vec![], Some(vec![])),
             (
                 "bearer",
+                "/v1/check",
                 vec![("authorization", "Bearer abc")],
-                Credentials::Tokens {
-                    bearer: Some(b"abc"),
-                    cookie: None,
-                },
+                Some(vec!["abc"]),
             ),
             (
-                "scheme is case-insensitive, spaces trimmed",
-                vec![("authorization", "bEaReR   abc  ")],
-                Credentials::Tokens {
-                    bearer: Some(b"abc"),
-                    cookie: None,
-                },
+                "scheme is case-insensitive, tab or spaces",
+                "/v1/check",
+                vec![("authorization", "bEaReR\t  abc  ")],
+                Some(vec!["abc"]),
+            ),
+            (
+                "every Authorization header, junk first",
+                "/v1/check",
+                vec![
+                    ("authorization", "Bearer junk"),
+                    ("authorization", "Bearer REV"),
+                ],
+                Some(vec!["junk", "REV"]),
             ),
             (
                 "basic auth is not a token",
+                "/v1/check",
                 vec![("authorization", "Basic dXNlcjpwdw==")],
-                Credentials::None,
+                Some(vec![]),
             ),
             (
                 "empty bearer",
+                "/v1/check",
                 vec![("authorization", "Bearer ")],
-                Credentials::None,
+                Some(vec![]),
             ),
             (
-                "session cookie among others, quoted",
-                vec![("cookie", "theme=dark; sid=\"s-1\"; lang=en")],
-                Credentials::Tokens {
-                    bearer: None,
-                    cookie: Some(b"s-1"),
-                },
+                "every session cookie across Cookie headers and separators, as sent",
+                "/v1/check",
+                vec![
+                    ("cookie", "theme=dark; sid=junk; sid=\"s-1\""),
+                    ("cookie", "a=b, sid=%6Fpaque"),
+                ],
+                Some(vec!["junk", "\"s-1\"", "%6Fpaque"]),
             ),
             (
                 "a cookie whose name only ends in sid",
+                "/v1/check",
                 vec![("cookie", "xsid=s-1")],
-                Credentials::None,
+                Some(vec![]),
+            ),
+            (
+                "access_token in the check's query and in the original URI",
+                "/v1/check?access_token=q1",
+                vec![("x-original-uri", "/api/x?access_token=q2&y=1")],
+                Some(vec!["q1", "q2"]),
             ),
             (
                 "both",
+                "/v1/check",
                 vec![("authorization", "Bearer abc"), ("cookie", "sid=s-2")],
-                Credentials::Tokens {
-                    bearer: Some(b"abc"),
-                    cookie: Some(b"s-2"),
-                },
+                Some(vec!["abc", "s-2"]),
             ),
             (
                 "oversized bearer",
+                "/v1/check",
                 vec![("authorization", &big_bearer)],
-                Credentials::Oversized,
+                None,
             ),
             (
                 "oversized cookie",
+                "/v1/check",
                 vec![("cookie", &big_cookie)],
-                Credentials::Oversized,
+                None,
+            ),
+            (
+                "nine decoy cookies",
+                "/v1/check",
+                vec![("cookie", &decoys)],
+                None,
             ),
         ];
-        for (name, pairs, want) in cases {
+        for (name, uri, pairs, want) in cases {
             let map = headers(&pairs);
-            assert_eq!(credentials(&map, "sid", 100), want, "{name}");
+            let uri: Uri = uri.parse().expect("uri");
+            let got = match credentials(&map, &uri, "sid", 100) {
+                Credentials::None => Some(vec![]),
+                Credentials::Oversized => None,
+                Credentials::Tokens(tokens) => {
+                    Some(tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+                }
+            };
+            let want = want.map(|w| w.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{name}");
         }
         let huge_cookie = format!("other={}", "y".repeat(MAX_COOKIE_BYTES));
         let map = headers(&[("cookie", &huge_cookie)]);
-        assert_eq!(credentials(&map, "sid", 100), Credentials::Oversized);
+        let uri: Uri = "/v1/check".parse().expect("uri");
+        assert_eq!(credentials(&map, &uri, "sid", 100), Credentials::Oversized);
     }
 
     #[test]

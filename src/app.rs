@@ -54,6 +54,7 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
             tracker: Arc::new(SessionTracker::new(&config.detect)),
             scorer,
             policy: Policy::new(&config.detect, &config.tokens),
+            max_future_skew: config.input.max_future_skew.0,
         }),
         (parser, identifier, enricher, scorer) => {
             let errors: Vec<String> =
@@ -482,6 +483,12 @@ impl Services {
         let api_addr = listener.local_addr()?;
         let mut state = ApiState::from_config(config, secrets, denylist.clone(), metrics.clone());
         state.tracker = tracker;
+        if !config.tokens.jwt.keys.is_empty() {
+            // Its own instance (and cache): RFC 7009 revocations are rare, detection is not.
+            state.verifier = Some(Arc::new(
+                Identifier::from_config(&config.tokens, secrets).context("tokens.jwt")?,
+            ));
+        }
         state.ingest = if secrets.ingest_key.is_some() {
             ingest
         } else {

@@ -121,6 +121,10 @@ pub struct InputConfig {
     pub poll_interval: HumanDuration,
     /// Events per processing batch (parse/identify/enrich run in parallel within a batch).
     pub batch_size: usize,
+    /// A record dated more than this ahead of the wall clock is rejected (`future`) and never
+    /// moves the event-time watermark. Logs do not come from the future; a skewed clock
+    /// upstream or a forged timestamp would otherwise make every session look idle.
+    pub max_future_skew: HumanDuration,
 }
 
 impl Default for InputConfig {
@@ -133,6 +137,7 @@ impl Default for InputConfig {
             max_line_bytes: 64 * 1024,
             poll_interval: HumanDuration(Duration::from_millis(200)),
             batch_size: 2048,
+            max_future_skew: HumanDuration(Duration::from_secs(5 * 60)),
         }
     }
 }
@@ -182,6 +187,9 @@ pub struct TokensConfig {
     /// How long a revoked opaque token (no `exp`) stays on the denylist.
     #[serde(default = "default_opaque_ttl")]
     pub opaque_ttl: HumanDuration,
+    /// No revocation outlives this, whatever a token's `exp` or an admin's `ttl` says.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: HumanDuration,
     /// Verified-token cache capacity (entries).
     #[serde(default = "default_cache_entries")]
     pub verification_cache_entries: usize,
@@ -198,6 +206,9 @@ fn default_max_token() -> usize {
 }
 fn default_opaque_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(24 * 3600))
+}
+fn default_max_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(400 * 24 * 3600))
 }
 fn default_cache_entries() -> usize {
     1_000_000
@@ -604,6 +615,9 @@ impl Config {
         }
         if !(64..=1024 * 1024).contains(&t.max_token_bytes) {
             errors.push("tokens.max_token_bytes: must be between 64 and 1048576".into());
+        }
+        if t.max_ttl.0.is_zero() || t.opaque_ttl.0 > t.max_ttl.0 {
+            errors.push("tokens.max_ttl: must be positive and at least tokens.opaque_ttl".into());
         }
         for (i, alg) in t.jwt.algorithms.iter().enumerate() {
             if !ALGORITHMS.contains(&alg.as_str()) {

@@ -35,6 +35,7 @@ pub struct Policy {
     revoke_scope: RevokeScope,
     jwt_leeway_ms: i64,
     opaque_ttl_ms: i64,
+    max_ttl_ms: i64,
 }
 
 fn millis(duration: std::time::Duration) -> i64 {
@@ -66,6 +67,7 @@ impl Policy {
             revoke_scope: detect.revoke_scope,
             jwt_leeway_ms: millis(tokens.jwt.leeway.0),
             opaque_ttl_ms: millis(tokens.opaque_ttl.0),
+            max_ttl_ms: millis(tokens.max_ttl.0),
         }
     }
 
@@ -150,17 +152,19 @@ impl Policy {
         whole_session: bool,
     ) -> EventTime {
         let ttl_end = now.0.saturating_add(self.opaque_ttl_ms);
-        match claims.and_then(|c| c.exp) {
+        let end = match claims.and_then(|c| c.exp) {
             Some(exp) => {
                 let token_end = exp.saturating_mul(1000).saturating_add(self.jwt_leeway_ms);
-                EventTime(if whole_session {
+                if whole_session {
                     token_end.max(ttl_end)
                 } else {
                     token_end
-                })
+                }
             }
-            None => EventTime(ttl_end),
-        }
+            None => ttl_end,
+        };
+        // Even an issuer's `exp` of 2^63 − 1 gives an entry that ends.
+        EventTime(end.min(now.0.saturating_add(self.max_ttl_ms)))
     }
 }
 

@@ -225,10 +225,6 @@ impl RawToken {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// Three dot-separated parts: treated as a JWT (verified) rather than an opaque id.
-    pub fn looks_like_jwt(&self) -> bool {
-        self.0.bytes().filter(|b| *b == b'.').count() == 2
-    }
 }
 
 impl fmt::Debug for RawToken {
@@ -237,13 +233,15 @@ impl fmt::Debug for RawToken {
     }
 }
 
-/// The credential a request carried.
+/// A credential a request carried, as found (not yet canonical: `identify` makes it so).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// From `Authorization: Bearer …` or the `token` field.
     Bearer(RawToken),
     /// The configured session cookie's value.
     Cookie(RawToken),
+    /// RFC 6750's `access_token` query parameter.
+    Query(RawToken),
     /// A fingerprint computed upstream (DESIGN §4), for logs that must not carry tokens.
     Fingerprint(Fingerprint),
 }
@@ -307,8 +305,10 @@ pub struct AccessEvent {
     pub status: Option<u16>,
     /// User-Agent header, if logged.
     pub user_agent: Option<String>,
-    /// The credential, if any (records without one are `anonymous` and never reach here).
-    pub credential: Credential,
+    /// Every credential the record carries (DESIGN §4), at least one and at most
+    /// [`crate::credential::MAX_CREDENTIALS`]; records without one are `anonymous` and never
+    /// reach here. After `identify`, each event of an [`IdentifiedEvent`] is about one of them.
+    pub credentials: Vec<Credential>,
 }
 
 /// Claims of a verified JWT that detection and the denylist use. Never the token itself.
@@ -340,6 +340,17 @@ pub enum TokenKind {
     Opaque,
     /// Only a fingerprint computed upstream was logged.
     Upstream,
+}
+
+impl TokenKind {
+    /// The `token_verifications_total{result}` label of an identified token.
+    pub fn verification_label(self) -> &'static str {
+        match self {
+            TokenKind::Jwt => "valid",
+            TokenKind::Opaque => "opaque",
+            TokenKind::Upstream => "upstream",
+        }
+    }
 }
 
 /// Who the request claims to be, after `identify`.

@@ -8,12 +8,16 @@
 //!
 //! Per credential:
 //! 1. size cap (`tokens.max_token_bytes`) before anything else reads the token → `too_large`;
-//! 2. fingerprint = first 16 bytes of HMAC-SHA256(pepper, token) ([`Fingerprinter`]);
+//! 2. canonical form ([`crate::credential::Canonical`]: trimmed, unquoted, percent-decoded; a
+//!    JWT's header and payload re-encoded, its signature left out) and fingerprint = first 16
+//!    bytes of HMAC-SHA256(pepper, canonical form) ([`Fingerprinter`]), the same function every
+//!    check route uses;
 //! 3. a token with three dot-separated parts, when keys are configured, is a JWT: its signature
 //!    is verified once and the result (claims or a time-independent rejection) is cached by
-//!    fingerprint (the `cache` submodule); `exp`/`nbf` are then checked against the **event
-//!    time** of every event, so a cached token still expires on time. Anything else is an
-//!    opaque session id.
+//!    fingerprint *and* signature (the `cache` submodule), so a forged signature over a real
+//!    header and payload can neither borrow the real token's verdict nor poison it; `exp`/`nbf`
+//!    are then checked against the **event time** of every event, so a cached token still
+//!    expires on time. Anything else is an opaque session id.
 //!
 //! Invariants:
 //! - The algorithm is chosen by *our* key (selected by `kid`), never by the token header alone:
@@ -37,12 +41,14 @@ mod keys;
 #[cfg(test)]
 mod tests;
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::Algorithm;
 
 use crate::config::{Secrets, TokensConfig};
+use crate::credential::Canonical;
 use crate::event::{Claims, Credential, EventTime, Identity, TokenKind};
 
 pub use fingerprint::Fingerprinter;
@@ -220,6 +226,9 @@ pub struct Identifier {
     /// `None` when no JWT keys are configured: every token is then opaque.
     jwt: Option<JwtVerifier>,
     cache: VerificationCache,
+    /// Keys the signature tags of cache entries; random per process, so nobody can aim a
+    /// forged signature at a cached one.
+    signature_tags: RandomState,
 }
 
 impl Identifier {
@@ -270,6 +279,7 @@ impl Identifier {
             leeway_ms,
             jwt,
             cache: VerificationCache::new(tokens.verification_cache_entries),
+            signature_tags: RandomState::new(),
         })
     }
 
@@ -287,33 +297,45 @@ impl Identifier {
                     claims: None,
                 });
             }
-            Credential::Bearer(token) | Credential::Cookie(token) => token,
+            Credential::Bearer(token) | Credential::Cookie(token) | Credential::Query(token) => {
+                token
+            }
         };
         // The cap comes first: nothing below (HMAC, base64, JSON) ever sees an oversized token.
         if token.len() > self.max_token_bytes {
             return Err(RejectReason::TooLarge);
         }
-        if token.is_empty() {
+        let canonical = Canonical::of(token.expose());
+        let normalized = canonical.token();
+        if normalized.is_empty() {
             return Err(RejectReason::Malformed);
         }
-        let fingerprint = self.fingerprinter.fingerprint(token.expose().as_bytes());
-        let Some(jwt) = self.jwt.as_ref().filter(|_| token.looks_like_jwt()) else {
+        let fingerprint = self.fingerprinter.fingerprint_canonical(&canonical);
+        let three_parts = normalized.bytes().filter(|b| *b == b'.').count() == 2;
+        let Some(jwt) = self.jwt.as_ref().filter(|_| three_parts) else {
             return Ok(Identity {
                 fingerprint,
                 kind: TokenKind::Opaque,
                 claims: None,
             });
         };
-        let outcome = match self.cache.get(&fingerprint) {
+        let signature = normalized.rsplit('.').next().unwrap_or_default();
+        let signature_tag = self.signature_tags.hash_one(signature);
+        let outcome = match self.cache.get(&fingerprint, signature_tag) {
             Some(outcome) => outcome,
             None => {
-                let outcome = jwt.verify(token.expose()).map(Arc::new);
+                let outcome = jwt.verify(normalized).map(Arc::new);
                 let lapses_at_ms = match &outcome {
                     Ok(claims) => claims.exp.map(|exp| self.expiry_ms(exp)),
                     Err(_) => None,
                 };
-                self.cache
-                    .insert(fingerprint, outcome.clone(), lapses_at_ms, at.0);
+                self.cache.insert(
+                    fingerprint,
+                    signature_tag,
+                    outcome.clone(),
+                    lapses_at_ms,
+                    at.0,
+                );
                 outcome
             }
         };
@@ -382,5 +404,11 @@ pub fn unverified_claims(token: &str, max_bytes: usize) -> Option<Claims> {
     if token.len() > max_bytes {
         return None;
     }
-    jwt::unverified_claims(token)
+    unverified_claims_of(&Canonical::of(token))
+}
+
+/// [`unverified_claims`] of a token already in canonical form (read from its decoded payload,
+/// so every encoding of the token reads the same claims). The caller has capped its size.
+pub fn unverified_claims_of(canonical: &Canonical<'_>) -> Option<Claims> {
+    jwt::unverified_claims(canonical.jwt_payload()?)
 }

@@ -8,6 +8,7 @@
 //! `evaluate` are the trained scorer and its offline tooling.
 
 pub mod config;
+pub mod credential;
 pub mod event;
 
 pub mod api;

@@ -30,19 +30,21 @@
 //! | `method`, `user_agent` | text | `None` | `None` (not text) |
 //! | `path` | text; the query string is cut off | `None` | `None` |
 //! | `status` | integer 100–999 as a number or text | `None` | `None` |
-//! | credential | see precedence below | — | `bad_fingerprint` |
+//! | credential | see below | — | `bad_fingerprint`, `too_many_credentials` |
 //!
 //! Sub-millisecond fractions are truncated. Times are never guessed: text without an offset
 //! (local time) is `bad_time`.
 //!
-//! Credential precedence, first present wins: `token_fingerprint` (exactly 32 hex characters,
-//! else `bad_fingerprint`) › `token` (a bare token; a stray `Bearer ` prefix is removed) ›
-//! `authorization` when its scheme is `Bearer` (any case; `Basic` and other schemes are ignored)
-//! › the session cookie's value from the `cookie` header (`a=b; sid=xyz`, first cookie of that
-//! name, surrounding double quotes removed). Values are trimmed; an empty token is absent. A
-//! valid record without a credential parses to `Ok(None)` (the caller counts it `anonymous`).
-//! Token size is not checked here (`identify` does, as `too_large`), but only the token itself
-//! is copied out of the line.
+//! Credentials (DESIGN §4, [`crate::credential`]): a `token_fingerprint` (exactly 32 hex
+//! characters, else `bad_fingerprint`) stands alone. Otherwise every credential is collected,
+//! the same way the check API collects them from a live request: the bare `token` (a stray
+//! `Bearer ` prefix removed), the Bearer token of `authorization` (scheme in any case; `Basic`
+//! and other schemes are ignored), every cookie with the session cookie's name in `cookie`
+//! (split on `;` and `,`), and `access_token` in the query of `path` (log `$request_uri`
+//! rather than `$uri` for it). More than eight is `too_many_credentials`. A valid record
+//! without a credential parses to `Ok(None)` (the caller counts it `anonymous`). Tokens are
+//! copied out as found; trimming, quotes and percent-decoding are the canonical form's job
+//! (`identify`), and so is the size check (`too_large`).
 //!
 //! A line that is not valid UTF-8 is detected before JSON parsing. Because nginx's
 //! `escape=json` passes bytes ≥ 0x80 through unchanged, a client can put invalid UTF-8 into its
@@ -173,6 +175,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::config::{FieldOverrides, InputFormat};
+use crate::credential::{Collector, MAX_CREDENTIALS, Source};
 use crate::event::{AccessEvent, Credential, EventTime, Fingerprint, RawToken};
 
 /// Why a line was rejected. `code()` is a bounded metric label.
@@ -215,11 +218,21 @@ pub enum ParseError {
     /// A `token_fingerprint` that is not 32 hex characters.
     #[error("token fingerprint is not 32 hex characters")]
     BadFingerprint,
+    /// More than [`MAX_CREDENTIALS`] credentials: no client sends that many, an attacker
+    /// hiding a revoked token among decoys does (the check denies such requests).
+    #[error("more than {MAX_CREDENTIALS} credentials in one record")]
+    TooManyCredentials,
+    /// A time more than `input.max_future_skew` ahead of the wall clock: no log comes from the
+    /// future, and one such record would move the event-time watermark. A kind of `bad_time`,
+    /// told apart so that a clock problem upstream is visible. Checked by the pipeline (this
+    /// module reads no clock).
+    #[error("record time is in the future")]
+    FutureTime,
 }
 
 impl ParseError {
     /// Every value [`code`](Self::code) can return, for pre-registering metric labels.
-    pub const CODES: [&'static str; 9] = [
+    pub const CODES: [&'static str; 11] = [
         "too_large",
         "invalid_utf8",
         "invalid_json",
@@ -229,6 +242,8 @@ impl ParseError {
         "missing_client_ip",
         "bad_client_ip",
         "bad_fingerprint",
+        "too_many_credentials",
+        "future",
     ];
 
     /// Bounded reason code (metric label `parse_errors_total{reason}`).
@@ -243,6 +258,8 @@ impl ParseError {
             ParseError::MissingClientIp => "missing_client_ip",
             ParseError::BadClientIp => "bad_client_ip",
             ParseError::BadFingerprint => "bad_fingerprint",
+            ParseError::TooManyCredentials => "too_many_credentials",
+            ParseError::FutureTime => "future",
         }
     }
 }
@@ -868,9 +885,10 @@ impl Parser {
             Some(_) => return Err(ParseError::BadClientIp),
         };
         // Before copying any other field: most anonymous records stop here.
-        let Some(credential) = self.credential(&captures)? else {
+        let credentials = self.credentials(&captures)?;
+        if credentials.is_empty() {
             return Ok(None);
-        };
+        }
         let text_of = |field| match self.field(&captures, field) {
             Some(Captured::Str(text)) => Some(text.trim()),
             _ => None,
@@ -882,7 +900,7 @@ impl Parser {
             path: text_of(Field::Path).map(|path| strip_query(path).to_owned()),
             status: self.field(&captures, Field::Status).and_then(status),
             user_agent: text_of(Field::UserAgent).map(str::to_owned),
-            credential,
+            credentials,
         }))
     }
 
@@ -895,33 +913,49 @@ impl Parser {
             .find(|value| value.is_present(credential))
     }
 
-    fn credential(&self, captures: &Captures<'_>) -> Result<Option<Credential>, ParseError> {
+    /// Every credential of the record (see [`crate::credential`]): an upstream fingerprint
+    /// alone, or else the bare `token`, every Bearer token of `authorization`, every session
+    /// cookie of `cookie` and `access_token` in the path's query.
+    fn credentials(&self, captures: &Captures<'_>) -> Result<Vec<Credential>, ParseError> {
         if let Some(value) = self.field(captures, Field::TokenFingerprint) {
             return match value {
                 Captured::Str(text) => Fingerprint::from_hex(text.trim())
-                    .map(|fp| Some(Credential::Fingerprint(fp)))
+                    .map(|fp| vec![Credential::Fingerprint(fp)])
                     .ok_or(ParseError::BadFingerprint),
                 _ => Err(ParseError::BadFingerprint),
             };
         }
-        if let Some(Captured::Str(text)) = self.field(captures, Field::Token) {
-            let text = text.trim();
-            let token = bearer_token(text).unwrap_or(text);
-            if !token.is_empty() {
-                return Ok(Some(Credential::Bearer(RawToken::new(token))));
-            }
+        let text_of = |field| match self.field(captures, field) {
+            Some(Captured::Str(text)) => Some(Cow::Borrowed(&**text)),
+            _ => None,
+        };
+        let mut collector = Collector::new(&self.session_cookie);
+        if let Some(token) = text_of(Field::Token) {
+            collector.bare_token(token);
         }
-        if let Some(Captured::Str(header)) = self.field(captures, Field::Authorization) {
-            if let Some(token) = bearer_token(header) {
-                return Ok(Some(Credential::Bearer(RawToken::new(token))));
-            }
+        if let Some(header) = text_of(Field::Authorization) {
+            collector.authorization(header);
         }
-        if let Some(Captured::Str(header)) = self.field(captures, Field::Cookie) {
-            if let Some(value) = cookie_value(header, &self.session_cookie) {
-                return Ok(Some(Credential::Cookie(RawToken::new(value))));
-            }
+        if let Some(header) = text_of(Field::Cookie) {
+            collector.cookies(header);
         }
-        Ok(None)
+        if let Some(target) = text_of(Field::Path) {
+            collector.query(target);
+        }
+        let found = collector
+            .finish()
+            .map_err(|_| ParseError::TooManyCredentials)?;
+        Ok(found
+            .into_iter()
+            .map(|(source, value)| {
+                let token = RawToken::new(value.into_owned());
+                match source {
+                    Source::Bearer => Credential::Bearer(token),
+                    Source::Cookie => Credential::Cookie(token),
+                    Source::Query => Credential::Query(token),
+                }
+            })
+            .collect())
     }
 }
 
@@ -1075,39 +1109,6 @@ fn status(value: &Captured<'_>) -> Option<u16> {
     }
 }
 
-/// The token of `Bearer <token>` (scheme in any case); `None` for other schemes or no token.
-fn bearer_token(header: &str) -> Option<&str> {
-    let header = header.trim();
-    let scheme = header.get(..6)?;
-    let rest = &header[6..];
-    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
-        return None;
-    }
-    let token = rest.trim();
-    (!token.is_empty()).then_some(token)
-}
-
-/// The value of the first cookie called `name` in a Cookie header (`a=b; sid=xyz`), without
-/// surrounding double quotes; `None` if absent or empty.
-fn cookie_value<'h>(header: &'h str, name: &str) -> Option<&'h str> {
-    for pair in header.split(';') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        if key.trim() != name {
-            continue;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value)
-            .trim();
-        return (!value.is_empty()).then_some(value);
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1142,12 +1143,58 @@ mod tests {
     }
 
     /// `("bearer" | "cookie" | "fingerprint", value)`: tests may look at the raw token.
-    fn credential(event: &AccessEvent) -> (&'static str, String) {
-        match &event.credential {
-            Credential::Bearer(t) => ("bearer", t.expose().to_owned()),
-            Credential::Cookie(t) => ("cookie", t.expose().to_owned()),
+    /// Kind and normalized value (as the application reads it) of one credential.
+    fn shown(credential: &Credential) -> (&'static str, String) {
+        let normalized = |t: &RawToken| crate::credential::normalize(t.expose()).into_owned();
+        match credential {
+            Credential::Bearer(t) => ("bearer", normalized(t)),
+            Credential::Cookie(t) => ("cookie", normalized(t)),
+            Credential::Query(t) => ("query", normalized(t)),
             Credential::Fingerprint(fp) => ("fingerprint", fp.to_hex()),
         }
+    }
+
+    /// The first credential (the one the old first-present-wins precedence picked).
+    fn credential(event: &AccessEvent) -> (&'static str, String) {
+        shown(&event.credentials[0])
+    }
+
+    #[test]
+    fn every_credential_of_a_record_is_collected() {
+        let p = parser(InputFormat::Json);
+        let got = event(
+            &p,
+            &json_line(
+                r#""token":"t","authorization":"bearer\ta","cookie":"sid=junk; x=1, sid=%52EV","path":"/p?access_token=q""#,
+            ),
+        );
+        let all: Vec<_> = got.credentials.iter().map(shown).collect();
+        let want = [
+            ("bearer", "t"),
+            ("bearer", "a"),
+            ("cookie", "junk"),
+            ("cookie", "REV"),
+            ("query", "q"),
+        ];
+        assert_eq!(
+            all,
+            want.map(|(k, v)| (k, v.to_owned())).to_vec(),
+            "every one, in order"
+        );
+        assert_eq!(
+            got.path.as_deref(),
+            Some("/p"),
+            "the query is still cut off"
+        );
+        let decoys = (0..9)
+            .map(|i| format!("sid=d{i}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert_eq!(
+            p.parse(json_line(&format!(r#""cookie":"{decoys}""#)).as_bytes())
+                .map(|_| ()),
+            Err(ParseError::TooManyCredentials)
+        );
     }
 
     /// A minimal valid json-preset record plus `extra` members.
@@ -1694,6 +1741,8 @@ mod tests {
             ParseError::MissingClientIp,
             ParseError::BadClientIp,
             ParseError::BadFingerprint,
+            ParseError::TooManyCredentials,
+            ParseError::FutureTime,
         ];
         let codes: Vec<&str> = every_variant.iter().map(ParseError::code).collect();
         assert_eq!(
@@ -1792,50 +1841,6 @@ mod tests {
                 p.parse(line.as_bytes()).expect("valid").is_none(),
                 "{members}"
             );
-        }
-    }
-
-    #[test]
-    fn bearer_header_parsing() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("Bearer abc", Some("abc")),
-            ("bearer abc", Some("abc")),
-            ("BEARER\tabc", Some("abc")),
-            ("  Bearer   abc.def.ghi  ", Some("abc.def.ghi")),
-            ("Bearer", None),
-            ("Bearer ", None),
-            ("Bearerabc", None),
-            ("Basic abc", None),
-            ("Token abc", None),
-            ("Beare", None),
-            ("Béarer abc", None),
-            ("", None),
-        ];
-        for (header, want) in cases {
-            assert_eq!(bearer_token(header), *want, "{header:?}");
-        }
-    }
-
-    #[test]
-    fn cookie_header_parsing() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("sid=xyz", Some("xyz")),
-            ("a=b; sid=xyz", Some("xyz")),
-            ("a=b;sid=xyz;c=d", Some("xyz")),
-            ("  sid = xyz  ; a=b", Some("xyz")),
-            (r#"sid="quoted value""#, Some("quoted value")),
-            (r#"sid="""#, None),
-            ("sid=first; sid=second", Some("first")),
-            ("sid=; sid=second", None),
-            ("xsid=1; sidx=2; SID=3", None),
-            ("a=b; flag; sid=after-flag", Some("after-flag")),
-            ("sid=a=b=c", Some("a=b=c")),
-            ("sid=eyJ.x.y; Path=/", Some("eyJ.x.y")),
-            ("", None),
-            (";;;", None),
-        ];
-        for (header, want) in cases {
-            assert_eq!(cookie_value(header, "sid"), *want, "{header:?}");
         }
     }
 
@@ -1999,7 +2004,7 @@ mod tests {
         let big_token = "t".repeat(1 << 20);
         let line = json_line(&format!(r#""token":"{big_token}""#));
         let got = event(&roomy, &line);
-        assert!(matches!(&got.credential, Credential::Bearer(t) if t.len() == 1 << 20));
+        assert!(matches!(&got.credentials[0], Credential::Bearer(t) if t.len() == 1 << 20));
     }
 
     #[test]

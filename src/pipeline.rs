@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::decide::Policy;
 use crate::enrich::Enricher;
 use crate::event::{
-    Assessment, Decision, EventTime, IdentifiedEvent, Observation, RawLine, SourceKind,
+    Assessment, Decision, EventTime, IdentifiedEvent, Identity, Observation, RawLine, SourceKind,
 };
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
@@ -43,14 +43,19 @@ pub struct Stages {
     pub scorer: Arc<dyn Scorer>,
     /// Stage 7.
     pub policy: Policy,
+    /// `input.max_future_skew`: records dated further ahead of the wall clock are rejected.
+    pub max_future_skew: std::time::Duration,
 }
 
 /// What happened to one line, for counting.
 enum Front {
-    Ready(Box<IdentifiedEvent>),
+    /// One event per distinct token of the line (usually one), with every credential's
+    /// identification result for the verification counts.
+    Ready(Vec<IdentifiedEvent>, Vec<&'static str>),
     Anonymous,
     ParseError(&'static str),
-    Rejected(&'static str),
+    /// Every credential was rejected; one reason per credential.
+    Rejected(Vec<&'static str>),
 }
 
 /// Running totals, for the summary table and tests.
@@ -91,6 +96,8 @@ impl Totals {
 pub struct Pipeline {
     stages: Stages,
     metrics: Arc<Metrics>,
+    /// Read once per batch, only to reject records from the future.
+    wall_clock_ms: fn() -> i64,
     next_seq: u64,
     batches: u64,
     totals: Totals,
@@ -105,10 +112,17 @@ impl Pipeline {
         Pipeline {
             stages,
             metrics,
+            wall_clock_ms: crate::denylist::wall_clock_ms,
             next_seq: 0,
             batches: 0,
             totals: Totals::default(),
         }
+    }
+
+    /// The same pipeline with another wall clock (tests of the future-time rejection).
+    pub fn with_wall_clock(mut self, wall_clock_ms: fn() -> i64) -> Self {
+        self.wall_clock_ms = wall_clock_ms;
+        self
     }
 
     /// Totals so far.
@@ -140,11 +154,13 @@ impl Pipeline {
 
         // Phase 1: stateless, parallel, order-preserving.
         let stages = &self.stages;
+        let skew_ms = i64::try_from(stages.max_future_skew.as_millis()).unwrap_or(i64::MAX);
+        let not_after = EventTime((self.wall_clock_ms)().saturating_add(skew_ms));
         let fronts: Vec<Front> = lines
             .par_iter()
             .enumerate()
             .with_min_len(64)
-            .map(|(i, line)| front(stages, line, first_seq + i as u64))
+            .map(|(i, line)| front(stages, line, first_seq + i as u64, not_after))
             .collect();
 
         // Phase 2: stateful, in order.
@@ -153,14 +169,11 @@ impl Pipeline {
         let mut verifications: BTreeMap<&'static str, u64> = BTreeMap::new();
         for (front, line) in fronts.into_iter().zip(lines) {
             let outcome = match front {
-                Front::Ready(event) => {
-                    let result = match event.identity.kind {
-                        crate::event::TokenKind::Jwt => "valid",
-                        crate::event::TokenKind::Opaque => "opaque",
-                        crate::event::TokenKind::Upstream => "upstream",
-                    };
-                    *verifications.entry(result).or_default() += 1;
-                    events.push(*event);
+                Front::Ready(identified, results) => {
+                    for result in results {
+                        *verifications.entry(result).or_default() += 1;
+                    }
+                    events.extend(identified);
                     "processed"
                 }
                 Front::Anonymous => "anonymous",
@@ -169,8 +182,10 @@ impl Pipeline {
                     self.metrics.parse_errors.with_label_values(&[reason]).inc();
                     "parse_error"
                 }
-                Front::Rejected(reason) => {
-                    *verifications.entry(reason).or_default() += 1;
+                Front::Rejected(reasons) => {
+                    for reason in reasons {
+                        *verifications.entry(reason).or_default() += 1;
+                    }
                     "rejected"
                 }
             };
@@ -239,8 +254,9 @@ impl Pipeline {
     }
 }
 
-/// Phase 1 for one line.
-fn front(stages: &Stages, line: &RawLine, seq: u64) -> Front {
+/// Phase 1 for one line: parse, then identify every credential; a token carried twice (say
+/// in the header and the query) is one event.
+fn front(stages: &Stages, line: &RawLine, seq: u64, not_after: EventTime) -> Front {
     if line.truncated {
         // The source cut it at the cap: it is at least one byte longer than what we hold.
         let len = line.bytes.len();
@@ -257,17 +273,47 @@ fn front(stages: &Stages, line: &RawLine, seq: u64) -> Front {
         Ok(None) => return Front::Anonymous,
         Err(e) => return Front::ParseError(e.code()),
     };
-    let identity = match stages.identifier.identify(&event.credential, event.time) {
-        Ok(identity) => identity,
-        Err(reason) => return Front::Rejected(reason.code()),
-    };
+    if event.time > not_after {
+        return Front::ParseError(crate::parse::ParseError::FutureTime.code());
+    }
+    let mut identities: Vec<Identity> = Vec::with_capacity(event.credentials.len());
+    let mut results = Vec::with_capacity(event.credentials.len());
+    for credential in &event.credentials {
+        match stages.identifier.identify(credential, event.time) {
+            Ok(identity) => {
+                results.push(identity.kind.verification_label());
+                if !identities
+                    .iter()
+                    .any(|i| i.fingerprint == identity.fingerprint)
+                {
+                    identities.push(identity);
+                }
+            }
+            Err(reason) => results.push(reason.code()),
+        }
+    }
+    if identities.is_empty() {
+        return Front::Rejected(results);
+    }
     let enrichment = stages
         .enricher
         .enrich(event.client_ip, event.user_agent.as_deref());
-    Front::Ready(Box::new(IdentifiedEvent {
-        seq,
-        event,
-        identity,
-        enrichment,
-    }))
+    let mut identified = Vec::with_capacity(identities.len());
+    let last = identities.len() - 1;
+    let mut event = Some(event);
+    for (i, identity) in identities.into_iter().enumerate() {
+        // The last identity takes the event itself; only extra tokens pay for a copy.
+        let event = if i == last {
+            event.take()
+        } else {
+            event.clone()
+        };
+        identified.extend(event.map(|event| IdentifiedEvent {
+            seq,
+            event,
+            identity,
+            enrichment: enrichment.clone(),
+        }));
+    }
+    Front::Ready(identified, results)
 }

@@ -1576,7 +1576,7 @@ pub(crate) mod test_support {
                 path: Some("/api".into()),
                 status: Some(200),
                 user_agent: None,
-                credential: Credential::Fingerprint(fp(n)),
+                credentials: vec![Credential::Fingerprint(fp(n))],
             },
             identity: Identity {
                 fingerprint: fp(n),

@@ -20,10 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use tokenwatch::api::{ApiState, Readiness, router, serve};
-use tokenwatch::config::NoTokenPolicy;
+use tokenwatch::config::{Config, NoTokenPolicy, ProcessEnv};
 use tokenwatch::denylist::{DenyKey, Denylist, wall_clock_ms};
 use tokenwatch::event::RawLine;
-use tokenwatch::identify::Fingerprinter;
+use tokenwatch::identify::{Fingerprinter, Identifier};
 use tokenwatch::metrics::Metrics;
 
 const ISS: &str = "https://id.example.com";
@@ -43,6 +43,8 @@ struct Setup {
     max_body_bytes: usize,
     max_ingest_bytes: usize,
     no_token: NoTokenPolicy,
+    /// An HS256 secret the server verifies JWTs with (RFC 7009 expiry).
+    jwt_secret: Option<String>,
 }
 
 impl Default for Setup {
@@ -54,8 +56,22 @@ impl Default for Setup {
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 1024 * 1024,
             no_token: NoTokenPolicy::Allow,
+            jwt_secret: None,
         }
     }
+}
+
+/// A verifier for HS256 tokens of [`ISS`] signed with `secret` (no `kid`, any audience).
+fn verifier(secret: &str, pepper: &str) -> Arc<Identifier> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tokenwatch.toml");
+    let text = format!(
+        "[tokens]\npepper = \"{pepper}\"\n[tokens.jwt]\nissuers = [\"{ISS}\"]\n\
+         algorithms = [\"HS256\"]\n[[tokens.jwt.keys]]\nalgorithm = \"HS256\"\nsecret = \"{secret}\"\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    let (config, secrets) = Config::load(&path, &ProcessEnv).expect("config");
+    Arc::new(Identifier::from_config(&config.tokens, &secrets).expect("verifier"))
 }
 
 struct Server {
@@ -85,6 +101,7 @@ async fn start(setup: Setup) -> Server {
     state.config.max_ingest_bytes = setup.max_ingest_bytes;
     state.config.no_token = setup.no_token;
     state.max_line_bytes = 256;
+    state.verifier = setup.jwt_secret.as_deref().map(|s| verifier(s, &pepper));
     let ingest_rx = setup.ingest_capacity.map(|capacity| {
         let (tx, rx) = mpsc::channel(capacity);
         state.ingest = Some(tx);
@@ -401,9 +418,13 @@ async fn claims_sub_revocation_honours_not_before() {
 }
 
 #[tokio::test]
-async fn claims_jti_revocation_and_rfc7009_expiry_follow_the_jwt() {
-    let server = start(Setup::default()).await;
+async fn claims_jti_revocation_and_rfc7009_expiry_follow_the_verified_jwt() {
     let secret = random_hex(32);
+    let server = start(Setup {
+        jwt_secret: Some(secret.clone()),
+        ..Setup::default()
+    })
+    .await;
     let exp = now_secs() + 900;
     let token = jwt(
         secret.as_bytes(),
@@ -435,6 +456,39 @@ async fn claims_jti_revocation_and_rfc7009_expiry_follow_the_jwt() {
         .expect("stored");
     let leeway_ms = server.state.jwt_leeway.as_millis() as i64;
     assert_eq!(stored.expires_at_ms, exp * 1000 + leeway_ms);
+
+    // An `exp` nobody signed sets nothing: a forged far-future `exp` gets the opaque TTL, and
+    // even a verified one is capped by tokens.max_ttl.
+    let forged = jwt(
+        b"not-the-issuer-key",
+        json!({"iss": ISS, "sub": "user-4", "exp": i64::MAX}),
+    );
+    let long_lived = jwt(
+        secret.as_bytes(),
+        json!({"iss": ISS, "sub": "user-5", "exp": i64::MAX / 1000}),
+    );
+    let now_ms = wall_clock_ms();
+    for (token, bound) in [
+        (&forged, server.state.opaque_ttl),
+        (&long_lived, server.state.max_ttl),
+    ] {
+        assert_eq!(
+            server.revoke_form(&[("token", token)]).await.status(),
+            StatusCode::OK
+        );
+        let stored = server
+            .state
+            .denylist()
+            .get(&server.fp_key(token).parse::<DenyKey>().expect("key"))
+            .expect("stored");
+        let bound_ms = bound.as_millis() as i64;
+        assert!(
+            stored.expires_at_ms >= now_ms + bound_ms - 60_000
+                && stored.expires_at_ms <= wall_clock_ms() + bound_ms,
+            "expires {} for a bound of {bound:?}",
+            stored.expires_at_ms
+        );
+    }
     server.stop().await;
 }
 

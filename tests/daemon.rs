@@ -5,107 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use tokenwatch::geodb::NetKind;
 
-/// Event time `secs` after a quarter of an hour ago.
-fn recent(secs: i64) -> tokenwatch::event::EventTime {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    tokenwatch::event::EventTime((now - 900 + secs) * 1000)
-}
-
-const ADMIN_KEY: &str = "test-admin-key-0123456789";
-
-/// A running daemon and the address its API listens on.
-struct Daemon {
-    child: Child,
-    addr: String,
-}
-
-impl Daemon {
-    fn start(f: &Fixture) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenwatch"))
-            .args(["run", "--config"])
-            .arg(&f.config)
-            .env("TOKENWATCH_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokenwatch run");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Daemon { child, addr },
-            Err(_) => {
-                // Never leak the process when the test fails here.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("daemon did not announce its address within 30 s");
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fixture(extra: &str) -> Fixture {
-    Fixture::new(&format!(
-        "[denylist]\njournal = \"deny.journal\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n{extra}"
-    ))
-}
-
-async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(d.url("/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "daemon never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn check(client: &reqwest::Client, d: &Daemon, token: &str) -> u16 {
-    client
-        .get(d.url("/v1/check"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("check")
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn api_revocation_survives_kill_dash_nine() {
-    let f = fixture("");
+    let f = daemon_fixture("");
     let client = reqwest::Client::new();
     // Tokens issued now: a revocation lasts until the token's own expiry (wall clock).
     let stolen = f.jwt("erin", recent(0).secs());
@@ -142,17 +51,9 @@ async fn api_revocation_survives_kill_dash_nine() {
 
 #[tokio::test]
 async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
-    let f = fixture("");
+    let f = daemon_fixture("");
     let log = f.path("access.jsonl");
-    let config = std::fs::read_to_string(&f.config).unwrap().replace(
-        "format = \"json\"",
-        &format!(
-            "format = \"json\"\npath = {:?}\npoll_interval = \"50ms\"",
-            log.display().to_string()
-        ),
-    );
-    std::fs::write(&f.config, config).unwrap();
-    std::fs::write(&log, "").unwrap();
+    follow(&f, &log, "");
 
     let client = reqwest::Client::new();
     let daemon = Daemon::start(&f);
@@ -200,18 +101,23 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
         assert!(Instant::now() < deadline, "stolen token never revoked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("tokenwatch_revocations_total{origin=\"detector\"} 1"),
-        "{metrics}"
-    );
+    // The denylist answers before the publisher has counted the batch: wait for the count.
+    let mut metrics = String::new();
+    while !metrics.contains("tokenwatch_revocations_total{origin=\"detector\"} 1") {
+        assert!(
+            Instant::now() < deadline,
+            "revocation never counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        metrics = client
+            .get(daemon.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
     assert!(
         metrics.contains("tokenwatch_detections_total{action=\"revoke\",mode=\"enforce\",reason=\"impossible_travel\"} 1"),
         "{metrics}"

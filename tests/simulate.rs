@@ -105,7 +105,7 @@ fn labels_agree_with_what_the_pipeline_reads() {
         // only use a stolen JWT while it is valid).
         let id = stages
             .identifier
-            .identify(&event.credential, event.time)
+            .identify(&event.credentials[0], event.time)
             .unwrap_or_else(|e| panic!("{e:?}: {line}"));
         let label = labels.session_of(id.fingerprint).expect("token in labels");
         seen_tokens.insert(id.fingerprint.to_hex());
@@ -423,7 +423,7 @@ fn check_geoip_run(city_db: &Path, users: &str) {
         let event = stages.parser.parse(line.as_bytes()).unwrap().unwrap();
         let id = stages
             .identifier
-            .identify(&event.credential, event.time)
+            .identify(&event.credentials[0], event.time)
             .unwrap();
         assert!(labels.session_of(id.fingerprint).is_some());
         let e = stages.enricher.enrich(event.client_ip, None);

@@ -34,6 +34,9 @@ pub(super) type Outcome = Result<Arc<Claims>, RejectReason>;
 
 #[derive(Clone)]
 struct CachedVerification {
+    /// Tag of the signature this outcome is about: the fingerprint leaves the signature out
+    /// (DESIGN §4), so one fingerprint can arrive with a forged signature too.
+    signature: u64,
     outcome: Outcome,
     /// Event time (ms) from which the entry is useless (`exp + leeway`); `None` = no expiry.
     lapses_at_ms: Option<i64>,
@@ -58,8 +61,12 @@ impl VerificationCache {
         }
     }
 
-    pub fn get(&self, fingerprint: &Fingerprint) -> Option<Outcome> {
-        self.map.get(fingerprint).map(|entry| entry.outcome.clone())
+    /// The outcome cached for this fingerprint *and* signature.
+    pub fn get(&self, fingerprint: &Fingerprint, signature: u64) -> Option<Outcome> {
+        self.map
+            .get(fingerprint)
+            .filter(|entry| entry.signature == signature)
+            .map(|entry| entry.outcome.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -67,10 +74,13 @@ impl VerificationCache {
     }
 
     /// Remember an outcome. `now_ms` is the current event's time, used to find lapsed entries
-    /// when room must be made. Time-dependent rejections are never stored.
+    /// when room must be made. Time-dependent rejections are never stored, and a rejection
+    /// never replaces a verified signature of the same token (a forged copy of a real token's
+    /// header and payload must not make the real one look forged).
     pub fn insert(
         &self,
         fingerprint: Fingerprint,
+        signature: u64,
         outcome: Outcome,
         lapses_at_ms: Option<i64>,
         now_ms: i64,
@@ -79,10 +89,14 @@ impl VerificationCache {
             return;
         }
         let entry = CachedVerification {
+            signature,
             outcome,
             lapses_at_ms,
         };
         if let Some(mut existing) = self.map.get_mut(&fingerprint) {
+            if existing.outcome.is_ok() && entry.outcome.is_err() {
+                return;
+            }
             *existing = entry;
             return;
         }
@@ -176,46 +190,64 @@ mod tests {
         let cache = VerificationCache::new(32);
         // 10 valid entries lapsing at t=1000, 10 rejections, 12 valid entries without expiry.
         for n in 0..10 {
-            cache.insert(fp(n), valid(), Some(1000), 0);
+            cache.insert(fp(n), 0, valid(), Some(1000), 0);
         }
         for n in 10..20 {
-            cache.insert(fp(n), Err(RejectReason::BadSignature), None, 0);
+            cache.insert(fp(n), 0, Err(RejectReason::BadSignature), None, 0);
         }
         for n in 20..32 {
-            cache.insert(fp(n), valid(), None, 0);
+            cache.insert(fp(n), 0, valid(), None, 0);
         }
         assert_eq!(cache.len(), 32);
         // Full at t=2000: the 10 lapsed entries go, nothing else needs to.
-        cache.insert(fp(100), valid(), None, 2000);
+        cache.insert(fp(100), 0, valid(), None, 2000);
         assert_eq!(cache.len(), 23);
         assert!(
-            (0..10).all(|n| cache.get(&fp(n)).is_none()),
+            (0..10).all(|n| cache.get(&fp(n), 0).is_none()),
             "lapsed evicted"
         );
-        assert!((10..32).all(|n| cache.get(&fp(n)).is_some()));
+        assert!((10..32).all(|n| cache.get(&fp(n), 0).is_some()));
         // Fill again; with nothing lapsed, rejections go before valid entries.
         for n in 200..209 {
-            cache.insert(fp(n), valid(), None, 2000);
+            cache.insert(fp(n), 0, valid(), None, 2000);
         }
         assert_eq!(cache.len(), 32);
-        cache.insert(fp(300), valid(), None, 2000);
+        cache.insert(fp(300), 0, valid(), None, 2000);
         assert!(cache.len() <= 32);
-        let rejections_left = (10..20).filter(|n| cache.get(&fp(*n)).is_some()).count();
+        let rejections_left = (10..20).filter(|n| cache.get(&fp(*n), 0).is_some()).count();
         assert!(rejections_left < 10, "some rejections evicted");
         assert!(
-            (20..32).all(|n| cache.get(&fp(n)).is_some()),
+            (20..32).all(|n| cache.get(&fp(n), 0).is_some()),
             "valid entries kept"
         );
-        assert!(cache.get(&fp(300)).is_some());
+        assert!(cache.get(&fp(300), 0).is_some());
+    }
+
+    #[test]
+    fn a_forged_signature_neither_borrows_nor_poisons_the_real_verdict() {
+        let cache = VerificationCache::new(4);
+        // The forged copy arrives first and is rejected; the real signature is verified later.
+        cache.insert(fp(1), 666, Err(RejectReason::BadSignature), None, 0);
+        assert!(
+            cache.get(&fp(1), 7).is_none(),
+            "another signature is a miss"
+        );
+        cache.insert(fp(1), 7, valid(), None, 0);
+        assert!(matches!(cache.get(&fp(1), 7), Some(Ok(_))));
+        // A forged copy after the real one: still a miss, and it does not evict the real one.
+        assert!(cache.get(&fp(1), 666).is_none());
+        cache.insert(fp(1), 666, Err(RejectReason::BadSignature), None, 0);
+        assert!(matches!(cache.get(&fp(1), 7), Some(Ok(_))));
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
     fn replacing_an_entry_does_not_use_a_slot() {
         let cache = VerificationCache::new(2);
         for _ in 0..5 {
-            cache.insert(fp(1), valid(), None, 0);
+            cache.insert(fp(1), 0, valid(), None, 0);
         }
-        cache.insert(fp(2), valid(), None, 0);
+        cache.insert(fp(2), 0, valid(), None, 0);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.reserved.load(Ordering::Relaxed), 2);
     }
@@ -223,11 +255,11 @@ mod tests {
     #[test]
     fn time_dependent_rejections_and_zero_capacity_cache_nothing() {
         let cache = VerificationCache::new(4);
-        cache.insert(fp(1), Err(RejectReason::Expired), None, 0);
-        cache.insert(fp(2), Err(RejectReason::NotYetValid), None, 0);
+        cache.insert(fp(1), 0, Err(RejectReason::Expired), None, 0);
+        cache.insert(fp(2), 0, Err(RejectReason::NotYetValid), None, 0);
         assert_eq!(cache.len(), 0);
         let disabled = VerificationCache::new(0);
-        disabled.insert(fp(1), valid(), None, 0);
+        disabled.insert(fp(1), 0, valid(), None, 0);
         assert_eq!(disabled.len(), 0);
     }
 
@@ -239,7 +271,13 @@ mod tests {
                 let cache = Arc::clone(&cache);
                 std::thread::spawn(move || {
                     for n in 0..2_000u32 {
-                        cache.insert(fp(worker * 10_000 + n), valid(), Some(i64::from(n)), 1000);
+                        cache.insert(
+                            fp(worker * 10_000 + n),
+                            0,
+                            valid(),
+                            Some(i64::from(n)),
+                            1000,
+                        );
                         // `len()` sums shards one by one, so it is no snapshot under concurrent
                         // moves; `reserved` is the bound the cache enforces on the real count.
                         assert!(cache.reserved.load(Ordering::Relaxed) <= 100);

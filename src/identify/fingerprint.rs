@@ -1,21 +1,24 @@
 //! The token fingerprint of DESIGN §4, exactly, so any language can compute it:
-//! `lowercase_hex(HMAC-SHA256(key = pepper, message = token_bytes))[0..32]`, i.e. the first
-//! 16 bytes of the MAC.
+//! `lowercase_hex(HMAC-SHA256(key = pepper, message = canonical(token)))[0..32]`, i.e. the
+//! first 16 bytes of the MAC, where `canonical` is [`crate::credential::Canonical`].
 //!
-//! Sits at the start of `identify` (and in the check API): every piece of state, every
+//! Sits at the start of `identify` (and in every check route): every piece of state, every
 //! denylist key and every metric that refers to a token uses this value, never the token.
 //!
-//! Invariants: the pepper is used as its UTF-8 bytes (no decoding, no trimming); the token as
-//! given (the caller strips `Bearer ` and the cookie name). The pepper never leaves the HMAC key
-//! (`Debug` is redacted). Does NOT cap the token's size: callers do, before calling.
+//! Invariants: the pepper is used as its UTF-8 bytes (no decoding, no trimming); the token is
+//! the bare credential (the caller strips `Bearer ` and the cookie name), in its canonical
+//! form, so every encoding of one token that a framework or verifier accepts has one
+//! fingerprint. The pepper never leaves the HMAC key (`Debug` is redacted). Does NOT cap the
+//! token's size: callers do, before calling.
 
 use std::fmt;
 
 use aws_lc_rs::hmac;
 
+use crate::credential::{Canonical, lossy};
 use crate::event::Fingerprint;
 
-/// Computes DESIGN §4 fingerprints: `hex(HMAC-SHA256(pepper, token))[..32]`.
+/// Computes DESIGN §4 fingerprints: `hex(HMAC-SHA256(pepper, canonical(token)))[..32]`.
 #[derive(Clone)]
 pub struct Fingerprinter {
     key: hmac::Key,
@@ -29,9 +32,20 @@ impl Fingerprinter {
         }
     }
 
-    /// Fingerprint of a bare token.
+    /// Fingerprint of a bare token, as bytes from a header or a log (invalid UTF-8 becomes
+    /// U+FFFD on both sides alike).
     pub fn fingerprint(&self, token: &[u8]) -> Fingerprint {
-        let tag = hmac::sign(&self.key, token);
+        self.fingerprint_canonical(&Canonical::of(&lossy(token)))
+    }
+
+    /// Fingerprint of a token already in canonical form.
+    pub fn fingerprint_canonical(&self, canonical: &Canonical<'_>) -> Fingerprint {
+        self.mac(canonical.message())
+    }
+
+    /// The first 16 bytes of HMAC-SHA256(pepper, message).
+    fn mac(&self, message: &[u8]) -> Fingerprint {
+        let tag = hmac::sign(&self.key, message);
         let mut out = [0u8; 16];
         for (byte, mac) in out.iter_mut().zip(tag.as_ref()) {
             *byte = *mac;
@@ -80,7 +94,7 @@ mod tests {
             ),
         ];
         for (pepper, token, expected) in cases {
-            let fingerprint = Fingerprinter::new(pepper).fingerprint(token.as_bytes());
+            let fingerprint = Fingerprinter::new(pepper).mac(token.as_bytes());
             assert_eq!(
                 fingerprint.to_hex(),
                 expected,

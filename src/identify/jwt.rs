@@ -6,7 +6,10 @@
 //! signature check ([`signature_valid`]) with an algorithm our key permits.
 //!
 //! Invariants:
-//! - Base64url without padding, canonical (no stray trailing bits), as RFC 7515 requires.
+//! - Parts are decoded as lenient verifiers decode them ([`crate::credential::decode_segment`]:
+//!   base64url or standard base64, `=` padding optional): a stolen token re-encoded that way
+//!   still works at PyJWT-style applications, so the detector must still see it. This grants
+//!   nothing: the signature is checked over the token's own first two parts, byte for byte.
 //! - Header and claims must be JSON *objects*; a repeated `alg`, `kid`, `crit` or registered
 //!   claim is `malformed` (no parser-differential games over which copy wins).
 //! - Numeric claims must be JSON numbers (CVE-2026-25537: a string `exp` must never mean "no
@@ -43,8 +46,8 @@ pub(super) struct ParsedJwt<'a> {
     pub kid: Option<String>,
     /// `base64url(header) . base64url(payload)`: what the signature covers.
     pub signing_input: &'a str,
-    /// The third part, still base64url (jsonwebtoken decodes it).
-    pub signature_b64: &'a str,
+    /// The third part, re-encoded as canonical base64url (jsonwebtoken decodes it strictly).
+    pub signature_b64: String,
     /// The decoded payload (a JSON object).
     pub payload: Vec<u8>,
 }
@@ -125,10 +128,13 @@ pub(super) fn parse<'a>(
     if !is_json_object(&payload) {
         return Err(RejectReason::Malformed);
     }
-    if !signature_b64.is_empty() {
-        // Only to classify garbage as `malformed`; jsonwebtoken decodes it again to verify.
-        decode_part(signature_b64)?;
-    }
+    // Decoded to classify garbage as `malformed`, and re-encoded because jsonwebtoken decodes
+    // strictly (a padded signature is still the same signature).
+    let signature_b64 = if signature_b64.is_empty() {
+        String::new()
+    } else {
+        URL_SAFE_NO_PAD.encode(decode_part(signature_b64)?)
+    };
     Ok(ParsedJwt {
         alg,
         kid,
@@ -143,7 +149,7 @@ pub(super) fn parse<'a>(
 pub(super) fn signature_valid(parsed: &ParsedJwt<'_>, key: &DecodingKey) -> bool {
     matches!(
         jsonwebtoken::crypto::verify(
-            parsed.signature_b64,
+            &parsed.signature_b64,
             parsed.signing_input.as_bytes(),
             key,
             parsed.alg,
@@ -182,10 +188,8 @@ pub(super) fn checked_claims(payload: &[u8]) -> Result<CheckedClaims, RejectReas
 
 /// Claims of an unverified token, leaving out any of the wrong type (see
 /// [`super::unverified_claims`] for why this is only ever used to deny).
-pub(super) fn unverified_claims(token: &str) -> Option<Claims> {
-    let (_, payload_b64, _) = split(token).ok()?;
-    let payload = decode_part(payload_b64).ok()?;
-    let wire: ClaimsWire = json_object(&payload).ok()?;
+pub(super) fn unverified_claims(payload: &[u8]) -> Option<Claims> {
+    let wire: ClaimsWire = json_object(payload).ok()?;
     let string = |value: Option<Value>| strict_string(value).ok().flatten();
     let time = |value: Option<Value>| strict_time(value, f64::floor).ok().flatten();
     Some(Claims {
@@ -214,9 +218,7 @@ fn split(token: &str) -> Result<(&str, &str, &str), RejectReason> {
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>, RejectReason> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| RejectReason::Malformed)
+    crate::credential::decode_segment(part).ok_or(RejectReason::Malformed)
 }
 
 /// serde's derived structs also accept JSON arrays (fields by position), so the object shape
@@ -305,13 +307,18 @@ mod tests {
                 RejectReason::Malformed,
             ),
             (
-                "padding",
-                format!("{}=.{}.AA", b64(r#"{"alg":"HS256"}"#), b64(ok_payload)),
+                "padding inside a part",
+                format!("{}=x.{}.AA", b64(r#"{"alg":"HS256"}"#), b64(ok_payload)),
                 RejectReason::Malformed,
             ),
             (
-                "standard alphabet",
-                token(r#"{"alg":"HS256"}"#, ok_payload, "a+/b"),
+                "a character of neither alphabet",
+                token(r#"{"alg":"HS256"}"#, ok_payload, "a!b"),
+                RejectReason::Malformed,
+            ),
+            (
+                "impossible length",
+                token(r#"{"alg":"HS256"}"#, ok_payload, "AAAAA"),
                 RejectReason::Malformed,
             ),
             (
@@ -418,6 +425,31 @@ mod tests {
     }
 
     #[test]
+    fn lenient_encodings_parse_and_the_signature_is_handed_over_canonical() {
+        let header = b64(r#"{"alg":"HS256"}"#);
+        let payload = b64(r#"{"sub":"u"}"#);
+        for (token, signing_input) in [
+            (
+                format!("{header}.{payload}.-_8=="),
+                format!("{header}.{payload}"),
+            ),
+            (
+                format!("{header}.{payload}.+/8"),
+                format!("{header}.{payload}"),
+            ),
+            (
+                format!("{header}==.{payload}.-_8"),
+                format!("{header}==.{payload}"),
+            ),
+        ] {
+            let parsed = parse(&token, &ALL).expect(&token);
+            assert_eq!(parsed.signature_b64, "-_8", "{token}");
+            // What the signature covers stays the token's own bytes.
+            assert_eq!(parsed.signing_input, signing_input, "{token}");
+        }
+    }
+
+    #[test]
     fn a_good_header_yields_alg_kid_and_signing_input() {
         let header = b64(r#"{"alg":"RS256","kid":"k1","jku":"https://evil.example/jwks"}"#);
         let payload = b64(r#"{"sub":"u"}"#);
@@ -478,12 +510,12 @@ mod tests {
             r#"{"iss":"https://id","jti":"j1","sid":"s1","sub":"u","exp":"soon","iat":5}"#,
             "",
         );
-        let claims = unverified_claims(&token).expect("claims");
+        let claims = super::super::unverified_claims(&token, 8192).expect("claims");
         assert_eq!(claims.jti.as_deref(), Some("j1"));
         assert_eq!(claims.sid.as_deref(), Some("s1"));
         assert_eq!(claims.exp, None);
         assert_eq!(claims.iat, Some(5));
-        assert!(unverified_claims("opaque-session-id").is_none());
-        assert!(unverified_claims(&format!("{}.{}.x", b64("{}"), b64("[1]"))).is_none());
+        assert!(unverified_claims(b"opaque-session-id").is_none());
+        assert!(unverified_claims(b"[1]").is_none());
     }
 }

@@ -179,6 +179,7 @@ fn tokens_config(keys: Vec<JwtKeyConfig>, algorithms: &[&str]) -> TokensConfig {
         session_cookie: "sid".into(),
         max_token_bytes: 8 * 1024,
         opaque_ttl: HumanDuration(Duration::from_secs(3600)),
+        max_ttl: HumanDuration(Duration::from_secs(400 * 24 * 3600)),
         verification_cache_entries: 1000,
         jwt: JwtConfig {
             issuers: vec![ISSUER.into()],
@@ -724,13 +725,39 @@ fn a_cached_token_is_verified_once_and_still_expires_on_time() {
         Algorithm::HS256,
         Some("hs256"),
         &EncodingKey::from_secret(b"x"),
-        &good_claims(),
+        &with(good_claims(), json!({"jti": "jti-forged"})),
     );
     for _ in 0..3 {
         let got = identifier.identify(&bearer(&forged), at(NOW)).map(|_| ());
         assert_eq!(got, Err(RejectReason::BadSignature));
     }
     assert_eq!(identifier.signature_verifications(), before + 2);
+}
+
+#[test]
+fn a_forged_signature_over_a_real_token_neither_passes_nor_poisons_it() {
+    let fixture = full_fixture();
+    let identifier = &fixture.identifier;
+    let hmac = EncodingKey::from_secret(HMAC_SECRET.as_bytes());
+    let token = sign(Algorithm::HS256, Some("hs256"), &hmac, &good_claims());
+    let (signed, _) = token.rsplit_once('.').expect("three parts");
+    let forged = format!("{signed}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    // The forged copy comes first (a thief trying to get the real token rejected as forged).
+    assert_eq!(
+        identifier.identify(&bearer(&forged), at(NOW)).map(|_| ()),
+        Err(RejectReason::BadSignature)
+    );
+    let real = identifier.identify(&bearer(&token), at(NOW)).expect("real");
+    let padded = identifier
+        .identify(&bearer(&format!("{token}==")), at(NOW))
+        .expect("a padded signature is the same signature");
+    assert_eq!(real.fingerprint, padded.fingerprint);
+    assert_eq!(
+        identifier.identify(&bearer(&forged), at(NOW)).map(|_| ()),
+        Err(RejectReason::BadSignature),
+        "a verified copy never lends its verdict to another signature"
+    );
+    assert!(identifier.identify(&bearer(&token), at(NOW)).is_ok());
 }
 
 #[test]

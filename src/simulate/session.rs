@@ -273,7 +273,7 @@ mod tests {
             assert_eq!(b.owner_token(&mut rng, 0), 0);
             assert_eq!(b.owner_token(&mut rng, 86_400_000), 0);
             assert_eq!(b.token_at(86_400_000), Some((0, i64::MAX)));
-            assert!(!crate::event::RawToken::new(b.tokens[0].raw.clone()).looks_like_jwt());
+            assert!(!crate::credential::Canonical::of(&b.tokens[0].raw).is_jwt());
             assert!(b.sid.is_none());
         }
     }

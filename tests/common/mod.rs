@@ -3,9 +3,11 @@
 //! helpers to write access-log lines and run commands.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -185,4 +187,109 @@ pub fn has_reason(decision: &Value, reason: &str) -> bool {
     decision["reasons"]
         .as_array()
         .is_some_and(|r| r.iter().any(|x| x == reason))
+}
+
+/// Event time `secs` after a quarter of an hour ago (wall clock: for `run`).
+pub fn recent(secs: i64) -> EventTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    EventTime((now - 900 + secs) * 1000)
+}
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A running `tokenwatch run` and the address its API listens on; killed (SIGKILL) on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Daemon {
+    pub fn start(f: &Fixture) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenwatch"))
+            .args(["run", "--config"])
+            .arg(&f.config)
+            .env("TOKENWATCH_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tokenwatch run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Daemon { child, addr },
+            Err(_) => {
+                // Never leak the process when the test fails here.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("daemon did not announce its address within 30 s");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fixture with a journal and the API on an ephemeral port, plus `extra` TOML.
+pub fn daemon_fixture(extra: &str) -> Fixture {
+    Fixture::new(&format!(
+        "[denylist]\njournal = \"deny.journal\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n{extra}"
+    ))
+}
+
+/// Make the fixture's daemon follow `log` (created empty), polling every 50 ms.
+pub fn follow(f: &Fixture, log: &Path, input_extra: &str) {
+    let config = std::fs::read_to_string(&f.config).expect("config").replace(
+        "format = \"json\"",
+        &format!(
+            "format = \"json\"\npath = {:?}\npoll_interval = \"50ms\"\n{input_extra}",
+            log.display().to_string()
+        ),
+    );
+    std::fs::write(&f.config, config).expect("write config");
+    std::fs::write(log, "").expect("create log");
+}
+
+pub async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(d.url("/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn check(client: &reqwest::Client, d: &Daemon, token: &str) -> u16 {
+    client
+        .get(d.url("/v1/check"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("check")
+        .status()
+        .as_u16()
 }
