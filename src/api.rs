@@ -44,8 +44,6 @@
 //! front, or bind to localhost/a private network).
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,14 +57,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_http::timeout::TimeoutLayer;
 
@@ -1182,112 +1175,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Connection-level limits for [`serve_with`] (hyper, HTTP/1.1).
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Time a client has to send a request's headers (slow-loris guard). hyper starts this
-    /// timer whenever the connection waits for a request, so it is also the idle keep-alive
-    /// timeout: keep the middleware's upstream keep-alive idle time below it (nginx
-    /// `keepalive_timeout` in the `upstream` block, Envoy `idle_timeout`) so it never sends a
-    /// check on a connection we are closing.
-    pub header_read_timeout: Duration,
-    /// Largest request line + headers, bytes: 431 and the connection closed above it. Keep it
-    /// above `tokens.max_token_bytes` plus the other headers a proxy forwards.
-    pub max_header_bytes: usize,
-    /// Most header fields per request (431 above). hyper's default is 100; any other value
-    /// makes hyper allocate the header array per request (about 5% slower).
-    pub max_headers: usize,
-    /// How long shutdown waits for in-flight requests before it returns anyway.
-    pub drain_timeout: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            header_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 64 * 1024,
-            max_headers: HYPER_DEFAULT_MAX_HEADERS,
-            drain_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
-
-/// Serve `router` on `listener` until `shutdown` completes, then stop accepting, let in-flight
-/// requests finish (idle keep-alive connections are closed) and return.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, router, shutdown, ServeOptions::default()).await
-}
-
-/// [`serve`] with explicit connection limits.
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    options: ServeOptions,
-) -> std::io::Result<()> {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_header_size(options.max_header_bytes);
-    if options.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-        builder.max_headers(options.max_headers);
-    }
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let (stream, _peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
-            },
-        };
-        // Latency matters more than packet count for one small answer per request.
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            timeout_s = options.drain_timeout.as_secs(),
-            "API shutdown: some requests did not finish in time"
-        );
-    }
-    Ok(())
-}
-
-/// Per-connection accept errors (the peer went away) are skipped; others — usually out of file
-/// descriptors — are logged and retried after a pause rather than spinning.
-async fn accept_failed(error: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
-    ) {
-        return;
-    }
-    tracing::warn!(%error, "accept failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
+mod serve;
+pub use serve::{ServeOptions, serve, serve_with};
 
 #[cfg(test)]
 mod tests {
