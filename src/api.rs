@@ -1176,7 +1176,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 mod serve;
-pub use serve::{ServeOptions, serve, serve_with};
+pub use serve::{ServeOptions, connection_cap, serve, serve_with};
 
 #[cfg(test)]
 mod tests {
