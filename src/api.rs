@@ -1136,8 +1136,33 @@ async fn count_requests(
     response
 }
 
+/// A concurrency budget with immediate load-shedding: a request that finds every permit taken
+/// is answered 503 with `Retry-After: 1` at once, never queued.
+async fn within_budget(
+    State(budget): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match budget.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => busy("busy", "too many requests in flight; retry shortly").into_response(),
+    }
+}
+
 /// The API's routes with their limits, timeouts and auth.
+///
+/// Concurrency: `GET /v1/check`, `/healthz` and `/readyz` answer from memory without waiting
+/// on anything and are limited only by the connection cap ([`serve_with`]). Everything that
+/// reads a body or does more work has a budget of `api.max_concurrent_requests` requests in
+/// flight, beyond which it is shed at once: `POST /v1/check` has its own, and the admin,
+/// ingest and metrics routes share one. So slow or many admin, ingest, metrics or
+/// `POST /v1/check` clients hold at most two budgets' worth of connections busy, and never
+/// make the middleware's check wait behind them.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let budget = || {
+        let permits = tokio::sync::Semaphore::new(state.config.max_concurrent_requests);
+        middleware::from_fn_with_state(Arc::new(permits), within_budget)
+    };
     let admin = Router::new()
         .route("/v1/revoke", post(revoke))
         .route("/v1/revocations/{*key}", delete(unrevoke))
@@ -1152,13 +1177,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             require_ingest,
         ));
-    let counted = Router::new()
-        .route("/v1/check", post(check_post))
+    let shared_budget = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .merge(admin)
         .merge(ingestion)
+        .route_layer(budget());
+    let counted = Router::new()
+        .route("/v1/check", post(check_post).route_layer(budget()))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(shared_budget)
         .layer(middleware::from_fn(limit_credential_headers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
