@@ -826,10 +826,16 @@ mod tests {
     fn connection_limits_are_validated() {
         let cases = [
             ("", None),
-            ("max_connections = 100\nmax_concurrent_requests = 49\n", None),
+            (
+                "max_connections = 100\nmax_concurrent_requests = 49\n",
+                None,
+            ),
             ("max_connections = 0\n", Some("api.max_connections")),
             ("max_connections = 2000000\n", Some("api.max_connections")),
-            ("max_concurrent_requests = 0\n", Some("api.max_concurrent_requests")),
+            (
+                "max_concurrent_requests = 0\n",
+                Some("api.max_concurrent_requests"),
+            ),
             (
                 "max_connections = 100\nmax_concurrent_requests = 50\n",
                 Some("api.max_concurrent_requests: its two budgets (100 requests)"),

@@ -308,7 +308,8 @@ impl Slot {
 
     fn mark_idle(&self) {
         let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(SERVING - 1);
-        self.idle_since.store(nanos.min(SERVING - 1), Ordering::Relaxed);
+        self.idle_since
+            .store(nanos.min(SERVING - 1), Ordering::Relaxed);
     }
 
     fn idle_since(&self) -> Option<u64> {
@@ -490,7 +491,8 @@ mod tests {
 
     fn slot_idle_at(epoch: Instant, nanos: Option<u64>) -> Arc<Slot> {
         let slot = Arc::new(Slot::new(epoch));
-        slot.idle_since.store(nanos.unwrap_or(SERVING), Ordering::Relaxed);
+        slot.idle_since
+            .store(nanos.unwrap_or(SERVING), Ordering::Relaxed);
         slot
     }
 
@@ -498,9 +500,21 @@ mod tests {
     fn at_the_cap_the_longest_idle_is_closed_else_the_new_one_is_refused() {
         let epoch = Instant::now();
         // Name, connections (key, idle since or serving), cap, admission, key told to close.
-        type Case<'a> = (&'a str, Vec<(u32, Option<u64>)>, usize, Admission, Option<u32>);
+        type Case<'a> = (
+            &'a str,
+            Vec<(u32, Option<u64>)>,
+            usize,
+            Admission,
+            Option<u32>,
+        );
         let cases: [Case<'_>; 5] = [
-            ("room", vec![(1, Some(5)), (2, None)], 3, Admission::Room, None),
+            (
+                "room",
+                vec![(1, Some(5)), (2, None)],
+                3,
+                Admission::Room,
+                None,
+            ),
             (
                 "the one idle the longest goes",
                 vec![(1, Some(30)), (2, Some(10)), (3, None), (4, Some(20))],
@@ -522,7 +536,13 @@ mod tests {
                 Admission::Refused,
                 None,
             ),
-            ("cap of one", vec![(7, Some(1))], 1, Admission::MadeRoom, Some(7)),
+            (
+                "cap of one",
+                vec![(7, Some(1))],
+                1,
+                Admission::MadeRoom,
+                Some(7),
+            ),
         ];
         for (name, connections, cap, want, closed) in cases {
             let mut slots = Slots::new(cap);
@@ -543,7 +563,11 @@ mod tests {
                 assert_eq!(slots.live.contains_key(key), Some(*key) != closed, "{name}");
             }
             let after = before - usize::from(closed.is_some());
-            assert_eq!(slots.live.len(), after, "{name}: one told to close stops counting");
+            assert_eq!(
+                slots.live.len(),
+                after,
+                "{name}: one told to close stops counting"
+            );
         }
     }
 
@@ -674,7 +698,9 @@ mod tests {
                 }
             }
         };
-        tokio::time::timeout(BOUND, read).await.expect("a response in time")
+        tokio::time::timeout(BOUND, read)
+            .await
+            .expect("a response in time")
     }
 
     /// The server closed `stream` (EOF or reset), whatever it sent before.
@@ -724,11 +750,19 @@ mod tests {
         assert_eq!(server.shed("refuse"), 1);
 
         server.gate.add_permits(2);
-        assert_eq!(response(&mut first).await, "slow", "serving ones are never cut");
+        assert_eq!(
+            response(&mut first).await,
+            "slow",
+            "serving ones are never cut"
+        );
         assert_eq!(response(&mut second).await, "slow");
         let mut next = server.connect().await;
         server.send(&mut next, "/fast").await;
-        assert_eq!(response(&mut next).await, "fast", "idle again: room is made");
+        assert_eq!(
+            response(&mut next).await,
+            "fast",
+            "idle again: room is made"
+        );
         assert_eq!(server.shed("close_idle"), 1);
     }
 
