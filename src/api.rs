@@ -4,7 +4,9 @@
 //! Where it sits: an edge of the daemon. It reads the [`Denylist`] (and writes it for admin
 //! revocations), reads the session tracker for `GET /v1/sessions/…`, and hands
 //! `POST /v1/events` bodies to the pipeline through a bounded channel. `app` builds the
-//! [`ApiState`], calls [`router`] and runs [`serve`] with its listener and shutdown future.
+//! [`ApiState`], calls [`router`] and runs [`serve_with`] with its listener, shutdown future
+//! and connection cap. The server itself (accepting, the connection cap, hyper) is in
+//! `api/serve.rs`.
 //!
 //! | route | who | auth |
 //! |---|---|---|
@@ -34,6 +36,15 @@
 //!   either; [`ServeOptions::header_read_timeout`] to send them), and per field here
 //!   (`Authorization` ≤ 16 KiB, `Cookie` ≤ 32 KiB in total: 431 on non-check routes, while
 //!   an oversized credential on the check route is a deny).
+//! - The check cannot be starved. Connections are capped ([`ServeOptions::max_connections`],
+//!   `api.max_connections` fitted to the open-file limit): at the cap the connection idle the
+//!   longest is closed to make room, and with none idle the new one is closed at once, never
+//!   left waiting. Routes that read a body or do more work than a memory look-up have
+//!   budgets of `api.max_concurrent_requests` in flight, shed at once with 503 and
+//!   `Retry-After` beyond it — `POST /v1/check` one, admin + ingest + `/metrics` another —
+//!   while `GET /v1/check`, `/healthz` and `/readyz` have none. So at most two budgets of
+//!   connections are ever busy with anything but the check, and the rest of the cap is
+//!   idle (closable) or answering a check.
 //! - A raw token is never logged, stored or echoed; only its fingerprint is.
 //! - Admin revocations are durable before they are acknowledged: the journal `fsync` runs on
 //!   the blocking pool (`spawn_blocking`), never on a runtime worker.
