@@ -4,7 +4,9 @@
 //! Where it sits: an edge of the daemon. It reads the [`Denylist`] (and writes it for admin
 //! revocations), reads the session tracker for `GET /v1/sessions/…`, and hands
 //! `POST /v1/events` bodies to the pipeline through a bounded channel. `app` builds the
-//! [`ApiState`], calls [`router`] and runs [`serve`] with its listener and shutdown future.
+//! [`ApiState`], calls [`router`] and runs [`serve_with`] with its listener, shutdown future
+//! and connection cap. The server itself (accepting, the connection cap, hyper) is in
+//! `api/serve.rs`.
 //!
 //! | route | who | auth |
 //! |---|---|---|
@@ -34,6 +36,15 @@
 //!   either; [`ServeOptions::header_read_timeout`] to send them), and per field here
 //!   (`Authorization` ≤ 16 KiB, `Cookie` ≤ 32 KiB in total: 431 on non-check routes, while
 //!   an oversized credential on the check route is a deny).
+//! - The check cannot be starved. Connections are capped ([`ServeOptions::max_connections`],
+//!   `api.max_connections` fitted to the open-file limit): at the cap the connection idle the
+//!   longest is closed to make room, and with none idle the new one is closed at once, never
+//!   left waiting. Routes that read a body or do more work than a memory look-up have
+//!   budgets of `api.max_concurrent_requests` in flight, shed at once with 503 and
+//!   `Retry-After` beyond it — `POST /v1/check` one, admin + ingest + `/metrics` another —
+//!   while `GET /v1/check`, `/healthz` and `/readyz` have none. So at most two budgets of
+//!   connections are ever busy with anything but the check, and the rest of the cap is
+//!   idle (closable) or answering a check.
 //! - A raw token is never logged, stored or echoed; only its fingerprint is.
 //! - Admin revocations are durable before they are acknowledged: the journal `fsync` runs on
 //!   the blocking pool (`spawn_blocking`), never on a runtime worker.
@@ -44,8 +55,6 @@
 //! front, or bind to localhost/a private network).
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,14 +68,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_http::timeout::TimeoutLayer;
 
@@ -1145,8 +1149,33 @@ async fn count_requests(
     response
 }
 
+/// A concurrency budget with immediate load-shedding: a request that finds every permit taken
+/// is answered 503 with `Retry-After: 1` at once, never queued.
+async fn within_budget(
+    State(budget): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match budget.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => busy("busy", "too many requests in flight; retry shortly").into_response(),
+    }
+}
+
 /// The API's routes with their limits, timeouts and auth.
+///
+/// Concurrency: `GET /v1/check`, `/healthz` and `/readyz` answer from memory without waiting
+/// on anything and are limited only by the connection cap ([`serve_with`]). Everything that
+/// reads a body or does more work has a budget of `api.max_concurrent_requests` requests in
+/// flight, beyond which it is shed at once: `POST /v1/check` has its own, and the admin,
+/// ingest and metrics routes share one. So slow or many admin, ingest, metrics or
+/// `POST /v1/check` clients hold at most two budgets' worth of connections busy, and never
+/// make the middleware's check wait behind them.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let budget = || {
+        let permits = tokio::sync::Semaphore::new(state.config.max_concurrent_requests);
+        middleware::from_fn_with_state(Arc::new(permits), within_budget)
+    };
     let admin = Router::new()
         .route("/v1/revoke", post(revoke))
         .route("/v1/revocations/{*key}", delete(unrevoke))
@@ -1161,13 +1190,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             require_ingest,
         ));
-    let counted = Router::new()
-        .route("/v1/check", post(check_post))
+    let shared_budget = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .merge(admin)
         .merge(ingestion)
+        .route_layer(budget());
+    let counted = Router::new()
+        .route("/v1/check", post(check_post).route_layer(budget()))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(shared_budget)
         .layer(middleware::from_fn(limit_credential_headers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -1184,112 +1216,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Connection-level limits for [`serve_with`] (hyper, HTTP/1.1).
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Time a client has to send a request's headers (slow-loris guard). hyper starts this
-    /// timer whenever the connection waits for a request, so it is also the idle keep-alive
-    /// timeout: keep the middleware's upstream keep-alive idle time below it (nginx
-    /// `keepalive_timeout` in the `upstream` block, Envoy `idle_timeout`) so it never sends a
-    /// check on a connection we are closing.
-    pub header_read_timeout: Duration,
-    /// Largest request line + headers, bytes: 431 and the connection closed above it. Keep it
-    /// above `tokens.max_token_bytes` plus the other headers a proxy forwards.
-    pub max_header_bytes: usize,
-    /// Most header fields per request (431 above). hyper's default is 100; any other value
-    /// makes hyper allocate the header array per request (about 5% slower).
-    pub max_headers: usize,
-    /// How long shutdown waits for in-flight requests before it returns anyway.
-    pub drain_timeout: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            header_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 64 * 1024,
-            max_headers: HYPER_DEFAULT_MAX_HEADERS,
-            drain_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
-
-/// Serve `router` on `listener` until `shutdown` completes, then stop accepting, let in-flight
-/// requests finish (idle keep-alive connections are closed) and return.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, router, shutdown, ServeOptions::default()).await
-}
-
-/// [`serve`] with explicit connection limits.
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    options: ServeOptions,
-) -> std::io::Result<()> {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_header_size(options.max_header_bytes);
-    if options.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-        builder.max_headers(options.max_headers);
-    }
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let (stream, _peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
-            },
-        };
-        // Latency matters more than packet count for one small answer per request.
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            timeout_s = options.drain_timeout.as_secs(),
-            "API shutdown: some requests did not finish in time"
-        );
-    }
-    Ok(())
-}
-
-/// Per-connection accept errors (the peer went away) are skipped; others — usually out of file
-/// descriptors — are logged and retried after a pause rather than spinning.
-async fn accept_failed(error: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
-    ) {
-        return;
-    }
-    tracing::warn!(%error, "accept failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
+mod serve;
+pub use serve::{ServeOptions, connection_cap, serve, serve_with};
 
 #[cfg(test)]
 mod tests {

@@ -498,9 +498,20 @@ impl Services {
         readiness.mark_ready(Readiness::DENYLIST);
         let state = Arc::new(state);
         let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
-        let api = tokio::spawn(api::serve(listener, api::router(state), async move {
+        let options = api::ServeOptions {
+            max_connections: fit_connection_cap(&config.api),
+            metrics: Some(metrics.clone()),
+            ..api::ServeOptions::default()
+        };
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
+        };
+        let api = tokio::spawn(api::serve_with(
+            listener,
+            api::router(state),
+            shutdown,
+            options,
+        ));
         tracing::info!(addr = %api_addr, "API listening");
         Ok(Services {
             metrics,
@@ -557,6 +568,45 @@ impl Services {
             }
         });
     }
+}
+
+/// Open files kept back from the API's connection cap: the journal and its compaction, GeoIP
+/// databases and their reloads, the model, followed logs, stdio and the runtime's own.
+const RESERVED_FILES: u64 = 64;
+
+/// Raise the soft open-file limit to the hard limit, then fit `api.max_connections` under it
+/// (less [`RESERVED_FILES`]), with a warning when it had to be lowered.
+fn fit_connection_cap(api: &crate::config::ApiConfig) -> usize {
+    let configured = api.max_connections;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+            match rlimit::Resource::NOFILE.get() {
+                Ok((soft, _hard)) => soft,
+                Err(_) => return configured,
+            }
+        }
+    };
+    let cap = api::connection_cap(configured, limit, RESERVED_FILES);
+    if cap < configured {
+        tracing::warn!(
+            configured,
+            cap,
+            open_file_limit = limit,
+            "api.max_connections {configured} lowered to {cap}: the open-file limit is {limit}, \
+             {RESERVED_FILES} of them kept for the journal, GeoIP and log files"
+        );
+    }
+    if cap <= api.max_concurrent_requests.saturating_mul(2) {
+        tracing::warn!(
+            cap,
+            "api.max_connections ({cap}) leaves no room for GET /v1/check beside the two \
+             budgets of api.max_concurrent_requests ({}): lower it",
+            api.max_concurrent_requests
+        );
+    }
+    cap
 }
 
 /// The detection thread: batches in, decisions published; ends when every sender is gone.

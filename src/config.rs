@@ -419,6 +419,14 @@ pub struct ApiConfig {
     pub max_ingest_bytes: usize,
     /// Per-request timeout.
     pub request_timeout: HumanDuration,
+    /// Most open connections. At the cap the connection idle the longest is closed to make
+    /// room; when none is idle a new one is refused at once. `app` lowers it to fit the
+    /// open-file limit.
+    pub max_connections: usize,
+    /// Requests in flight per budget: `POST /v1/check` has one, the admin, ingest and
+    /// metrics routes share another; beyond it 503 with `Retry-After` at once. `GET
+    /// /v1/check`, `/healthz` and `/readyz` answer from memory and are not counted.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ApiConfig {
@@ -433,6 +441,8 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 8 * 1024 * 1024,
             request_timeout: HumanDuration(Duration::from_secs(5)),
+            max_connections: 4096,
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -534,6 +544,9 @@ impl fmt::Debug for Secrets {
         f.write_str("Secrets(<redacted>)")
     }
 }
+
+/// Largest `api.max_connections` accepted (Linux's default `fs.nr_open`).
+const MAX_CONNECTIONS: usize = 1 << 20;
 
 const ALGORITHMS: [&str; 13] = [
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
@@ -726,6 +739,21 @@ impl Config {
         if a.max_body_bytes == 0 || a.max_ingest_bytes == 0 {
             errors.push("api.max_body_bytes / api.max_ingest_bytes: must be positive".into());
         }
+        if !(1..=MAX_CONNECTIONS).contains(&a.max_connections) {
+            errors.push(format!(
+                "api.max_connections: must be between 1 and {MAX_CONNECTIONS}"
+            ));
+        }
+        if a.max_concurrent_requests == 0 {
+            errors.push("api.max_concurrent_requests: must be positive".into());
+        } else if a.max_concurrent_requests.saturating_mul(2) >= a.max_connections {
+            errors.push(format!(
+                "api.max_concurrent_requests: its two budgets ({} requests) must leave room \
+                 below api.max_connections ({}) for GET /v1/check",
+                a.max_concurrent_requests.saturating_mul(2),
+                a.max_connections
+            ));
+        }
 
         if let Some(k) = &self.kafka {
             if k.brokers.is_empty() {
@@ -805,6 +833,38 @@ mod tests {
             "detect.threshold",
         ] {
             assert!(joined.contains(key), "missing {key} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        let cases = [
+            ("", None),
+            (
+                "max_connections = 100\nmax_concurrent_requests = 49\n",
+                None,
+            ),
+            ("max_connections = 0\n", Some("api.max_connections")),
+            ("max_connections = 2000000\n", Some("api.max_connections")),
+            (
+                "max_concurrent_requests = 0\n",
+                Some("api.max_concurrent_requests"),
+            ),
+            (
+                "max_connections = 100\nmax_concurrent_requests = 50\n",
+                Some("api.max_concurrent_requests: its two budgets (100 requests)"),
+            ),
+        ];
+        for (api, want) in cases {
+            let text = format!("{MINIMAL}\n[api]\n{api}");
+            let config = Config::parse(&text, Path::new(".")).expect("parses");
+            match (config.validate(&[("X", "y")]), want) {
+                (Ok(_), None) => {}
+                (Err(errors), Some(key)) => {
+                    assert!(errors.to_string().contains(key), "{api:?}: {errors}")
+                }
+                (got, want) => panic!("{api:?}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

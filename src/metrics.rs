@@ -48,6 +48,22 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     /// `journal_fsync_seconds`.
     pub journal_fsync: HistogramVec,
+    /// `api_connections_open`: API connections open now (those told to close and still
+    /// finishing their request included).
+    pub api_connections_open: IntGauge,
+    /// `api_connections_max`: the connection cap in force (`api.max_connections`, lowered to
+    /// fit the open-file limit).
+    pub api_connections_max: IntGauge,
+    /// `api_connections_shed_total{action}`: connections dealt with at the cap; action ∈
+    /// `close_idle` (an idle connection closed to make room), `refuse` (none idle: the new
+    /// connection closed at once).
+    pub api_connections_shed: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -206,6 +222,20 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(journal_fsync.clone()))
             .expect("unique metric");
+        let api_connections_open = gauge(
+            "api_connections_open",
+            "Open API connections, those finishing a request before they close included.",
+        );
+        let api_connections_max = gauge(
+            "api_connections_max",
+            "The API connection cap in force (api.max_connections fitted to the open-file limit).",
+        );
+        let api_connections_shed = counter_vec(
+            &r,
+            "api_connections_shed_total",
+            "API connections dealt with at the cap: close_idle = an idle one closed to make room, refuse = none idle, the new one closed at once.",
+            &["action"],
+        );
 
         for reason in Reason::ALL {
             for action in [Action::Revoke, Action::Flag] {
@@ -219,6 +249,9 @@ impl Metrics {
         }
         for result in ["allow", "revoked", "no_token"] {
             check_requests.with_label_values(&[result]);
+        }
+        for action in ["close_idle", "refuse"] {
+            api_connections_shed.with_label_values(&[action]);
         }
 
         Metrics {
@@ -240,6 +273,9 @@ impl Metrics {
             risk_score,
             api_requests,
             journal_fsync,
+            api_connections_open,
+            api_connections_max,
+            api_connections_shed,
         }
     }
 
@@ -268,5 +304,7 @@ mod tests {
         );
         assert!(text.contains("tokenwatch_detections_total{action=\"revoke\",mode=\"shadow\",reason=\"impossible_travel\"} 0"));
         assert!(text.contains("tokenwatch_check_duration_seconds_bucket"));
+        assert!(text.contains("tokenwatch_api_connections_shed_total{action=\"refuse\"} 0"));
+        assert!(text.contains("tokenwatch_api_connections_open 0"));
     }
 }
