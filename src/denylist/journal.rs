@@ -22,10 +22,11 @@
 //!
 //! It does NOT: lock the file against a second process, or rotate it (compaction bounds it).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::files::{folder_of, io_error, private_options, sibling};
 use super::{Change, DenyKey, DenylistError, Entry};
 
 /// Largest journal record, bytes, excluding its newline. Admin reasons are capped well below.
@@ -84,15 +85,6 @@ pub(super) fn encode(changes: &[Change]) -> Result<Vec<u8>, DenylistError> {
         out.push(b'\n');
     }
     Ok(out)
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> DenylistError {
-    let path = path.to_path_buf();
-    move |source| DenylistError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 fn decode(line: &[u8], now_ms: i64, stats: &mut ReplayStats) -> Result<Change, String> {
@@ -192,23 +184,14 @@ pub(super) struct Journal {
 impl Journal {
     /// Replace the journal at `path` with exactly `live`, durably, and open it for appending.
     pub(super) fn rewrite(path: &Path, live: &[Change]) -> Result<Journal, DenylistError> {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-        temp_name.push(".compact-tmp");
-        let temp = dir.join(temp_name);
-
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Keys name users and sessions: readable by the daemon's user only.
-            options.mode(0o600);
-        }
-        let file = options.open(&temp).map_err(io_error(&temp, "create"))?;
+        let dir = folder_of(path);
+        let temp = sibling(path, ".compact-tmp");
+        let file = private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(io_error(&temp, "create"))?;
         let mut out = BufWriter::with_capacity(256 * 1024, file);
         for chunk in live.chunks(1024) {
             out.write_all(&encode(chunk)?)

@@ -20,11 +20,14 @@
 //! - Entries lapse at `expires_at_ms` (wall clock). Lapsed entries never match; they are dropped
 //!   from memory by [`Denylist::purge_expired`] and from disk at the next compaction.
 //! - `check` allocates nothing on a miss: keys are looked up with borrowed parts of the query.
+//! - One process per journal: opening takes an exclusive lock on `<journal>.lock` (holding the
+//!   pid) for the denylist's life; a second process refuses to start, naming the holder's pid.
 //!
 //! It does NOT: verify tokens (a forged token can only be denied here, never allowed), read
 //! Kafka (distributed mode lives in `publish`), take the wall clock on the check path (callers
-//! pass `now_ms`), or guard against two processes sharing one journal file (do not do that).
+//! pass `now_ms`).
 
+mod files;
 mod journal;
 
 use std::borrow::Borrow;
@@ -400,6 +403,23 @@ pub enum DenylistError {
     /// Only single tokens (`fp:` keys) can be allowlisted.
     #[error("only fp: keys can be allowlisted")]
     NotAFingerprint,
+    /// Another process holds the journal's lock: two processes appending to and compacting one
+    /// journal lose each other's revocations, so the second one refuses to start.
+    #[error(
+        "denylist journal {} is in use by another tokenwatch process ({}) holding {}; stop \
+         that process first, or give this instance a journal of its own",
+        journal.display(),
+        pid.map_or_else(|| "pid not known yet".to_string(), |pid| format!("pid {pid}")),
+        lock.display()
+    )]
+    Locked {
+        /// The journal.
+        journal: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The pid written in the lock file by the process holding it.
+        pid: Option<u32>,
+    },
 }
 
 impl DenylistError {
@@ -411,6 +431,7 @@ impl DenylistError {
             DenylistError::Poisoned { .. } => "poisoned",
             DenylistError::RecordTooLarge { .. } => "record_too_large",
             DenylistError::NotAFingerprint => "not_a_fingerprint",
+            DenylistError::Locked { .. } => "locked",
         }
     }
 }
@@ -598,6 +619,8 @@ struct Writer {
 pub struct Denylist {
     state: State,
     writer: Mutex<Writer>,
+    /// The journal's lock, held for as long as this denylist lives (`None` in memory mode).
+    lock: Option<files::JournalLock>,
     replay: ReplayStats,
     metrics: Option<Arc<Metrics>>,
 }
@@ -627,6 +650,7 @@ impl Denylist {
     /// [`open`](Self::open) with an explicit wall clock (tests).
     pub fn open_at(journal: Option<&Path>, now_ms: i64) -> Result<Self, DenylistError> {
         let state = State::default();
+        let lock = journal.map(files::JournalLock::acquire).transpose()?;
         let (journal, replay) = match journal {
             None => (None, ReplayStats::default()),
             Some(path) => {
@@ -650,6 +674,7 @@ impl Denylist {
         Ok(Denylist {
             state,
             writer: Mutex::new(Writer { journal }),
+            lock,
             replay,
             metrics: None,
         })
@@ -673,6 +698,11 @@ impl Denylist {
             .journal
             .as_ref()
             .map(|j| j.path().to_path_buf())
+    }
+
+    /// The journal's lock file (`<journal>.lock`), held while this denylist lives.
+    pub fn lock_path(&self) -> Option<&Path> {
+        self.lock.as_ref().map(files::JournalLock::path)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {

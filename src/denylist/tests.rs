@@ -651,5 +651,39 @@ fn snapshot_lists_every_entry() {
     );
 }
 
+#[test]
+fn a_second_opener_of_a_journal_is_refused_naming_the_holders_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    let first = Denylist::open_at(Some(&path), NOW).expect("first");
+    let lock = dir.path().join("deny.journal.lock");
+    assert_eq!(first.lock_path(), Some(lock.as_path()));
+    assert_eq!(
+        std::fs::read_to_string(&lock).expect("lock file").trim(),
+        std::process::id().to_string()
+    );
+
+    // flock locks belong to the open file, so a second open in this process conflicts just
+    // as a second process would.
+    let err = Denylist::open_at(Some(&path), NOW).expect_err("second opener refused");
+    assert_eq!(err.code(), "locked");
+    let pid = std::process::id();
+    match &err {
+        DenylistError::Locked { pid: got, .. } => assert_eq!(*got, Some(pid)),
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&format!("pid {pid}")), "{text}");
+    assert!(text.contains("deny.journal.lock"), "{text}");
+
+    // The first keeps working, and the lock goes with it.
+    first
+        .revoke(DenyKey::Fingerprint(fp(20)), live(Origin::Admin))
+        .expect("first still writes");
+    drop(first);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("lock released on drop");
+    assert!(reopened.get(&DenyKey::Fingerprint(fp(20))).is_some());
+}
+
 use std::fs::OpenOptions;
 use std::io::Write;
