@@ -48,6 +48,14 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     /// `journal_fsync_seconds`.
     pub journal_fsync: HistogramVec,
+    /// `journal_writable`: 1 while denylist changes are made durable (or no journal is
+    /// configured), 0 while the journal cannot be written (changes refused, `/readyz` failing).
+    pub journal_writable: IntGauge,
+    /// `journal_write_failures_total{op}`: changes (`revoke`, `unrevoke`) that could not be
+    /// made durable and journal rewrites (`compact`, startup and recovery included) that failed.
+    pub journal_write_failures: IntCounterVec,
+    /// `journal_torn_records_total`: torn final records cut from the journal at startup.
+    pub journal_torn_records: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -206,6 +214,27 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(journal_fsync.clone()))
             .expect("unique metric");
+        let journal_writable = gauge(
+            "journal_writable",
+            "1 while denylist changes are made durable in the journal (or none is configured), \
+             0 while it cannot be written.",
+        );
+        let journal_write_failures = counter_vec(
+            &r,
+            "journal_write_failures_total",
+            "Denylist changes that could not be made durable, and failed journal rewrites, by op.",
+            &["op"],
+        );
+        let journal_torn_records = IntCounter::with_opts(
+            Opts::new(
+                "journal_torn_records_total",
+                "Torn final records (writes cut short by a crash) cut from the journal at startup.",
+            )
+            .namespace("tokenwatch"),
+        )
+        .expect("valid metric");
+        r.register(Box::new(journal_torn_records.clone()))
+            .expect("unique metric");
 
         for reason in Reason::ALL {
             for action in [Action::Revoke, Action::Flag] {
@@ -219,6 +248,9 @@ impl Metrics {
         }
         for result in ["allow", "revoked", "no_token"] {
             check_requests.with_label_values(&[result]);
+        }
+        for op in ["revoke", "unrevoke", "compact"] {
+            journal_write_failures.with_label_values(&[op]);
         }
 
         Metrics {
@@ -240,6 +272,9 @@ impl Metrics {
             risk_score,
             api_requests,
             journal_fsync,
+            journal_writable,
+            journal_write_failures,
+            journal_torn_records,
         }
     }
 
