@@ -193,7 +193,10 @@ async fn a_second_instance_on_the_same_journal_exits_naming_the_first_ones_pid()
 
     let second = run_to_exit(&f, &["run"]);
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success(), "second instance started: {stderr}");
+    assert!(
+        !second.status.success(),
+        "second instance started: {stderr}"
+    );
     assert!(
         stderr.contains(&format!("pid {}", first.child.id())),
         "names the holder: {stderr}"
@@ -232,7 +235,10 @@ async fn a_damaged_journal_refuses_to_start_and_journal_repair_fixes_it() {
 
     let refused = run_to_exit(&f, &["run"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "started on a damaged journal: {stderr}");
+    assert!(
+        !refused.status.success(),
+        "started on a damaged journal: {stderr}"
+    );
     assert!(
         stderr.contains(&format!("is damaged at line 2 (byte offset {line2})")),
         "{stderr}"
@@ -251,7 +257,10 @@ async fn a_damaged_journal_refuses_to_start_and_journal_repair_fixes_it() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&repaired.stderr)
     );
-    assert!(stdout.contains("kept:     1 records with valid checksums"), "{stdout}");
+    assert!(
+        stdout.contains("kept:     1 records with valid checksums"),
+        "{stdout}"
+    );
     assert!(stdout.contains("dropped:  1 lines"), "{stdout}");
     assert!(stdout.contains("line 2 at byte offset"), "{stdout}");
     let copies: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
@@ -265,12 +274,20 @@ async fn a_damaged_journal_refuses_to_start_and_journal_repair_fixes_it() {
         })
         .collect();
     assert_eq!(copies.len(), 1, "{stdout}");
-    assert_eq!(std::fs::read(&copies[0]).unwrap(), bytes, "the damaged file, kept");
+    assert_eq!(
+        std::fs::read(&copies[0]).unwrap(),
+        bytes,
+        "the damaged file, kept"
+    );
 
     let daemon = Daemon::start(&f, &[]);
     wait_ready(&client, &daemon, true).await;
     assert_eq!(check(&client, &daemon, &kept).await, 401, "salvaged");
-    assert_eq!(check(&client, &daemon, &lost).await, 200, "its record was dropped");
+    assert_eq!(
+        check(&client, &daemon, &lost).await,
+        200,
+        "its record was dropped"
+    );
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -392,7 +409,11 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("journal"), "{body}");
     let text = metrics(&client, &daemon).await;
-    assert_eq!(gauge(&text, "tokenwatch_journal_writable"), Some(0.0), "{text}");
+    assert_eq!(
+        gauge(&text, "tokenwatch_journal_writable"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(
         gauge(
             &text,
@@ -412,7 +433,10 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     disk.free();
     wait_ready(&client, &daemon, true).await;
     assert_eq!(
-        gauge(&metrics(&client, &daemon).await, "tokenwatch_journal_writable"),
+        gauge(
+            &metrics(&client, &daemon).await,
+            "tokenwatch_journal_writable"
+        ),
         Some(1.0)
     );
     assert!(
@@ -438,9 +462,17 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     }
     assert_eq!(check(&client, &daemon, &tokens[199]).await, 200);
     assert_eq!(revoke(&client, &daemon, &tokens[199]).await, 500);
-    assert_eq!(check(&client, &daemon, &tokens[199]).await, 401, "held in memory");
+    assert_eq!(
+        check(&client, &daemon, &tokens[199]).await,
+        401,
+        "held in memory"
+    );
     let text = metrics(&client, &daemon).await;
-    assert_eq!(gauge(&text, "tokenwatch_journal_writable"), Some(0.0), "{text}");
+    assert_eq!(
+        gauge(&text, "tokenwatch_journal_writable"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(
         std::fs::read(disk.path("deny.journal")).unwrap(),
         journal_before,

@@ -194,7 +194,10 @@ fn push_line(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), Den
 
 /// Encode changes as journal lines, refusing any record over [`MAX_RECORD_BYTES`]. `legacy`
 /// names the fingerprint version of `fp:` keys that are not of the current one.
-pub(super) fn encode(changes: &[Change], legacy: LegacyVersion<'_>) -> Result<Vec<u8>, DenylistError> {
+pub(super) fn encode(
+    changes: &[Change],
+    legacy: LegacyVersion<'_>,
+) -> Result<Vec<u8>, DenylistError> {
     let mut out = Vec::with_capacity(256 * changes.len());
     for change in changes {
         let record = match change {
@@ -536,7 +539,9 @@ pub(super) fn replay(
     let torn = match pending_bad {
         None => None,
         Some((line, _)) => {
-            let bytes = lines.rest_from(line.offset).map_err(io_error(path, "read"))?;
+            let bytes = lines
+                .rest_from(line.offset)
+                .map_err(io_error(path, "read"))?;
             stats.torn_line = Some(line.no);
             stats.torn_offset = Some(line.offset);
             stats.torn_bytes = bytes.len() as u64;

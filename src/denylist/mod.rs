@@ -630,10 +630,10 @@ impl State {
             _ => None,
         };
         self.apply(change);
-        if let Some(fp) = fp {
-            if version != FINGERPRINT_VERSION {
-                self.legacy.insert(fp, version);
-            }
+        if let Some(fp) = fp
+            && version != FINGERPRINT_VERSION
+        {
+            self.legacy.insert(fp, version);
         }
     }
 
@@ -907,8 +907,9 @@ impl Denylist {
                     |p| p.display().to_string()
                 ),
                 records = stats.records,
-                "denylist journal ended in a torn record (a write cut short by a crash, never \
-                 acknowledged); it was cut and the records before it replayed"
+                "denylist journal ended in a torn record (usually a write cut short by a crash, \
+                 never acknowledged); it was cut, its bytes kept, and the records before it \
+                 replayed"
             );
         }
         if stats.format == Some(1) {
@@ -1001,7 +1002,12 @@ impl Denylist {
 
     /// Append encoded changes, durably. A failure (or an already unwritable journal) leaves the
     /// journal unwritable until a rewrite from memory succeeds.
-    fn append(&self, writer: &mut Writer, bytes: &[u8], op: &'static str) -> Result<(), DenylistError> {
+    fn append(
+        &self,
+        writer: &mut Writer,
+        bytes: &[u8],
+        op: &'static str,
+    ) -> Result<(), DenylistError> {
         let result = match &mut writer.sink {
             Sink::Memory => return Ok(()),
             Sink::Unwritable(pending) => Err(DenylistError::Poisoned {
@@ -1091,7 +1097,12 @@ impl Denylist {
             m.journal_writable.set(i64::from(writable));
         }
         if was != writable {
-            for observer in self.observers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for observer in self
+                .observers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
                 observer(writable);
             }
         }

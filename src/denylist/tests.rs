@@ -51,7 +51,10 @@ fn journal_lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("journal readable");
     let mut lines = text.lines();
     let header = lines.next().expect("header");
-    assert!(header.contains(r#""journal":"tokenwatch-denylist""#), "{header}");
+    assert!(
+        header.contains(r#""journal":"tokenwatch-denylist""#),
+        "{header}"
+    );
     lines.map(str::to_owned).collect()
 }
 
@@ -710,9 +713,15 @@ fn assert_corrupt_at(err: &DenylistError, line: u64, offset: usize, reason_part:
         other => panic!("expected Corrupt, got {other}"),
     }
     let text = err.to_string();
-    assert!(text.contains("tokenwatch journal-repair --config"), "{text}");
+    assert!(
+        text.contains("tokenwatch journal-repair --config"),
+        "{text}"
+    );
     assert!(text.contains("deny.journal"), "{text}");
-    assert!(text.contains(&format!("line {line} (byte offset {offset})")), "{text}");
+    assert!(
+        text.contains(&format!("line {line} (byte offset {offset})")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -847,9 +856,15 @@ fn a_bad_header_is_refused() {
 #[test]
 fn a_torn_final_record_is_cut_kept_in_a_side_file_and_counted() {
     let tails: [(&str, &[u8]); 4] = [
-        ("cut inside a record", b"1b2c3d4e {\"op\":\"revoke\",\"key\":\"fp:0909"),
+        (
+            "cut inside a record",
+            b"1b2c3d4e {\"op\":\"revoke\",\"key\":\"fp:0909",
+        ),
         ("cut inside the checksum", b"1b2c"),
-        ("a complete line with a bad checksum", b"00000000 {\"op\":\"rev\"}\n"),
+        (
+            "a complete line with a bad checksum",
+            b"00000000 {\"op\":\"rev\"}\n",
+        ),
         (
             "a record without checksum",
             b"{\"op\":\"revoke\",\"key\":\"fp:09090909090909090909090909090909\"}\n",
@@ -875,7 +890,10 @@ fn a_torn_final_record_is_cut_kept_in_a_side_file_and_counted() {
         assert_eq!(metrics.journal_torn_records.get(), 1, "{name}");
         assert!(reopened.is_writable(), "{name}");
         let saved = stats.torn_saved.expect("side file");
-        assert_eq!(files_starting(dir.path(), "deny.journal.torn-"), vec![saved.clone()]);
+        assert_eq!(
+            files_starting(dir.path(), "deny.journal.torn-"),
+            vec![saved.clone()]
+        );
         assert_eq!(std::fs::read(&saved).expect("side file"), tail, "{name}");
         drop(reopened);
         // The rewrite removed the torn bytes for good; the side file stays.
@@ -905,13 +923,19 @@ fn a_missing_journal_whose_marker_exists_is_refused_until_repaired() {
     assert_eq!(err.code(), "missing", "{err}");
     let text = err.to_string();
     assert!(text.contains("deny.journal.created"), "{text}");
-    assert!(text.contains("tokenwatch journal-repair --config"), "{text}");
+    assert!(
+        text.contains("tokenwatch journal-repair --config"),
+        "{text}"
+    );
     assert!(!path.exists(), "nothing created");
 
     let report = repair_at(&path, NOW).expect("repair");
     assert!(report.started_empty);
     assert_eq!(report.copy, None);
-    assert!(report.to_string().contains("started an empty one"), "{report}");
+    assert!(
+        report.to_string().contains("started an empty one"),
+        "{report}"
+    );
     let reopened = Denylist::open_at(Some(&path), NOW).expect("starts after repair");
     assert!(reopened.is_empty());
     assert!(!reopened.replay_stats().created, "the journal exists again");
@@ -950,7 +974,10 @@ fn a_format_1_journal_is_read_upgraded_and_kept_beside_it() {
     // Rewritten as format 2; the old fingerprints keep their label.
     let text = std::fs::read_to_string(&path).expect("journal");
     assert!(
-        text.lines().next().expect("header").ends_with(r#""format":2,"fingerprint":2}"#),
+        text.lines()
+            .next()
+            .expect("header")
+            .ends_with(r#""format":2,"fingerprint":2}"#),
         "{text}"
     );
     let labelled: Vec<&str> = text
@@ -1022,9 +1049,16 @@ fn repair_keeps_a_copy_and_salvages_every_record_with_a_valid_checksum() {
         "{}",
         copy.display()
     );
-    assert_eq!(std::fs::read(&copy).expect("copy"), bytes, "the file as it was");
+    assert_eq!(
+        std::fs::read(&copy).expect("copy"),
+        bytes,
+        "the file as it was"
+    );
     let text = report.to_string();
-    assert!(text.contains("kept:     3 records with valid checksums"), "{text}");
+    assert!(
+        text.contains("kept:     3 records with valid checksums"),
+        "{text}"
+    );
     assert!(text.contains("dropped:  3 lines"), "{text}");
     assert!(text.contains(&copy.display().to_string()), "{text}");
 
@@ -1052,7 +1086,10 @@ fn a_failed_append_makes_the_journal_unwritable_until_a_rewrite_from_memory_succ
     let ready = Arc::new(AtomicBool::new(false));
     let flag = ready.clone();
     denylist.on_writable_change(move |writable| flag.store(writable, Ordering::SeqCst));
-    assert!(ready.load(Ordering::SeqCst), "told the current state at once");
+    assert!(
+        ready.load(Ordering::SeqCst),
+        "told the current state at once"
+    );
     assert_eq!(metrics.journal_writable.get(), 1);
     denylist
         .revoke(DenyKey::Fingerprint(fp(40)), live(Origin::Admin))
@@ -1066,7 +1103,12 @@ fn a_failed_append_makes_the_journal_unwritable_until_a_rewrite_from_memory_succ
     assert!(!denylist.is_writable());
     assert!(!ready.load(Ordering::SeqCst), "readiness cleared");
     assert_eq!(metrics.journal_writable.get(), 0);
-    let failures = |op: &str| metrics.journal_write_failures.with_label_values(&[op]).get();
+    let failures = |op: &str| {
+        metrics
+            .journal_write_failures
+            .with_label_values(&[op])
+            .get()
+    };
     assert_eq!(failures("revoke"), 1);
     // Fail-safe: the revocation holds in memory.
     assert!(denylist.get(&DenyKey::Fingerprint(fp(41))).is_some());
@@ -1077,13 +1119,19 @@ fn a_failed_append_makes_the_journal_unwritable_until_a_rewrite_from_memory_succ
         .revoke(DenyKey::Fingerprint(fp(42)), live(Origin::Admin))
         .expect_err("refused");
     assert_eq!(err.code(), "poisoned");
-    assert!(err.to_string().contains("tokenwatch_journal_writable"), "{err}");
+    assert!(
+        err.to_string().contains("tokenwatch_journal_writable"),
+        "{err}"
+    );
     assert!(denylist.get(&DenyKey::Fingerprint(fp(42))).is_some());
     let err = denylist
         .unrevoke(&DenyKey::Fingerprint(fp(40)), false)
         .expect_err("refused");
     assert_eq!(err.code(), "poisoned");
-    assert!(denylist.get(&DenyKey::Fingerprint(fp(40))).is_some(), "still revoked");
+    assert!(
+        denylist.get(&DenyKey::Fingerprint(fp(40))).is_some(),
+        "still revoked"
+    );
     assert_eq!(failures("revoke"), 2);
     assert_eq!(failures("unrevoke"), 1);
 
@@ -1117,7 +1165,9 @@ fn a_failed_compaction_leaves_the_old_file_whole_and_the_journal_unwritable() {
     // A real failure: the temp file's name is taken by a folder.
     let temp = dir.path().join("deny.journal.compact-tmp");
     std::fs::create_dir(&temp).expect("block the temp file");
-    let err = denylist.compact(NOW).expect_err("cannot create the temp file");
+    let err = denylist
+        .compact(NOW)
+        .expect_err("cannot create the temp file");
     assert_eq!(err.code(), "io", "{err}");
     assert!(!denylist.is_writable());
     assert_eq!(metrics.journal_writable.get(), 0);
@@ -1128,7 +1178,11 @@ fn a_failed_compaction_leaves_the_old_file_whole_and_the_journal_unwritable() {
             .get(),
         1
     );
-    assert_eq!(std::fs::read(&path).expect("journal"), before, "old file whole");
+    assert_eq!(
+        std::fs::read(&path).expect("journal"),
+        before,
+        "old file whole"
+    );
     assert_eq!(denylist.len(), 5, "checks still answer from memory");
     assert!(denylist.maintain(NOW).is_err(), "still blocked");
 
@@ -1162,19 +1216,30 @@ fn a_startup_rewrite_that_cannot_be_written_opens_read_only() {
         fingerprint: Some(fp(23)),
         ..CheckQuery::default()
     };
-    assert!(denylist.check(&query, NOW).is_some(), "serves what it replayed");
+    assert!(
+        denylist.check(&query, NOW).is_some(),
+        "serves what it replayed"
+    );
     let err = denylist
         .revoke(DenyKey::Fingerprint(fp(44)), live(Origin::Admin))
         .expect_err("read-only");
     assert_eq!(err.code(), "poisoned");
-    assert_eq!(std::fs::read(&path).expect("journal"), before, "file untouched");
+    assert_eq!(
+        std::fs::read(&path).expect("journal"),
+        before,
+        "file untouched"
+    );
 
     std::fs::remove_dir(&temp).expect("unblock");
     assert!(denylist.maintain(NOW).expect("recovers"));
     assert!(denylist.is_writable());
     drop(denylist);
     let reopened = Denylist::open_at(Some(&path), NOW).expect("reopen");
-    assert_eq!(reopened.len(), 6, "the refused revocation was kept in memory and written");
+    assert_eq!(
+        reopened.len(),
+        6,
+        "the refused revocation was kept in memory and written"
+    );
 }
 
 use std::fs::OpenOptions;
