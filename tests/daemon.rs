@@ -200,18 +200,24 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
         assert!(Instant::now() < deadline, "stolen token never revoked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("tokenwatch_revocations_total{origin=\"detector\"} 1"),
-        "{metrics}"
-    );
+    // The check denies as soon as the revocation is in memory, before its fsync; the counter
+    // follows once the journal write returns.
+    let counted = "tokenwatch_revocations_total{origin=\"detector\"} 1";
+    let metrics = loop {
+        let metrics = client
+            .get(daemon.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(counted) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(metrics.contains(counted), "{metrics}");
     assert!(
         metrics.contains("tokenwatch_detections_total{action=\"revoke\",mode=\"enforce\",reason=\"impossible_travel\"} 1"),
         "{metrics}"
