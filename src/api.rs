@@ -107,6 +107,9 @@ impl Readiness {
     pub const GEOIP: &'static str = "geoip";
     /// The scoring model is loaded.
     pub const MODEL: &'static str = "model";
+    /// The denylist journal accepts writes (cleared while it cannot be written; see
+    /// `Denylist::on_writable_change`).
+    pub const JOURNAL: &'static str = "journal";
 
     /// Readiness that waits for each of `required` (an API-only replica needs only
     /// [`DENYLIST`](Self::DENYLIST)).
@@ -269,6 +272,9 @@ impl ApiState {
         state.max_line_bytes = config.input.max_line_bytes;
         let detects = config.role != Role::Api;
         let mut required = vec![Readiness::DENYLIST];
+        if config.denylist.journal.is_some() {
+            required.push(Readiness::JOURNAL);
+        }
         if detects && config.geoip.city_db.is_some() {
             required.push(Readiness::GEOIP);
         }
@@ -1394,6 +1400,10 @@ mod tests {
             (
                 "role = \"api\"\n[geoip]\ncity_db = \"/c.mmdb\"\n[detect]\nmodel = \"m.json\"\n",
                 vec!["denylist"],
+            ),
+            (
+                "role = \"api\"\n[denylist]\njournal = \"deny.journal\"\n",
+                vec!["denylist", "journal"],
             ),
         ];
         for (text, want) in cases {

@@ -496,6 +496,10 @@ impl Services {
         };
         let readiness = state.readiness.clone();
         readiness.mark_ready(Readiness::DENYLIST);
+        let journal_ready = readiness.clone();
+        denylist.on_writable_change(move |writable| {
+            journal_ready.set(Readiness::JOURNAL, writable);
+        });
         let state = Arc::new(state);
         let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = api::ServeOptions {

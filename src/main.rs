@@ -44,6 +44,14 @@ enum Command {
     Evaluate(tokenwatch::evaluate::EvaluateArgs),
     /// Simulate, detect, revoke and serve the API: see it work in a minute.
     Demo(tokenwatch::demo::DemoArgs),
+    /// Salvage a damaged denylist journal (stop tokenwatch first): keeps a copy of the file,
+    /// keeps every record whose checksum is valid, writes a fresh journal and prints what it
+    /// kept and dropped. A missing journal is started empty.
+    JournalRepair {
+        /// Config file (its `denylist.journal` is repaired).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Validate a config file and the files it names; print every problem.
     CheckConfig {
         /// Config file.
@@ -99,6 +107,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => tokenwatch::demo::demo(args)?,
         Command::Train(args) => tokenwatch::train::run(&args)?,
         Command::Evaluate(args) => tokenwatch::evaluate::run(&args)?,
+        Command::JournalRepair { config } => {
+            let (config, _) = load(config)?;
+            let Some(journal) = config.denylist.journal else {
+                anyhow::bail!("denylist.journal is not set: this configuration keeps no journal");
+            };
+            let report = tokenwatch::denylist::repair(&journal)?;
+            print!("{report}");
+        }
         Command::CheckConfig { config } => {
             let (config, secrets) = load(config)?;
             app::build_stages(&config, &secrets)?;

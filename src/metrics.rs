@@ -58,6 +58,14 @@ pub struct Metrics {
     /// `close_idle` (an idle connection closed to make room), `refuse` (none idle: the new
     /// connection closed at once).
     pub api_connections_shed: IntCounterVec,
+    /// `journal_writable`: 1 while denylist changes are made durable (or no journal is
+    /// configured), 0 while the journal cannot be written (changes refused, `/readyz` failing).
+    pub journal_writable: IntGauge,
+    /// `journal_write_failures_total{op}`: changes (`revoke`, `unrevoke`) that could not be
+    /// made durable and journal rewrites (`compact`, startup and recovery included) that failed.
+    pub journal_write_failures: IntCounterVec,
+    /// `journal_torn_records_total`: torn final records cut from the journal at startup.
+    pub journal_torn_records: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -236,6 +244,27 @@ impl Metrics {
             "API connections dealt with at the cap: close_idle = an idle one closed to make room, refuse = none idle, the new one closed at once.",
             &["action"],
         );
+        let journal_writable = gauge(
+            "journal_writable",
+            "1 while denylist changes are made durable in the journal (or none is configured), \
+             0 while it cannot be written.",
+        );
+        let journal_write_failures = counter_vec(
+            &r,
+            "journal_write_failures_total",
+            "Denylist changes that could not be made durable, and failed journal rewrites, by op.",
+            &["op"],
+        );
+        let journal_torn_records = IntCounter::with_opts(
+            Opts::new(
+                "journal_torn_records_total",
+                "Torn final records (writes cut short by a crash) cut from the journal at startup.",
+            )
+            .namespace("tokenwatch"),
+        )
+        .expect("valid metric");
+        r.register(Box::new(journal_torn_records.clone()))
+            .expect("unique metric");
 
         for reason in Reason::ALL {
             for action in [Action::Revoke, Action::Flag] {
@@ -252,6 +281,9 @@ impl Metrics {
         }
         for action in ["close_idle", "refuse"] {
             api_connections_shed.with_label_values(&[action]);
+        }
+        for op in ["revoke", "unrevoke", "compact"] {
+            journal_write_failures.with_label_values(&[op]);
         }
 
         Metrics {
@@ -276,6 +308,9 @@ impl Metrics {
             api_connections_open,
             api_connections_max,
             api_connections_shed,
+            journal_writable,
+            journal_write_failures,
+            journal_torn_records,
         }
     }
 

@@ -909,6 +909,20 @@ async fn revocations_survive_a_crash_on_the_same_journal() {
     assert_eq!(response.status(), StatusCode::OK);
     // Simulate kill -9: no graceful shutdown, nothing flushed after the acknowledgement.
     first.task.abort();
+    // A dead process leaves its file behind, not its lock: the journal stays locked while a
+    // denylist on it lives, so wait until everything of the first server (its aborted task, its
+    // connections) has let go of it. Dropping a denylist writes nothing.
+    drop(first);
+    let lock = std::fs::File::open(dir.path().join("denylist.journal.lock")).expect("lock file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lock.try_lock().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first server never let go"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(lock);
 
     let second = start(Setup {
         journal: Some(journal_in(dir.path())),

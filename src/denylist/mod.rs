@@ -9,9 +9,9 @@
 //!   return owned values or inspect entries inside the call. A guard can therefore never be held
 //!   across an `.await` or while the same shard is locked again.
 //! - Every change is appended to the journal (`journal.rs`) and `fsync`ed before
-//!   `revoke*`/`unrevoke` return, so a revocation acknowledged by the API survives `kill -9`.
-//!   A batch passed to [`Denylist::revoke_many`] costs one `fsync` (group commit).
-//! - Writers are serialized by the journal lock, so the order of records in the file is the
+//!   `revoke*`/`unrevoke` return `Ok`, so a revocation acknowledged by the API survives
+//!   `kill -9`. A batch passed to [`Denylist::revoke_many`] costs one `fsync` (group commit).
+//! - Writers are serialized by the writer mutex, so the order of records in the file is the
 //!   order the changes were applied in memory; replay reproduces the same state.
 //! - Fail-safe ordering: a revocation is visible in memory *before* its `fsync` (denying early
 //!   is safe, and it stays denied even if the write fails); an un-revocation takes effect in
@@ -20,11 +20,36 @@
 //! - Entries lapse at `expires_at_ms` (wall clock). Lapsed entries never match; they are dropped
 //!   from memory by [`Denylist::purge_expired`] and from disk at the next compaction.
 //! - `check` allocates nothing on a miss: keys are looked up with borrowed parts of the query.
+//! - One process per journal: opening takes an exclusive lock on `<journal>.lock` (holding the
+//!   pid) for the denylist's life; a second process refuses to start, naming the holder's pid
+//!   ([`DenylistError::Locked`]). `journal-repair` takes the same lock.
+//! - Startup never destroys evidence: a torn final record is cut only after its bytes are
+//!   durable in `<journal>.torn-<unix seconds>`; a format-1 file is rewritten only after it is
+//!   kept as `<journal>.v1.bak`; any other damage refuses to start
+//!   ([`DenylistError::Corrupt`], file untouched) until [`repair`] has kept a copy
+//!   (`<journal>.damaged-<unix seconds>`) and salvaged every record with a valid checksum.
+//! - A journal that existed stays noticed: `<journal>.created` is written once the journal
+//!   first exists, and a missing journal beside it refuses to start ([`DenylistError::Missing`]).
+//! - The file is replaced only by rename of a complete, fsynced file (then the folder is
+//!   fsynced): the previous file stays whole until the new one is durable.
+//! - Writability is a state: after a failed append or rewrite (or a startup rewrite that could
+//!   not be written, e.g. on a full disk) nothing more is appended to that file — changes are
+//!   refused with [`DenylistError::Poisoned`] while revocations still apply in memory — until
+//!   a rewrite of the whole in-memory state to a fresh file succeeds ([`Denylist::compact`],
+//!   tried by every [`Denylist::maintain`]). [`Denylist::is_writable`], the observers of
+//!   [`Denylist::on_writable_change`] (readiness) and the `journal_writable` gauge follow it.
+//! - `fp:` keys read with another fingerprint version than [`FINGERPRINT_VERSION`] (format-1
+//!   files: HMAC over the raw token) keep that label through rewrites, are counted in
+//!   [`ReplayStats`] and logged; they are kept (an opaque token's fingerprint is unchanged),
+//!   and lapse at their expiry.
 //!
 //! It does NOT: verify tokens (a forged token can only be denied here, never allowed), read
 //! Kafka (distributed mode lives in `publish`), take the wall clock on the check path (callers
-//! pass `now_ms`), or guard against two processes sharing one journal file (do not do that).
+//! pass `now_ms`), translate old fingerprints into new ones (it never sees tokens), notice a
+//! journal lost together with its whole folder (marker included), or guard a journal against
+//! processes that ignore its lock (older releases) or against locking on network file systems.
 
+mod files;
 mod journal;
 
 use std::borrow::Borrow;
@@ -32,6 +57,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -40,7 +66,9 @@ use dashmap::DashMap;
 use crate::event::Fingerprint;
 use crate::metrics::Metrics;
 
-pub use journal::{MAX_RECORD_BYTES, ReplayStats};
+pub use journal::{
+    DroppedLine, FINGERPRINT_VERSION, FORMAT_VERSION, MAX_LINE_BYTES, MAX_RECORD_BYTES, ReplayStats,
+};
 
 /// Longest accepted text form of a key, bytes. Longer keys are rejected by [`DenyKey::from_str`]
 /// (a key is an issuer plus an id; real ones are well under 300 bytes).
@@ -366,10 +394,15 @@ pub enum DenylistError {
         #[source]
         source: std::io::Error,
     },
-    /// A record before the last line does not parse: the file was damaged, not torn by a crash.
+    /// The journal is damaged other than by a torn final record: a bad record with more data
+    /// after it, NUL bytes, an over-long line, or a missing or bad header. Nothing is changed:
+    /// the operator runs `tokenwatch journal-repair`.
     #[error(
-        "denylist journal {} line {line} is corrupt ({reason}); only a torn last line is \
-         tolerated — restore the file from a backup or move it aside (losing its revocations)",
+        "denylist journal {} is damaged at line {line} (byte offset {offset}): {reason}. \
+         Only a torn final record (a write cut short by a crash) is cut automatically. The file \
+         is left as it is; to salvage every intact record, stop tokenwatch and run \
+         `tokenwatch journal-repair --config <your config>` (it keeps a copy of the damaged \
+         file), or restore the journal from a backup",
         path.display()
     )]
     Corrupt {
@@ -377,14 +410,48 @@ pub enum DenylistError {
         path: PathBuf,
         /// 1-based line number.
         line: u64,
+        /// Byte offset of the line's first byte.
+        offset: u64,
         /// What is wrong with it.
         reason: String,
     },
-    /// An earlier write or `fsync` failed; after a failed `fsync` the file's contents are
-    /// unknown, so no further writes are attempted until a restart replays and recompacts it.
+    /// The journal's header names a format newer than this release reads.
     #[error(
-        "denylist journal {}: an earlier write failed, so its contents on disk are unknown; \
-         restart to replay and recompact it",
+        "denylist journal {} is format {format}, written by a newer tokenwatch; this release \
+         reads formats 1 and 2 (run the newer release, or restore a backup)",
+        path.display()
+    )]
+    NewerFormat {
+        /// The journal.
+        path: PathBuf,
+        /// The format its header names.
+        format: u32,
+    },
+    /// The journal is missing although its marker shows it was created here: its revocations
+    /// are gone (deleted, or another volume is mounted). Starting empty would quietly allow
+    /// every revoked token again.
+    #[error(
+        "denylist journal {} is missing, but {} shows tokenwatch created it there: its \
+         revocations are gone (the file was deleted, or the wrong volume is mounted). Restore \
+         it from a backup, or run `tokenwatch journal-repair --config <your config>` to start \
+         an empty journal deliberately",
+        path.display(),
+        marker.display()
+    )]
+    Missing {
+        /// The journal.
+        path: PathBuf,
+        /// The marker written when it was first created.
+        marker: PathBuf,
+    },
+    /// The journal cannot be written since an earlier write or `fsync` failed (after a failed
+    /// `fsync` the file's contents are unknown, so nothing more is appended to it) or since the
+    /// startup rewrite failed. The change is in memory only. Maintenance rewrites the journal
+    /// from memory and accepts changes again once that succeeds.
+    #[error(
+        "denylist journal {} cannot be written since an earlier write failed; this change is \
+         not durable. tokenwatch rewrites the journal from memory every few seconds and accepts \
+         changes again once that succeeds (tokenwatch_journal_writable)",
         path.display()
     )]
     Poisoned {
@@ -400,6 +467,23 @@ pub enum DenylistError {
     /// Only single tokens (`fp:` keys) can be allowlisted.
     #[error("only fp: keys can be allowlisted")]
     NotAFingerprint,
+    /// Another process holds the journal's lock: two processes appending to and compacting one
+    /// journal lose each other's revocations, so the second one refuses to start.
+    #[error(
+        "denylist journal {} is in use by another tokenwatch process ({}) holding {}; stop \
+         that process first, or give this instance a journal of its own",
+        journal.display(),
+        pid.map_or_else(|| "pid not known yet".to_string(), |pid| format!("pid {pid}")),
+        lock.display()
+    )]
+    Locked {
+        /// The journal.
+        journal: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The pid written in the lock file by the process holding it.
+        pid: Option<u32>,
+    },
 }
 
 impl DenylistError {
@@ -411,6 +495,9 @@ impl DenylistError {
             DenylistError::Poisoned { .. } => "poisoned",
             DenylistError::RecordTooLarge { .. } => "record_too_large",
             DenylistError::NotAFingerprint => "not_a_fingerprint",
+            DenylistError::Locked { .. } => "locked",
+            DenylistError::NewerFormat { .. } => "newer_format",
+            DenylistError::Missing { .. } => "missing",
         }
     }
 }
@@ -484,6 +571,10 @@ struct State {
     named: DashMap<NamedKey, Entry>,
     /// Allowlisted fingerprints and until when (wall-clock ms).
     allowlist: DashMap<Fingerprint, i64>,
+    /// Fingerprints (revoked or allowlisted) read from a journal as computed with another
+    /// fingerprint version than [`FINGERPRINT_VERSION`], and that version. A rewrite keeps the
+    /// label on their records; a new revocation or allowlisting of the same value drops it.
+    legacy: DashMap<Fingerprint, u32>,
 }
 
 /// One change, as applied in memory and written to the journal.
@@ -506,6 +597,7 @@ impl State {
                         if entry.origin == Origin::Admin {
                             self.allowlist.remove(&fp);
                         }
+                        self.legacy.remove(&fp);
                         self.fingerprints.insert(fp, entry);
                     }
                     named => {
@@ -523,10 +615,42 @@ impl State {
             }
             Change::Unrevoke(key) => self.remove(&key).is_some(),
             Change::Allow(fp, until_ms) => {
+                self.legacy.remove(&fp);
                 self.allowlist.insert(fp, until_ms);
                 false
             }
         }
+    }
+
+    /// Apply a change read from a journal, whose `fp:` key was computed with fingerprint
+    /// version `version`.
+    fn apply_replayed(&self, change: Change, version: u32) {
+        let fp = match &change {
+            Change::Revoke(DenyKey::Fingerprint(fp), _) | Change::Allow(fp, _) => Some(*fp),
+            _ => None,
+        };
+        self.apply(change);
+        if let Some(fp) = fp
+            && version != FINGERPRINT_VERSION
+        {
+            self.legacy.insert(fp, version);
+        }
+    }
+
+    /// The fingerprint version of `fp`, when it is not the current one.
+    fn legacy_version(&self, fp: &Fingerprint) -> Option<u32> {
+        self.legacy.get(fp).map(|v| *v)
+    }
+
+    /// Revocations and allowlistings keyed on another fingerprint version.
+    fn legacy_counts(&self) -> (u64, u64) {
+        let mut entries = 0;
+        let mut allowlisted = 0;
+        for item in self.legacy.iter() {
+            entries += u64::from(self.fingerprints.contains_key(item.key()));
+            allowlisted += u64::from(self.allowlist.contains_key(item.key()));
+        }
+        (entries, allowlisted)
     }
 
     fn remove(&self, key: &DenyKey) -> Option<Entry> {
@@ -589,24 +713,85 @@ impl State {
     }
 }
 
-/// What the journal lock protects: the open journal, if any.
-struct Writer {
-    journal: Option<journal::Journal>,
+/// Where changes go, as the writer mutex sees it.
+enum Sink {
+    /// Memory only: nothing to write.
+    Memory,
+    /// Appending to this journal.
+    Open(journal::Journal),
+    /// A journal is configured but is not written until it has been rewritten from memory.
+    Unwritable(Unwritable),
 }
+
+/// A journal that cannot be appended to, and what must be kept before it may be replaced.
+struct Unwritable {
+    path: PathBuf,
+    /// Keep the format-1 file (`<journal>.v1.bak`) before rewriting it as format 2.
+    keep_v1: bool,
+    /// Keep the torn final record's bytes (`<journal>.torn-<unix seconds>`) before cutting it.
+    keep_torn: Option<Vec<u8>>,
+}
+
+impl Unwritable {
+    fn new(path: PathBuf) -> Self {
+        Unwritable {
+            path,
+            keep_v1: false,
+            keep_torn: None,
+        }
+    }
+}
+
+/// Simulated write failures (unit tests of the failure paths).
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy)]
+struct Faults {
+    /// Appends that fail before touching the file.
+    appends: u32,
+}
+
+#[cfg(test)]
+fn take_fault(count: &mut u32, path: &Path, action: &'static str) -> Result<(), DenylistError> {
+    if *count == 0 {
+        return Ok(());
+    }
+    *count -= 1;
+    Err(DenylistError::Io {
+        path: path.to_path_buf(),
+        action,
+        source: std::io::Error::other("injected failure: no space left on device"),
+    })
+}
+
+/// What the writer mutex protects.
+struct Writer {
+    sink: Sink,
+    #[cfg(test)]
+    faults: Faults,
+}
+
+type WritableObserver = Box<dyn Fn(bool) + Send + Sync>;
 
 /// The denylist: revoked keys in memory, backed by an fsynced journal (or memory only).
 pub struct Denylist {
     state: State,
     writer: Mutex<Writer>,
-    replay: ReplayStats,
+    /// The journal's lock, held for as long as this denylist lives (`None` in memory mode).
+    lock: Option<files::JournalLock>,
+    replay: Mutex<ReplayStats>,
     metrics: Option<Arc<Metrics>>,
+    /// Changes are being made durable (always true in memory mode).
+    writable: AtomicBool,
+    /// Told of every change of `writable` (readiness).
+    observers: Mutex<Vec<WritableObserver>>,
 }
 
 impl fmt::Debug for Denylist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Denylist")
             .field("entries", &self.len())
-            .field("replay", &self.replay)
+            .field("writable", &self.is_writable())
+            .field("replay", &self.replay_stats())
             .finish()
     }
 }
@@ -615,69 +800,337 @@ impl Denylist {
     /// Open (replaying and compacting the journal) or, with `None`, in memory only (not
     /// durable: for tests and API-only replicas fed from elsewhere).
     ///
-    /// Replay skips expired entries, tolerates a torn last line (counted in
-    /// [`replay_stats`](Self::replay_stats) and logged), and rejects a corrupt line before
-    /// the last with [`DenylistError::Corrupt`] naming it. The live state is then written to a
-    /// temp file in the same folder, fsynced, renamed over the journal, and the folder fsynced.
-    /// A missing journal is created; a missing folder is an error.
+    /// Takes the journal's lock first ([`DenylistError::Locked`] naming the pid of the process
+    /// holding it). Replay skips expired entries and reads format 1 as well as 2. A torn final
+    /// record is cut (logged, counted in [`replay_stats`](Self::replay_stats), its bytes kept
+    /// in `<journal>.torn-<unix seconds>`); any other damage is [`DenylistError::Corrupt`]
+    /// naming the line and offset, and the file is left untouched. A missing journal is
+    /// created, unless its marker (`<journal>.created`) shows it existed
+    /// ([`DenylistError::Missing`]); a missing folder is an error.
+    ///
+    /// The live state is then written to a new format-2 file (temp file, fsync, rename, fsync
+    /// folder; a format-1 file is kept as `<journal>.v1.bak` first). If that cannot be written
+    /// — a full disk — the denylist still opens, serving what was replayed, but not writable
+    /// ([`is_writable`](Self::is_writable) false, changes refused) until
+    /// [`compact`](Self::compact) succeeds.
     pub fn open(journal: Option<&Path>) -> Result<Self, DenylistError> {
         Self::open_at(journal, wall_clock_ms())
     }
 
     /// [`open`](Self::open) with an explicit wall clock (tests).
     pub fn open_at(journal: Option<&Path>, now_ms: i64) -> Result<Self, DenylistError> {
-        let state = State::default();
-        let (journal, replay) = match journal {
-            None => (None, ReplayStats::default()),
-            Some(path) => {
-                let stats = journal::replay(path, now_ms, &mut |change| {
-                    state.apply(change);
-                })?;
-                purge(&state, now_ms);
-                let live = state.live_changes(now_ms);
-                let journal = journal::Journal::rewrite(path, &live)?;
-                (Some(journal), stats)
-            }
-        };
-        if replay.torn_line.is_some() {
-            tracing::warn!(
-                torn_line = replay.torn_line,
-                records = replay.records,
-                "denylist journal ended in a torn record (a write cut short by a crash); \
-                 it was dropped and the rest replayed"
-            );
-        }
-        Ok(Denylist {
-            state,
-            writer: Mutex::new(Writer { journal }),
-            replay,
-            metrics: None,
-        })
+        Self::open_inner(journal, now_ms)
     }
 
-    /// Report `journal_fsync_seconds{op}` and `denylist_entries` to `metrics`.
+    fn open_inner(journal: Option<&Path>, now_ms: i64) -> Result<Self, DenylistError> {
+        let Some(path) = journal else {
+            return Ok(Denylist::assemble(
+                State::default(),
+                Sink::Memory,
+                None,
+                ReplayStats::default(),
+            ));
+        };
+        let lock = files::JournalLock::acquire(path)?;
+        let state = State::default();
+        let replayed = journal::replay(path, now_ms, &mut |change, version| {
+            state.apply_replayed(change, version);
+        })?;
+        let mut stats = replayed.stats;
+        if stats.created {
+            let marker = files::marker_path(path);
+            if marker.exists() {
+                return Err(DenylistError::Missing {
+                    path: path.to_path_buf(),
+                    marker,
+                });
+            }
+            tracing::info!(journal = %path.display(), "no denylist journal yet: starting an empty one");
+        }
+        purge(&state, now_ms);
+        (
+            stats.previous_fingerprint_entries,
+            stats.previous_fingerprint_allowlisted,
+        ) = state.legacy_counts();
+        let unwritable = Unwritable {
+            path: path.to_path_buf(),
+            keep_v1: stats.format == Some(1),
+            keep_torn: replayed.torn,
+        };
+        let denylist = Denylist::assemble(state, Sink::Unwritable(unwritable), Some(lock), stats);
+        {
+            let mut writer = denylist.lock_writer();
+            if let Err(error) = denylist.rebuild(&mut writer, now_ms) {
+                tracing::error!(
+                    %error,
+                    "the denylist journal cannot be written at startup: checks are served from \
+                     the replayed state, changes are refused and /readyz fails until a rewrite \
+                     succeeds (retried at every maintenance)"
+                );
+            }
+        }
+        denylist.log_replay(path);
+        Ok(denylist)
+    }
+
+    fn assemble(
+        state: State,
+        sink: Sink,
+        lock: Option<files::JournalLock>,
+        replay: ReplayStats,
+    ) -> Self {
+        Denylist {
+            state,
+            writable: AtomicBool::new(matches!(sink, Sink::Memory)),
+            writer: Mutex::new(Writer {
+                sink,
+                #[cfg(test)]
+                faults: Faults::default(),
+            }),
+            lock,
+            replay: Mutex::new(replay),
+            metrics: None,
+            observers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn log_replay(&self, path: &Path) {
+        let stats = self.replay_stats();
+        if let (Some(line), Some(offset)) = (stats.torn_line, stats.torn_offset) {
+            tracing::warn!(
+                journal = %path.display(),
+                line,
+                offset,
+                bytes = stats.torn_bytes,
+                kept_in = %stats.torn_saved.as_deref().map_or_else(
+                    || "(not written yet: the journal folder cannot be written)".into(),
+                    |p| p.display().to_string()
+                ),
+                records = stats.records,
+                "denylist journal ended in a torn record (usually a write cut short by a crash, \
+                 never acknowledged); it was cut, its bytes kept, and the records before it \
+                 replayed"
+            );
+        }
+        if stats.format == Some(1) {
+            tracing::warn!(
+                journal = %path.display(),
+                backup = %stats.v1_backup.as_deref().map_or_else(
+                    || "(not written yet: the journal folder cannot be written)".into(),
+                    |p| p.display().to_string()
+                ),
+                records = stats.records,
+                previous_fingerprint_entries = stats.previous_fingerprint_entries,
+                previous_fingerprint_allowlisted = stats.previous_fingerprint_allowlisted,
+                "denylist journal upgraded from format 1 to {FORMAT_VERSION}: {} fp: entries \
+                 (and {} allowlistings) are keyed on the previous fingerprint version (HMAC over \
+                 the raw token) and no longer match JWTs, whose fingerprint is now taken over \
+                 their canonical form; they lapse at their expiry. jti:, sid: and sub: entries \
+                 are unaffected",
+                stats.previous_fingerprint_entries,
+                stats.previous_fingerprint_allowlisted,
+            );
+        }
+    }
+
+    /// Write the live state to a fresh journal — first keeping what must be kept (the format-1
+    /// file, a torn record's bytes) — and append to it from then on. On failure the journal is
+    /// unwritable until a later call succeeds. A no-op in memory mode.
+    fn rebuild(&self, writer: &mut Writer, now_ms: i64) -> Result<(), DenylistError> {
+        let path = match &writer.sink {
+            Sink::Memory => return Ok(()),
+            Sink::Open(journal) => journal.path().to_path_buf(),
+            Sink::Unwritable(pending) => pending.path.clone(),
+        };
+        // Not appendable while it is being replaced (nor if this fails).
+        let mut pending = match std::mem::replace(
+            &mut writer.sink,
+            Sink::Unwritable(Unwritable::new(path.clone())),
+        ) {
+            Sink::Unwritable(pending) => pending,
+            _ => Unwritable::new(path),
+        };
+        let was_writable = self.is_writable();
+        match self.try_rebuild(&mut pending, now_ms) {
+            Ok(journal) => {
+                writer.sink = Sink::Open(journal);
+                if let Err(error) = files::ensure_marker(&pending.path) {
+                    tracing::warn!(%error, "could not write the denylist journal's marker; retried at the next compaction");
+                }
+                if !was_writable {
+                    tracing::info!(journal = %pending.path.display(), "denylist journal rewritten from memory: changes are durable again");
+                }
+                self.set_writable(true);
+                Ok(())
+            }
+            Err(error) => {
+                if was_writable {
+                    tracing::error!(
+                        %error,
+                        "denylist journal compaction failed: changes are refused and /readyz \
+                         fails until the journal is rewritten from memory (retried at every \
+                         maintenance); the previous file is left whole"
+                    );
+                }
+                writer.sink = Sink::Unwritable(pending);
+                self.set_writable(false);
+                self.write_failed("compact");
+                Err(error)
+            }
+        }
+    }
+
+    fn try_rebuild(
+        &self,
+        pending: &mut Unwritable,
+        now_ms: i64,
+    ) -> Result<journal::Journal, DenylistError> {
+        if pending.keep_v1 {
+            let backup = files::keep_copy(&pending.path, ".v1.bak")?;
+            pending.keep_v1 = false;
+            self.lock_replay().v1_backup = Some(backup);
+        }
+        if let Some(bytes) = &pending.keep_torn {
+            let suffix = format!(".torn-{}", files::unix_seconds());
+            let saved = files::write_side_file(&pending.path, &suffix, bytes)?;
+            pending.keep_torn = None;
+            self.lock_replay().torn_saved = Some(saved);
+        }
+        let live = self.state.live_changes(now_ms);
+        journal::Journal::rewrite(&pending.path, &live, &|fp| self.state.legacy_version(fp))
+    }
+
+    /// Append encoded changes, durably. A failure (or an already unwritable journal) leaves the
+    /// journal unwritable until a rewrite from memory succeeds.
+    fn append(
+        &self,
+        writer: &mut Writer,
+        bytes: &[u8],
+        op: &'static str,
+    ) -> Result<(), DenylistError> {
+        let result = match &mut writer.sink {
+            Sink::Memory => return Ok(()),
+            Sink::Unwritable(pending) => Err(DenylistError::Poisoned {
+                path: pending.path.clone(),
+            }),
+            Sink::Open(journal) => {
+                let started = Instant::now();
+                #[cfg(test)]
+                let injected = take_fault(&mut writer.faults.appends, journal.path(), "append to");
+                #[cfg(not(test))]
+                let injected = Ok(());
+                let result = injected.and_then(|()| journal.append(bytes));
+                if result.is_ok() {
+                    self.observe_fsync(op, started);
+                }
+                result
+            }
+        };
+        if let Err(error) = &result {
+            if let Sink::Open(journal) = &writer.sink {
+                tracing::error!(
+                    %error,
+                    "denylist journal write failed: changes are refused and /readyz fails until \
+                     the journal is rewritten from memory (retried at every maintenance)"
+                );
+                let path = journal.path().to_path_buf();
+                writer.sink = Sink::Unwritable(Unwritable::new(path));
+                self.set_writable(false);
+            }
+            self.write_failed(op);
+        }
+        result
+    }
+
+    /// Report `journal_fsync_seconds{op}`, `denylist_entries`, `journal_writable`,
+    /// `journal_write_failures_total{op}` and `journal_torn_records_total` to `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         metrics.denylist_entries.set(gauge_value(self.len()));
+        metrics.journal_writable.set(i64::from(self.is_writable()));
+        if !self.is_writable() {
+            // The only failure before metrics are attached: the startup rewrite.
+            metrics
+                .journal_write_failures
+                .with_label_values(&["compact"])
+                .inc();
+        }
+        if self.replay_stats().torn_line.is_some() {
+            metrics.journal_torn_records.inc();
+        }
         self.metrics = Some(metrics);
         self
     }
 
-    /// What replay found when the journal was opened.
-    pub fn replay_stats(&self) -> &ReplayStats {
-        &self.replay
+    /// What replay found when the journal was opened (and where the files it kept went).
+    pub fn replay_stats(&self) -> ReplayStats {
+        self.lock_replay().clone()
+    }
+
+    fn lock_replay(&self) -> MutexGuard<'_, ReplayStats> {
+        self.replay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether changes are being made durable: true in memory mode and while the journal is
+    /// written; false from a failed write (or a startup rewrite that could not be written)
+    /// until a rewrite from memory succeeds ([`compact`](Self::compact), run by
+    /// [`maintain`](Self::maintain)).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire)
+    }
+
+    /// Call `observer` now with [`is_writable`](Self::is_writable), and again whenever it
+    /// changes (from the thread that changed it; keep it short, e.g. setting a flag).
+    pub fn on_writable_change(&self, observer: impl Fn(bool) + Send + Sync + 'static) {
+        // Under the writer mutex, so no change slips between the first call and registration.
+        let _writer = self.lock_writer();
+        observer(self.is_writable());
+        self.observers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(observer));
+    }
+
+    /// Called with the writer mutex held.
+    fn set_writable(&self, writable: bool) {
+        let was = self.writable.swap(writable, Ordering::AcqRel);
+        if let Some(m) = &self.metrics {
+            m.journal_writable.set(i64::from(writable));
+        }
+        if was != writable {
+            for observer in self
+                .observers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                observer(writable);
+            }
+        }
+    }
+
+    fn write_failed(&self, op: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.journal_write_failures.with_label_values(&[op]).inc();
+        }
     }
 
     /// The journal's path, if this denylist is durable.
     pub fn journal_path(&self) -> Option<PathBuf> {
-        self.lock_writer()
-            .journal
-            .as_ref()
-            .map(|j| j.path().to_path_buf())
+        match &self.lock_writer().sink {
+            Sink::Memory => None,
+            Sink::Open(journal) => Some(journal.path().to_path_buf()),
+            Sink::Unwritable(pending) => Some(pending.path.clone()),
+        }
+    }
+
+    /// The journal's lock file (`<journal>.lock`), held while this denylist lives.
+    pub fn lock_path(&self) -> Option<&Path> {
+        self.lock.as_ref().map(files::JournalLock::path)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave `Writer` half-updated in a way we rely
-        // on (a failed write poisons the journal itself), so a poisoned mutex is recovered.
+        // on (the sink is replaced whole), so a poisoned mutex is recovered.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -692,7 +1145,8 @@ impl Denylist {
     /// Detector revocations of an allowlisted token are skipped (an admin said that session
     /// is fine); admin revocations apply and lift the allowlisting. Returns how many entries
     /// were applied. The entries are visible to `check` before the `fsync` completes; if the
-    /// write fails they stay in memory (fail-safe) and the error is returned.
+    /// write fails (or the journal is unwritable) they stay in memory (fail-safe), the error
+    /// is returned, and the next successful rewrite from memory makes them durable.
     pub fn revoke_many(&self, entries: Vec<(DenyKey, Entry)>) -> Result<usize, DenylistError> {
         if entries.is_empty() {
             return Ok(0);
@@ -713,18 +1167,16 @@ impl Denylist {
             return Ok(0);
         }
         // Serialize first: a record too large to replay is refused before anything changes.
-        let encoded = match writer.journal.as_ref() {
-            Some(_) => Some(journal::encode(&changes)?),
-            None => None,
+        let encoded = match writer.sink {
+            Sink::Memory => None,
+            _ => Some(journal::encode(&changes, &|_| None)?),
         };
         for change in changes {
             self.state.apply(change);
         }
         self.report_len();
-        if let (Some(journal), Some(bytes)) = (writer.journal.as_mut(), encoded) {
-            let started = Instant::now();
-            journal.append(&bytes)?;
-            self.observe_fsync("revoke", started);
+        if let Some(bytes) = encoded {
+            self.append(&mut writer, &bytes, "revoke")?;
         }
         Ok(applied)
     }
@@ -734,7 +1186,8 @@ impl Denylist {
     /// With `allowlist`, the token (`fp:` keys only, else [`DenylistError::NotAFingerprint`])
     /// is also allowlisted so the detector will not revoke it again: until the removed entry
     /// would have lapsed (the token's expiry), or with no entry present, until un-allowlisted
-    /// by an admin revocation. The entry stays in force until the journal write is durable.
+    /// by an admin revocation. The entry stays in force until the journal write is durable
+    /// (and stays in force if it fails).
     pub fn unrevoke(&self, key: &DenyKey, allowlist: bool) -> Result<bool, DenylistError> {
         let allow_fp = match (allowlist, key) {
             (false, _) => None,
@@ -750,11 +1203,9 @@ impl Denylist {
                 .map_or(i64::MAX, |entry| entry.expires_at_ms);
             changes.push(Change::Allow(fp, until_ms));
         }
-        if let Some(journal) = writer.journal.as_mut() {
-            let bytes = journal::encode(&changes)?;
-            let started = Instant::now();
-            journal.append(&bytes)?;
-            self.observe_fsync("unrevoke", started);
+        if !matches!(writer.sink, Sink::Memory) {
+            let bytes = journal::encode(&changes, &|_| None)?;
+            self.append(&mut writer, &bytes, "unrevoke")?;
         }
         let mut removed = false;
         for change in changes {
@@ -823,36 +1274,42 @@ impl Denylist {
 
     /// Rewrite the journal to hold only the live state at `now_ms` (temp file, fsync, rename,
     /// fsync folder), bounding its size in a long-running process. Writers wait meanwhile;
-    /// checks do not. A no-op in memory-only mode.
+    /// checks do not. A no-op in memory mode.
+    ///
+    /// This is also the way out of an unwritable journal: on success changes are accepted
+    /// again ([`is_writable`](Self::is_writable)); on failure the journal is (or stays)
+    /// unwritable, and the old file is left whole.
     pub fn compact(&self, now_ms: i64) -> Result<(), DenylistError> {
         let mut writer = self.lock_writer();
-        let Some(journal) = writer.journal.as_mut() else {
+        if matches!(writer.sink, Sink::Memory) {
             return Ok(());
-        };
+        }
         let started = Instant::now();
-        let live = self.state.live_changes(now_ms);
-        let path = journal.path().to_path_buf();
-        *journal = journal::Journal::rewrite(&path, &live)?;
+        self.rebuild(&mut writer, now_ms)?;
         self.observe_fsync("compact", started);
         Ok(())
     }
 
-    /// Housekeeping for a periodic task: purge lapsed entries, and compact when the journal
-    /// holds more than twice as many records as there are live entries (and at least 1024
-    /// appended since the last compaction). Returns whether it compacted.
+    /// Housekeeping for a periodic task: purge lapsed entries; rewrite an unwritable journal
+    /// from memory; and compact when the journal holds more than twice as many records as
+    /// there are live entries (and at least 1024 appended since the last compaction). Returns
+    /// whether it rewrote the journal.
     pub fn maintain(&self, now_ms: i64) -> Result<bool, DenylistError> {
         self.purge_expired(now_ms);
-        let appended = self
-            .lock_writer()
-            .journal
-            .as_ref()
-            .map_or(0, |j| j.appended_records());
         let live = self.len() + self.state.allowlist.len();
-        if appended >= 1024 && appended > live as u64 {
+        let due = match &self.lock_writer().sink {
+            Sink::Memory => false,
+            // The way back to a writable journal.
+            Sink::Unwritable(_) => true,
+            Sink::Open(journal) => {
+                let appended = journal.appended_records();
+                appended >= 1024 && appended > live as u64
+            }
+        };
+        if due {
             self.compact(now_ms)?;
-            return Ok(true);
         }
-        Ok(false)
+        Ok(due)
     }
 
     /// Every entry held (lapsed ones included until purged), for listing and export.
@@ -901,7 +1358,168 @@ fn purge(state: &State, now_ms: i64) -> usize {
     state.fingerprints.retain(|_, e| e.is_live(now_ms));
     state.named.retain(|_, e| e.is_live(now_ms));
     state.allowlist.retain(|_, until| now_ms < *until);
+    state
+        .legacy
+        .retain(|fp, _| state.fingerprints.contains_key(fp) || state.allowlist.contains_key(fp));
     before.saturating_sub(state.len() + state.allowlist.len())
+}
+
+/// What [`repair`] did, printed by `tokenwatch journal-repair`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    /// The journal.
+    pub journal: PathBuf,
+    /// The file as it was before the repair (`<journal>.damaged-<unix seconds>`); `None` when
+    /// there was no journal.
+    pub copy: Option<PathBuf>,
+    /// Format of the file read (1 or 2); `None` when there was no journal.
+    pub format: Option<u32>,
+    /// Records kept (format 2: with a valid checksum; format 1: that parse).
+    pub kept: u64,
+    /// Lines dropped, in file order.
+    pub dropped: Vec<DroppedLine>,
+    /// Kept revocations that had lapsed and were left out.
+    pub expired: u64,
+    /// Live entries in the new journal.
+    pub entries: usize,
+    /// Live allowlistings in the new journal.
+    pub allowlisted: usize,
+    /// Of those entries, `fp:` keys of a previous fingerprint version.
+    pub previous_fingerprint_entries: u64,
+    /// There was no journal: an empty one was started.
+    pub started_empty: bool,
+}
+
+/// How many dropped lines [`RepairReport`]'s text lists one by one.
+const DROPPED_LISTED: usize = 20;
+
+impl fmt::Display for RepairReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let journal = self.journal.display();
+        if self.started_empty {
+            writeln!(
+                f,
+                "{journal}: there was no journal; started an empty one (format \
+                 {FORMAT_VERSION}). Every revocation the old one held is gone: revoke again \
+                 what must stay revoked."
+            )?;
+            return Ok(());
+        }
+        let format = self.format.map_or_else(|| "?".into(), |v| v.to_string());
+        writeln!(f, "{journal} (format {format}) repaired")?;
+        if let Some(copy) = &self.copy {
+            writeln!(f, "  the file as it was:  {}", copy.display())?;
+        }
+        let dropped_bytes: u64 = self.dropped.iter().map(|d| d.bytes).sum();
+        writeln!(
+            f,
+            "  kept:     {} records{}",
+            self.kept,
+            if self.format == Some(1) {
+                " (format 1 has no checksums: every line that parses)"
+            } else {
+                " with valid checksums"
+            }
+        )?;
+        writeln!(
+            f,
+            "  dropped:  {} lines ({dropped_bytes} bytes)",
+            self.dropped.len()
+        )?;
+        for line in self.dropped.iter().take(DROPPED_LISTED) {
+            writeln!(
+                f,
+                "    line {} at byte offset {} ({} bytes): {}",
+                line.line, line.offset, line.bytes, line.reason
+            )?;
+        }
+        if self.dropped.len() > DROPPED_LISTED {
+            writeln!(
+                f,
+                "    … and {} more (compare with the copy)",
+                self.dropped.len() - DROPPED_LISTED
+            )?;
+        }
+        writeln!(f, "  lapsed:   {} revocations left out", self.expired)?;
+        writeln!(
+            f,
+            "  written:  {} entries and {} allowlistings (format {FORMAT_VERSION}){}",
+            self.entries,
+            self.allowlisted,
+            if self.previous_fingerprint_entries > 0 {
+                format!(
+                    "; {} fp: entries of the previous fingerprint version",
+                    self.previous_fingerprint_entries
+                )
+            } else {
+                String::new()
+            }
+        )?;
+        if !self.dropped.is_empty() {
+            writeln!(
+                f,
+                "  A dropped line may have been a revocation: check the log of decisions and \
+                 admin actions for what it held, and revoke again what must stay revoked."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `tokenwatch journal-repair`: salvage a damaged journal so tokenwatch can start again.
+///
+/// Takes the journal's lock (refused while tokenwatch runs on it). Reads every line: keeps
+/// every record whose checksum is valid (format 1: that parses), drops the rest — torn
+/// records, NUL runs, a bad header — and lists them. Keeps the file as it was under
+/// `<journal>.damaged-<unix seconds>`, then writes a fresh format-2 journal of the live
+/// state (temp file, fsync, rename, fsync folder). A missing journal is started empty
+/// (deliberately: this is how an operator accepts that its revocations are gone).
+pub fn repair(journal: &Path) -> Result<RepairReport, DenylistError> {
+    repair_at(journal, wall_clock_ms())
+}
+
+/// [`repair`] with an explicit wall clock (tests).
+pub fn repair_at(path: &Path, now_ms: i64) -> Result<RepairReport, DenylistError> {
+    let _lock = files::JournalLock::acquire(path)?;
+    let state = State::default();
+    let mut report = RepairReport {
+        journal: path.to_path_buf(),
+        copy: None,
+        format: None,
+        kept: 0,
+        dropped: Vec::new(),
+        expired: 0,
+        entries: 0,
+        allowlisted: 0,
+        previous_fingerprint_entries: 0,
+        started_empty: false,
+    };
+    let exists = path
+        .try_exists()
+        .map_err(files::io_error(path, "look for"))?;
+    if exists {
+        let salvaged = journal::salvage(path, now_ms, &mut |change, version| {
+            state.apply_replayed(change, version);
+        })?;
+        purge(&state, now_ms);
+        report.format = salvaged.stats.format;
+        report.kept = salvaged.stats.records;
+        report.expired = salvaged.stats.expired_skipped;
+        report.dropped = salvaged.dropped;
+        report.copy = Some(files::keep_copy(
+            path,
+            &format!(".damaged-{}", files::unix_seconds()),
+        )?);
+    } else {
+        report.started_empty = true;
+    }
+    let live = state.live_changes(now_ms);
+    journal::Journal::rewrite(path, &live, &|fp| state.legacy_version(fp))?;
+    files::ensure_marker(path)?;
+    report.entries = state.len();
+    report.allowlisted = state.allowlist.len();
+    report.previous_fingerprint_entries = state.legacy_counts().0;
+    Ok(report)
 }
 
 #[cfg(test)]

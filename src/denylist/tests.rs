@@ -46,12 +46,16 @@ fn query_for(claims: &[(&str, &str)], iat: Option<i64>) -> CheckQuery {
     }
 }
 
+/// The journal's record lines (after the header).
 fn journal_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .expect("journal readable")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let text = std::fs::read_to_string(path).expect("journal readable");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.contains(r#""journal":"tokenwatch-denylist""#),
+        "{header}"
+    );
+    lines.map(str::to_owned).collect()
 }
 
 #[test]
@@ -419,42 +423,7 @@ fn journal_replays_after_reopen() {
 }
 
 #[test]
-fn torn_last_line_is_dropped_and_the_rest_kept() {
-    let tails: [&[u8]; 4] = [
-        b"{\"op\":\"revoke\",\"key\":\"fp:0909",
-        b"{\"op\":\"rev\n",
-        b"\0\0\0\0\0\0\0\0",
-        b"{\"op\":\"revoke\",\"key\":\"fp:09090909090909090909090909090909\"}\n",
-    ];
-    for tail in tails {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("deny.journal");
-        {
-            let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
-            denylist
-                .revoke(DenyKey::Fingerprint(fp(9)), live(Origin::Detector))
-                .expect("r");
-            denylist
-                .revoke(DenyKey::Fingerprint(fp(10)), live(Origin::Detector))
-                .expect("r");
-        }
-        let mut file = OpenOptions::new().append(true).open(&path).expect("append");
-        file.write_all(tail).expect("write tail");
-        drop(file);
-
-        let reopened = Denylist::open_at(Some(&path), NOW).expect("torn tail tolerated");
-        assert_eq!(reopened.replay_stats().torn_line, Some(3), "{tail:?}");
-        assert_eq!(reopened.replay_stats().records, 2);
-        assert_eq!(reopened.len(), 2);
-        drop(reopened);
-        // Compaction removed the torn line for good.
-        let again = Denylist::open_at(Some(&path), NOW).expect("reopen");
-        assert_eq!(again.replay_stats().torn_line, None);
-    }
-}
-
-#[test]
-fn corrupt_middle_line_is_an_error_naming_the_line() {
+fn corrupt_middle_line_of_a_format_1_journal_is_an_error_naming_the_line() {
     let good = format!(
         "{{\"op\":\"revoke\",\"key\":\"fp:{}\",\"entry\":{}}}\n",
         fp(11),
@@ -648,6 +617,628 @@ fn snapshot_lists_every_entry() {
             "fp:13131313131313131313131313131313".to_string(),
             format!("sid:{ISS}:s")
         ]
+    );
+}
+
+#[test]
+fn a_second_opener_of_a_journal_is_refused_naming_the_holders_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    let first = Denylist::open_at(Some(&path), NOW).expect("first");
+    let lock = dir.path().join("deny.journal.lock");
+    assert_eq!(first.lock_path(), Some(lock.as_path()));
+    assert_eq!(
+        std::fs::read_to_string(&lock).expect("lock file").trim(),
+        std::process::id().to_string()
+    );
+
+    // flock locks belong to the open file, so a second open in this process conflicts just
+    // as a second process would.
+    let err = Denylist::open_at(Some(&path), NOW).expect_err("second opener refused");
+    assert_eq!(err.code(), "locked");
+    let pid = std::process::id();
+    match &err {
+        DenylistError::Locked { pid: got, .. } => assert_eq!(*got, Some(pid)),
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&format!("pid {pid}")), "{text}");
+    assert!(text.contains("deny.journal.lock"), "{text}");
+
+    // The first keeps working, and the lock goes with it.
+    first
+        .revoke(DenyKey::Fingerprint(fp(20)), live(Origin::Admin))
+        .expect("first still writes");
+    drop(first);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("lock released on drop");
+    assert!(reopened.get(&DenyKey::Fingerprint(fp(20))).is_some());
+}
+
+/// A journal written by this release in `dir`, holding fp(21..=25) revoked (line 1 is the
+/// header, line n + 1 the revocation of fp(20 + n)). Returns its path and bytes.
+fn written_journal(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("deny.journal");
+    let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
+    for byte in 21..=25u8 {
+        denylist
+            .revoke(DenyKey::Fingerprint(fp(byte)), live(Origin::Detector))
+            .expect("r");
+    }
+    drop(denylist);
+    let bytes = std::fs::read(&path).expect("read");
+    (path, bytes)
+}
+
+/// Byte offset of the start of 1-based line `line`.
+fn line_offset(bytes: &[u8], line: u64) -> usize {
+    if line == 1 {
+        return 0;
+    }
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(line as usize - 2)
+        .map(|(i, _)| i + 1)
+        .expect("line exists")
+}
+
+/// Files in `dir` whose names start with `prefix`.
+fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn assert_corrupt_at(err: &DenylistError, line: u64, offset: usize, reason_part: &str) {
+    match err {
+        DenylistError::Corrupt {
+            line: got_line,
+            offset: got_offset,
+            reason,
+            ..
+        } => {
+            assert_eq!(*got_line, line, "{err}");
+            assert_eq!(*got_offset, offset as u64, "{err}");
+            assert!(reason.contains(reason_part), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("tokenwatch journal-repair --config"),
+        "{text}"
+    );
+    assert!(text.contains("deny.journal"), "{text}");
+    assert!(
+        text.contains(&format!("line {line} (byte offset {offset})")),
+        "{text}"
+    );
+}
+
+#[test]
+fn journal_starts_with_a_versioned_header_and_checksums_every_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, bytes) = written_journal(dir.path());
+    let text = String::from_utf8(bytes).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let (crc, header) = lines[0].split_once(' ').expect("crc, json");
+    assert_eq!(
+        header,
+        r#"{"journal":"tokenwatch-denylist","format":2,"fingerprint":2}"#
+    );
+    for line in &lines {
+        let (crc_text, json) = line.split_once(' ').expect("crc, json");
+        assert_eq!(crc_text.len(), 8, "{line}");
+        assert_eq!(
+            u32::from_str_radix(crc_text, 16).expect("hex"),
+            crc32c::crc32c(json.as_bytes()),
+            "{line}"
+        );
+    }
+    // Computed outside Rust (a bitwise CRC-32C, polynomial 0x82F63B78, in Python), so other
+    // tools can check the format: the header line is always these bytes.
+    assert_eq!(crc, "824c598d");
+    // The CRC-32C check value (RFC 3720 B.4).
+    assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+}
+
+#[test]
+fn a_flipped_byte_inside_a_key_is_refused_and_the_file_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, mut bytes) = written_journal(dir.path());
+    // Line 3 is fp(22)'s revocation: turn one hex digit of its key into another.
+    let start = line_offset(&bytes, 3);
+    let key_at = start
+        + bytes[start..]
+            .windows(3)
+            .position(|w| w == b"fp:")
+            .expect("key")
+        + 3;
+    assert_eq!(bytes[key_at], b'1');
+    bytes[key_at] = b'3';
+    std::fs::write(&path, &bytes).expect("write");
+
+    let err = Denylist::open_at(Some(&path), NOW).expect_err("flipped byte refused");
+    assert_eq!(err.code(), "corrupt");
+    assert_corrupt_at(&err, 3, start, "checksum mismatch");
+    assert_eq!(std::fs::read(&path).expect("kept"), bytes, "left untouched");
+    assert!(files_starting(dir.path(), "deny.journal.torn").is_empty());
+}
+
+#[test]
+fn nul_bytes_are_refused_wherever_they_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, good) = written_journal(dir.path());
+    let line4 = line_offset(&good, 4);
+    let nuls = vec![0u8; 4096];
+    let cases: [(&str, Vec<u8>, u64, usize); 4] = [
+        ("a file of NULs", nuls.clone(), 1, 0),
+        (
+            "NULs over a record in the middle",
+            [&good[..line4], &nuls[..100], &b"\n"[..], &good[line4..]].concat(),
+            4,
+            line4,
+        ),
+        (
+            "NULs where records should follow the header",
+            [&good[..line_offset(&good, 2)], &nuls[..]].concat(),
+            2,
+            line_offset(&good, 2),
+        ),
+        (
+            "a NUL tail after the last record",
+            [&good[..], &nuls[..512]].concat(),
+            7,
+            good.len(),
+        ),
+    ];
+    for (name, bytes, line, offset) in cases {
+        std::fs::write(&path, &bytes).expect("write");
+        let err = Denylist::open_at(Some(&path), NOW).expect_err(name);
+        assert_eq!(err.code(), "corrupt", "{name}: {err}");
+        assert_corrupt_at(&err, line, offset, "NUL bytes");
+        assert_eq!(
+            std::fs::read(&path).expect("kept"),
+            bytes,
+            "{name}: never shrunk"
+        );
+    }
+}
+
+#[test]
+fn a_bad_header_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, good) = written_journal(dir.path());
+    let line2 = line_offset(&good, 2);
+    let newer = {
+        let json = r#"{"journal":"tokenwatch-denylist","format":3,"fingerprint":3}"#;
+        format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()))
+    };
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "header lost: records only",
+            good[line2..].to_vec(),
+            "not a journal header",
+        ),
+        (
+            "header checksum",
+            [&b"00000000"[..], &good[8..]].concat(),
+            "checksum mismatch",
+        ),
+        (
+            "garbage",
+            [&b"hello world\n"[..], &good[line2..]].concat(),
+            "not a checksummed record",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        std::fs::write(&path, &bytes).expect("write");
+        let err = Denylist::open_at(Some(&path), NOW).expect_err(name);
+        assert_corrupt_at(&err, 1, 0, reason);
+        assert!(err.to_string().contains("bad header"), "{name}: {err}");
+    }
+    std::fs::write(&path, [newer.as_bytes(), &good[line2..]].concat()).expect("write");
+    let err = Denylist::open_at(Some(&path), NOW).expect_err("newer format");
+    assert_eq!(err.code(), "newer_format", "{err}");
+    assert!(err.to_string().contains("format 3"), "{err}");
+}
+
+#[test]
+fn a_torn_final_record_is_cut_kept_in_a_side_file_and_counted() {
+    let tails: [(&str, &[u8]); 4] = [
+        (
+            "cut inside a record",
+            b"1b2c3d4e {\"op\":\"revoke\",\"key\":\"fp:0909",
+        ),
+        ("cut inside the checksum", b"1b2c"),
+        (
+            "a complete line with a bad checksum",
+            b"00000000 {\"op\":\"rev\"}\n",
+        ),
+        (
+            "a record without checksum",
+            b"{\"op\":\"revoke\",\"key\":\"fp:09090909090909090909090909090909\"}\n",
+        ),
+    ];
+    for (name, tail) in tails {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, good) = written_journal(dir.path());
+        let mut file = OpenOptions::new().append(true).open(&path).expect("append");
+        file.write_all(tail).expect("write tail");
+        drop(file);
+
+        let metrics = Arc::new(Metrics::new());
+        let reopened = Denylist::open_at(Some(&path), NOW)
+            .expect("torn tail tolerated")
+            .with_metrics(metrics.clone());
+        let stats = reopened.replay_stats();
+        assert_eq!(stats.torn_line, Some(7), "{name}");
+        assert_eq!(stats.torn_offset, Some(good.len() as u64), "{name}");
+        assert_eq!(stats.torn_bytes, tail.len() as u64, "{name}");
+        assert_eq!(stats.records, 5, "{name}");
+        assert_eq!(reopened.len(), 5, "{name}");
+        assert_eq!(metrics.journal_torn_records.get(), 1, "{name}");
+        assert!(reopened.is_writable(), "{name}");
+        let saved = stats.torn_saved.expect("side file");
+        assert_eq!(
+            files_starting(dir.path(), "deny.journal.torn-"),
+            vec![saved.clone()]
+        );
+        assert_eq!(std::fs::read(&saved).expect("side file"), tail, "{name}");
+        drop(reopened);
+        // The rewrite removed the torn bytes for good; the side file stays.
+        let again = Denylist::open_at(Some(&path), NOW).expect("reopen");
+        assert_eq!(again.replay_stats().torn_line, None, "{name}");
+        assert_eq!(again.len(), 5, "{name}");
+        assert!(saved.exists());
+    }
+}
+
+#[test]
+fn a_missing_journal_whose_marker_exists_is_refused_until_repaired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    {
+        let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
+        assert!(denylist.replay_stats().created);
+        denylist
+            .revoke(DenyKey::Fingerprint(fp(26)), live(Origin::Admin))
+            .expect("r");
+    }
+    let marker = dir.path().join("deny.journal.created");
+    assert!(marker.exists(), "marker written with the first journal");
+    std::fs::remove_file(&path).expect("delete the journal");
+
+    let err = Denylist::open_at(Some(&path), NOW).expect_err("missing journal refused");
+    assert_eq!(err.code(), "missing", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("deny.journal.created"), "{text}");
+    assert!(
+        text.contains("tokenwatch journal-repair --config"),
+        "{text}"
+    );
+    assert!(!path.exists(), "nothing created");
+
+    let report = repair_at(&path, NOW).expect("repair");
+    assert!(report.started_empty);
+    assert_eq!(report.copy, None);
+    assert!(
+        report.to_string().contains("started an empty one"),
+        "{report}"
+    );
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("starts after repair");
+    assert!(reopened.is_empty());
+    assert!(!reopened.replay_stats().created, "the journal exists again");
+}
+
+#[test]
+fn a_format_1_journal_is_read_upgraded_and_kept_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    let record = |value: serde_json::Value| format!("{value}\n");
+    let entry_json = serde_json::to_value(live(Origin::Detector)).expect("json");
+    let v1 = [
+        record(serde_json::json!({"op":"revoke","key":format!("fp:{}", fp(30)),"entry":entry_json})),
+        record(serde_json::json!({"op":"revoke","key":format!("fp:{}", fp(31)),"entry":entry_json})),
+        record(serde_json::json!({"op":"revoke","key":format!("fp:{}", fp(32)),"entry":entry_json})),
+        record(serde_json::json!({"op":"unrevoke","key":format!("fp:{}", fp(32))})),
+        record(serde_json::json!({"op":"allow","key":format!("fp:{}", fp(32)),"until_ms":NOW + HOUR_MS})),
+        record(serde_json::json!({"op":"revoke","key":format!("jti:{ISS}:j-1"),"entry":entry_json})),
+        record(serde_json::json!({"op":"revoke","key":format!("sub:{ISS}:u-1"),"entry":entry_json})),
+    ]
+    .concat();
+    std::fs::write(&path, &v1).expect("write v1");
+
+    let denylist = Denylist::open_at(Some(&path), NOW).expect("format 1 is read");
+    let stats = denylist.replay_stats();
+    assert_eq!(stats.format, Some(1));
+    assert_eq!(stats.records, 7);
+    assert_eq!(stats.previous_fingerprint_entries, 2, "fp(30), fp(31)");
+    assert_eq!(stats.previous_fingerprint_allowlisted, 1, "fp(32)");
+    assert_eq!(denylist.len(), 4);
+    assert!(denylist.is_allowlisted(fp(32)));
+    let backup = stats.v1_backup.expect("backup");
+    assert_eq!(backup, dir.path().join("deny.journal.v1.bak"));
+    assert_eq!(std::fs::read_to_string(&backup).expect("backup"), v1);
+
+    // Rewritten as format 2; the old fingerprints keep their label.
+    let text = std::fs::read_to_string(&path).expect("journal");
+    assert!(
+        text.lines()
+            .next()
+            .expect("header")
+            .ends_with(r#""format":2,"fingerprint":2}"#),
+        "{text}"
+    );
+    let labelled: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#""fingerprint":1"#))
+        .collect();
+    assert_eq!(labelled.len(), 3, "{text}");
+    assert!(
+        labelled.iter().all(|l| l.contains(&fp(30).to_hex())
+            || l.contains(&fp(31).to_hex())
+            || l.contains(&fp(32).to_hex())),
+        "{text}"
+    );
+    // A revocation under the current fingerprint drops the label.
+    denylist
+        .revoke(DenyKey::Fingerprint(fp(31)), live(Origin::Admin))
+        .expect("r");
+    drop(denylist);
+
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("reopen");
+    let stats = reopened.replay_stats();
+    assert_eq!(stats.format, Some(2));
+    assert_eq!(stats.v1_backup, None, "upgraded once");
+    assert_eq!(stats.previous_fingerprint_entries, 1, "fp(30) only");
+    assert_eq!(stats.previous_fingerprint_allowlisted, 1);
+    assert_eq!(reopened.len(), 4);
+    assert_eq!(files_starting(dir.path(), "deny.journal.v1"), vec![backup]);
+}
+
+#[test]
+fn repair_keeps_a_copy_and_salvages_every_record_with_a_valid_checksum() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, good) = written_journal(dir.path());
+    // Damage: line 3 (fp 22) gets a flipped byte, NULs replace part of line 5 (fp 24), and the
+    // file ends in a torn record.
+    let mut bytes = good.clone();
+    let line3 = line_offset(&bytes, 3);
+    bytes[line3 + 40] ^= 0x01;
+    let line5 = line_offset(&bytes, 5);
+    for b in &mut bytes[line5 + 20..line5 + 60] {
+        *b = 0;
+    }
+    bytes.extend_from_slice(b"1b2c3d4e {\"op\":\"rev");
+    std::fs::write(&path, &bytes).expect("write");
+    assert_eq!(
+        Denylist::open_at(Some(&path), NOW)
+            .expect_err("damaged")
+            .code(),
+        "corrupt"
+    );
+
+    let report = repair_at(&path, NOW).expect("repair");
+    assert_eq!(report.format, Some(2));
+    assert_eq!(report.kept, 3, "fp 21, 23, 25");
+    let dropped: Vec<(u64, usize)> = report
+        .dropped
+        .iter()
+        .map(|d| (d.line, d.offset as usize))
+        .collect();
+    assert_eq!(dropped, vec![(3, line3), (5, line5), (7, good.len())]);
+    assert!(report.dropped[0].reason.contains("checksum mismatch"));
+    assert!(report.dropped[1].reason.contains("NUL bytes"));
+    assert_eq!(report.entries, 3);
+    let copy = report.copy.clone().expect("copy");
+    assert!(
+        copy.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("deny.journal.damaged-")),
+        "{}",
+        copy.display()
+    );
+    assert_eq!(
+        std::fs::read(&copy).expect("copy"),
+        bytes,
+        "the file as it was"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("kept:     3 records with valid checksums"),
+        "{text}"
+    );
+    assert!(text.contains("dropped:  3 lines"), "{text}");
+    assert!(text.contains(&copy.display().to_string()), "{text}");
+
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("starts after repair");
+    for (byte, present) in [(21, true), (22, false), (23, true), (24, false), (25, true)] {
+        assert_eq!(
+            reopened.get(&DenyKey::Fingerprint(fp(byte))).is_some(),
+            present,
+            "fp {byte}"
+        );
+    }
+    // Repair refuses while the journal is open.
+    let err = repair_at(&path, NOW).expect_err("locked");
+    assert_eq!(err.code(), "locked");
+}
+
+#[test]
+fn a_failed_append_makes_the_journal_unwritable_until_a_rewrite_from_memory_succeeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    let metrics = Arc::new(Metrics::new());
+    let denylist = Denylist::open_at(Some(&path), NOW)
+        .expect("open")
+        .with_metrics(metrics.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = ready.clone();
+    denylist.on_writable_change(move |writable| flag.store(writable, Ordering::SeqCst));
+    assert!(
+        ready.load(Ordering::SeqCst),
+        "told the current state at once"
+    );
+    assert_eq!(metrics.journal_writable.get(), 1);
+    denylist
+        .revoke(DenyKey::Fingerprint(fp(40)), live(Origin::Admin))
+        .expect("durable");
+
+    denylist.lock_writer().faults.appends = 1;
+    let err = denylist
+        .revoke(DenyKey::Fingerprint(fp(41)), live(Origin::Admin))
+        .expect_err("the write fails");
+    assert_eq!(err.code(), "io");
+    assert!(!denylist.is_writable());
+    assert!(!ready.load(Ordering::SeqCst), "readiness cleared");
+    assert_eq!(metrics.journal_writable.get(), 0);
+    let failures = |op: &str| {
+        metrics
+            .journal_write_failures
+            .with_label_values(&[op])
+            .get()
+    };
+    assert_eq!(failures("revoke"), 1);
+    // Fail-safe: the revocation holds in memory.
+    assert!(denylist.get(&DenyKey::Fingerprint(fp(41))).is_some());
+
+    // Nothing more is written to that file: changes are refused, revocations still apply in
+    // memory, un-revocations do not.
+    let err = denylist
+        .revoke(DenyKey::Fingerprint(fp(42)), live(Origin::Admin))
+        .expect_err("refused");
+    assert_eq!(err.code(), "poisoned");
+    assert!(
+        err.to_string().contains("tokenwatch_journal_writable"),
+        "{err}"
+    );
+    assert!(denylist.get(&DenyKey::Fingerprint(fp(42))).is_some());
+    let err = denylist
+        .unrevoke(&DenyKey::Fingerprint(fp(40)), false)
+        .expect_err("refused");
+    assert_eq!(err.code(), "poisoned");
+    assert!(
+        denylist.get(&DenyKey::Fingerprint(fp(40))).is_some(),
+        "still revoked"
+    );
+    assert_eq!(failures("revoke"), 2);
+    assert_eq!(failures("unrevoke"), 1);
+
+    // Maintenance rewrites the journal from memory: writable again, and everything durable.
+    assert!(denylist.maintain(NOW).expect("recovered"), "rewrote");
+    assert!(denylist.is_writable());
+    assert!(ready.load(Ordering::SeqCst), "readiness restored");
+    assert_eq!(metrics.journal_writable.get(), 1);
+    denylist
+        .revoke(DenyKey::Fingerprint(fp(43)), live(Origin::Admin))
+        .expect("appends again");
+    drop(denylist);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("reopen");
+    for byte in 40..=43 {
+        assert!(
+            reopened.get(&DenyKey::Fingerprint(fp(byte))).is_some(),
+            "fp {byte} durable"
+        );
+    }
+}
+
+#[test]
+fn a_failed_compaction_leaves_the_old_file_whole_and_the_journal_unwritable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = written_journal(dir.path());
+    let metrics = Arc::new(Metrics::new());
+    let denylist = Denylist::open_at(Some(&path), NOW)
+        .expect("open")
+        .with_metrics(metrics.clone());
+    let before = std::fs::read(&path).expect("journal");
+    // A real failure: the temp file's name is taken by a folder.
+    let temp = dir.path().join("deny.journal.compact-tmp");
+    std::fs::create_dir(&temp).expect("block the temp file");
+    let err = denylist
+        .compact(NOW)
+        .expect_err("cannot create the temp file");
+    assert_eq!(err.code(), "io", "{err}");
+    assert!(!denylist.is_writable());
+    assert_eq!(metrics.journal_writable.get(), 0);
+    assert_eq!(
+        metrics
+            .journal_write_failures
+            .with_label_values(&["compact"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("journal"),
+        before,
+        "old file whole"
+    );
+    assert_eq!(denylist.len(), 5, "checks still answer from memory");
+    assert!(denylist.maintain(NOW).is_err(), "still blocked");
+
+    std::fs::remove_dir(&temp).expect("unblock");
+    assert!(denylist.maintain(NOW).expect("recovers"));
+    assert!(denylist.is_writable());
+    assert_eq!(metrics.journal_writable.get(), 1);
+    assert!(!temp.exists(), "no temp file left");
+}
+
+#[test]
+fn a_startup_rewrite_that_cannot_be_written_opens_read_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, before) = written_journal(dir.path());
+    let temp = dir.path().join("deny.journal.compact-tmp");
+    std::fs::create_dir(&temp).expect("block the temp file");
+    let metrics = Arc::new(Metrics::new());
+    let denylist = Denylist::open_at(Some(&path), NOW)
+        .expect("opens anyway")
+        .with_metrics(metrics.clone());
+    assert!(!denylist.is_writable());
+    assert_eq!(metrics.journal_writable.get(), 0);
+    assert_eq!(
+        metrics
+            .journal_write_failures
+            .with_label_values(&["compact"])
+            .get(),
+        1
+    );
+    let query = CheckQuery {
+        fingerprint: Some(fp(23)),
+        ..CheckQuery::default()
+    };
+    assert!(
+        denylist.check(&query, NOW).is_some(),
+        "serves what it replayed"
+    );
+    let err = denylist
+        .revoke(DenyKey::Fingerprint(fp(44)), live(Origin::Admin))
+        .expect_err("read-only");
+    assert_eq!(err.code(), "poisoned");
+    assert_eq!(
+        std::fs::read(&path).expect("journal"),
+        before,
+        "file untouched"
+    );
+
+    std::fs::remove_dir(&temp).expect("unblock");
+    assert!(denylist.maintain(NOW).expect("recovers"));
+    assert!(denylist.is_writable());
+    drop(denylist);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("reopen");
+    assert_eq!(
+        reopened.len(),
+        6,
+        "the refused revocation was kept in memory and written"
     );
 }
 
