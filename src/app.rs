@@ -261,7 +261,8 @@ pub struct SimulateArgs {
     /// Simulated span, e.g. `24h`.
     #[arg(long, default_value = "24h")]
     pub duration: humantime::Duration,
-    /// First event time (RFC 3339).
+    /// First event time (RFC 3339). The simulation must end by now (no log comes from the
+    /// future); the fixed default keeps runs reproducible.
     #[arg(long, default_value = "2026-11-23T12:00:00Z")]
     pub start: String,
     /// Fraction of people's sessions an attacker uses (the six attack types in turn).
@@ -375,6 +376,17 @@ pub fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
         args.duration.as_secs().max(60),
         args.users,
     );
+    // A log from the future would be rejected (`input.max_future_skew`): traffic ends by now.
+    let end_ms = spec.start.0 + spec.duration_s as i64 * 1000;
+    if end_ms > crate::denylist::wall_clock_ms() {
+        anyhow::bail!(
+            "--start {} + --duration {} ends in the future ({}); tokenwatch rejects records \
+             from the future, so simulated traffic must end by now",
+            args.start,
+            args.duration,
+            crate::event::EventTime(end_ms).to_rfc3339()
+        );
+    }
     spec.attack_fraction = args.attack_fraction;
     spec.refresh_s = refresh_s;
     spec.addresses = addresses;
