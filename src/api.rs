@@ -64,7 +64,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -320,7 +320,10 @@ impl ApiState {
 /// Headers that carry the original request target when the check is a subrequest (nginx
 /// `X-Original-URI` by convention, Traefik and Caddy `X-Forwarded-Uri`): their
 /// `access_token` parameters are credentials too.
-const ORIGINAL_URI_HEADERS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+const ORIGINAL_URI_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-forwarded-uri"),
+];
 
 /// What a request carried as credentials.
 #[derive(Debug, PartialEq, Eq)]
@@ -358,7 +361,7 @@ fn credentials<'h>(
     if let Some(query) = uri.query() {
         collector.query(Cow::Borrowed(query));
     }
-    for name in ORIGINAL_URI_HEADERS {
+    for name in &ORIGINAL_URI_HEADERS {
         for value in headers.get_all(name) {
             collector.query(lossy(value.as_bytes()));
         }

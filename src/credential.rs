@@ -50,7 +50,7 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// Most credentials one request may carry. Above it the check denies and the detector
 /// rejects the record (`too_many_credentials`).
@@ -277,8 +277,26 @@ fn decode_canonical(segment: &str) -> Option<(Vec<u8>, bool)> {
     }
 }
 
-/// Does `header` hold exactly one JSON object with an `alg` member?
+/// Does `header` hold exactly one JSON object with an `alg` member? Runs on every check of a
+/// JWT, so it allocates nothing: keys are compared where they lie, values skipped.
 fn is_jose_header(header: &[u8]) -> bool {
+    /// A member name, answered as "is it `alg`?".
+    struct IsAlg;
+    impl<'de> DeserializeSeed<'de> for IsAlg {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for IsAlg {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+            Ok(key == "alg")
+        }
+    }
     struct HasAlg;
     impl<'de> Visitor<'de> for HasAlg {
         type Value = bool;
@@ -287,8 +305,8 @@ fn is_jose_header(header: &[u8]) -> bool {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
             let mut has_alg = false;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                has_alg |= key == "alg";
+            while let Some(is_alg) = map.next_key_seed(IsAlg)? {
+                has_alg |= is_alg;
                 map.next_value::<IgnoredAny>()?;
             }
             Ok(has_alg)
