@@ -311,7 +311,8 @@ pub struct DetectConfig {
     pub hard_travel_km: f64,
     /// Session-state capacity (entries); least recently used sessions are evicted first.
     pub max_sessions: usize,
-    /// Session-state budget in bytes (approximate).
+    /// Budget in bytes for all tracker state (sessions, users, both maps' tables, the eviction
+    /// queues), counted as the allocator hands it out; see the `track` module doc.
     pub max_session_bytes: usize,
     /// A session unused this long (event time) is forgotten. Long by default: a stolen
     /// cookie is typically replayed after its owner went idle, and a forgotten session makes

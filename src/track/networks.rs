@@ -232,11 +232,11 @@ impl NetworkHistory {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Heap bytes, for the session byte budget.
+    /// The blocks it owns (vector buffers), for the byte budget.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.networks.capacity() * std::mem::size_of::<NetworkUse>()
-            + self.spots.capacity() * std::mem::size_of::<(Spot, i64)>()
-            + self.returns.capacity() * std::mem::size_of::<i64>()
+        super::memory::vec(&self.networks)
+            + super::memory::vec(&self.spots)
+            + super::memory::vec(&self.returns)
     }
 }
 
