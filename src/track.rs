@@ -238,7 +238,8 @@ fn is_known(name: &str) -> bool {
     !name.is_empty() && !name.eq_ignore_ascii_case("unknown")
 }
 
-/// A small set that keeps the most recently seen values (most recent last).
+/// A small set that keeps the most recently seen values (most recent last). It grows one
+/// item at a time: most sessions only ever see one address, country and ASN.
 #[derive(Debug, Clone)]
 struct RecentSet<T> {
     items: Vec<T>,
@@ -261,7 +262,7 @@ impl<T: PartialEq> RecentSet<T> {
             if self.items.len() >= RECENT_SET_CAP {
                 self.items.remove(0);
             }
-            self.items.push(value);
+            memory::push_exact(&mut self.items, value);
             true
         }
     }
@@ -893,8 +894,9 @@ const SIDS_PER_USER: usize = 4;
 #[derive(Debug)]
 struct UserState {
     generation: u64,
-    /// For telling a 64-bit key collision from the same user.
-    claims: Arc<Claims>,
+    /// [`UserKey::check`], for telling a collision of 64-bit map keys from the same user
+    /// (rather than the first token's claims, which would keep them allocated).
+    check: u64,
     /// Latest event time of any use, for eviction.
     last_seen_ms: i64,
     latest: Option<UserUse>,
@@ -923,12 +925,12 @@ struct UserUse {
 }
 
 impl UserState {
-    fn same_user(&self, claims: &Claims) -> bool {
-        self.claims.iss == claims.iss && self.claims.sub == claims.sub
+    fn same_user(&self, key: UserKey) -> bool {
+        self.check == key.check
     }
 
     /// What the user takes from the allocator: its boxed state and the blocks it owns (for
-    /// the byte budget). Its claims are charged in full, though a session may hold them too.
+    /// the byte budget).
     fn approx_bytes(&self) -> usize {
         let places = [&self.latest, &self.other]
             .into_iter()
@@ -936,7 +938,6 @@ impl UserState {
             .map(|u| geo_heap_bytes(&u.located.point))
             .sum::<usize>();
         memory::boxed::<UserState>()
-            + claims_bytes(&self.claims)
             + places
             + memory::vec(&self.sids)
             + self
@@ -1014,14 +1015,35 @@ fn sid_key(sid: &str) -> u64 {
     hasher.finish()
 }
 
-fn user_key(claims: &Claims) -> Option<u64> {
+/// Where a user's state lives, and how to tell it is this user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UserKey {
+    /// The users map key: a hash of `(iss, sub)`.
+    key: u64,
+    /// A second hash of `(iss, sub)`, kept in the entry and compared: two users share state
+    /// only if both 64-bit hashes collide (2^-128 for a pair); a key collision alone only
+    /// replaces one user's state with the other's.
+    check: u64,
+}
+
+fn user_key(claims: &Claims) -> Option<UserKey> {
     let sub = claims.sub.as_deref()?;
-    // SipHash with fixed keys: deterministic across runs and instances. The full (iss, sub)
-    // is kept in the entry and compared, so a collision only replaces, never merges, users.
-    let mut hasher = std::hash::DefaultHasher::new();
-    claims.iss.as_deref().unwrap_or("").hash(&mut hasher);
-    sub.hash(&mut hasher);
-    Some(hasher.finish())
+    let iss = claims.iss.as_deref().unwrap_or("");
+    // SipHash with fixed keys: deterministic across runs and instances; the check hash is
+    // the same over a prefix byte, which makes it independent of the key.
+    let hash = |prefix: Option<u8>| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        if let Some(prefix) = prefix {
+            hasher.write_u8(prefix);
+        }
+        iss.hash(&mut hasher);
+        sub.hash(&mut hasher);
+        hasher.finish()
+    };
+    Some(UserKey {
+        key: hash(None),
+        check: hash(Some(1)),
+    })
 }
 
 /// What `GET /v1/sessions/{fingerprint}` shows on-call: the session as it is now, its last
@@ -1226,15 +1248,24 @@ impl SessionTracker {
             self.observe_user(event, key, claims, place.as_deref(), spot, &mut obs)
         });
 
+        // `get_mut` first: `entry` makes room before it looks, so it may grow the table even
+        // for a session already there, and the table is read back after every `entry`.
+        let mut entered = false;
         let (created, bytes_before, bytes_after, expires_ms) = {
-            let (created, mut session) = match self.sessions.entry(fingerprint) {
-                Entry::Occupied(o) => (None, o.into_ref()),
-                Entry::Vacant(v) => {
-                    let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                    (
-                        Some(generation),
-                        v.insert(Box::new(SessionState::start(event, generation))),
-                    )
+            let (created, mut session) = match self.sessions.get_mut(&fingerprint) {
+                Some(session) => (None, session),
+                None => {
+                    entered = true;
+                    match self.sessions.entry(fingerprint) {
+                        Entry::Occupied(o) => (None, o.into_ref()),
+                        Entry::Vacant(v) => {
+                            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                            (
+                                Some(generation),
+                                v.insert(Box::new(SessionState::start(event, generation))),
+                            )
+                        }
+                    }
                 }
             };
             session.observe(event, kind, place.as_deref(), spot, &mut obs);
@@ -1248,22 +1279,25 @@ impl SessionTracker {
                     session.pending.remove(0);
                 }
                 let index = session.requests;
-                session.pending.push(PendingObservation {
+                let pending = PendingObservation {
                     index,
                     seq: event.seq,
                     at: event.event.time,
                     observation: obs.clone(),
-                });
+                };
+                memory::push_exact(&mut session.pending, pending);
             }
             let before = session.charged_bytes;
             session.charged_bytes = session.approx_bytes();
             (created, before, session.charged_bytes, session.expires_ms)
         };
         adjust(&self.session_bytes, bytes_before, bytes_after);
+        if entered {
+            self.session_tables.refresh(&self.sessions, &fingerprint);
+        }
 
         if let Some(generation) = created {
             self.session_count.fetch_add(1, Ordering::Relaxed);
-            self.session_tables.refresh(&self.sessions, &fingerprint);
             self.session_queue
                 .lock()
                 .push(Reverse((event.event.time.0, generation, fingerprint)));
@@ -1276,7 +1310,7 @@ impl SessionTracker {
             }
         }
         if self.over_session_limits() {
-            self.evict_least_recent(fingerprint, user.map(|(key, _)| key));
+            self.evict_least_recent(fingerprint, user.map(|(user, _)| user.key));
         }
         obs
     }
@@ -1288,8 +1322,8 @@ impl SessionTracker {
     fn observe_user(
         &self,
         event: &IdentifiedEvent,
-        key: u64,
-        claims: &Arc<Claims>,
+        user_key: UserKey,
+        claims: &Claims,
         here: Option<&GeoPoint>,
         spot: Option<networks::Spot>,
         obs: &mut Observation,
@@ -1298,10 +1332,11 @@ impl SessionTracker {
         if here.is_none() && sid.is_none() {
             return None;
         }
+        let key = user_key.key;
         let now = event.event.time;
         let fresh = || UserState {
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
-            claims: claims.clone(),
+            check: user_key.check,
             last_seen_ms: now.0,
             latest: None,
             other: None,
@@ -1310,23 +1345,38 @@ impl SessionTracker {
         };
         // `queue`: a new incarnation to queue for eviction, and whether the map grew;
         // `before`: what the slot was charged.
-        let (mut user, queue, before) = match self.users.entry(key) {
-            Entry::Occupied(o) => {
-                let mut user = o.into_ref();
-                let before = user.charged_bytes;
-                if user.same_user(claims) {
-                    (user, None, before)
-                } else {
-                    // 64-bit collision: the newcomer takes the slot (old user's state is lost).
-                    **user = fresh();
-                    let generation = user.generation;
-                    (user, Some((generation, false)), before)
-                }
+        // An entry found: what it was charged, and a new incarnation if it was another user's.
+        let claim = |user: &mut UserState| {
+            let before = user.charged_bytes;
+            if user.same_user(user_key) {
+                (None, before)
+            } else {
+                // 64-bit collision: the newcomer takes the slot (old user's state is lost).
+                *user = fresh();
+                (Some((user.generation, false)), before)
             }
-            Entry::Vacant(v) => {
-                let user = v.insert(Box::new(fresh()));
-                let generation = user.generation;
-                (user, Some((generation, true)), 0)
+        };
+        // `get_mut` first, as for sessions: `entry` may grow the table.
+        let mut entered = false;
+        let (mut user, queue, before) = match self.users.get_mut(&key) {
+            Some(mut user) => {
+                let (queue, before) = claim(&mut user);
+                (user, queue, before)
+            }
+            None => {
+                entered = true;
+                match self.users.entry(key) {
+                    Entry::Occupied(o) => {
+                        let mut user = o.into_ref();
+                        let (queue, before) = claim(&mut user);
+                        (user, queue, before)
+                    }
+                    Entry::Vacant(v) => {
+                        let user = v.insert(Box::new(fresh()));
+                        let generation = user.generation;
+                        (user, Some((generation, true)), 0)
+                    }
+                }
             }
         };
         user.last_seen_ms = user.last_seen_ms.max(now.0);
@@ -1354,10 +1404,12 @@ impl SessionTracker {
         let after = user.charged_bytes;
         drop(user);
         adjust(&self.user_bytes, before, after);
+        if entered {
+            self.user_tables.refresh(&self.users, &key);
+        }
         if let Some((generation, grew)) = queue {
             if grew {
                 self.user_count.fetch_add(1, Ordering::Relaxed);
-                self.user_tables.refresh(&self.users, &key);
             }
             let mut queue = self.user_queue.lock();
             queue.push(Reverse((now.0, generation, key)));
@@ -2454,11 +2506,12 @@ mod tests {
         assert!((7..=10).contains(&tracker.len()), "{}", tracker.len());
         assert!(tracker.snapshot(fp(99)).is_some());
         assert!(tracker.snapshot(fp(0)).is_none());
-        assert!(!tracker.users.iter().any(|u| u.same_user(&Claims {
+        let first = user_key(&Claims {
             iss: Some("https://id.example.com".into()),
             sub: Some("user-0".into()),
             ..Claims::default()
-        })));
+        });
+        assert!(first.is_some_and(|user| !tracker.users.contains_key(&user.key)));
     }
 
     #[test]

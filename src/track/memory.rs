@@ -73,6 +73,15 @@ pub(crate) fn binary_heap<T>(heap: &BinaryHeap<T>) -> usize {
     block(heap.capacity() * size_of::<T>())
 }
 
+/// Push onto a vector that grows one item at a time: the few-item vectors of session state
+/// would otherwise take room for four on their first push, which most never use.
+pub(crate) fn push_exact<T>(items: &mut Vec<T>, item: T) {
+    if items.len() == items.capacity() {
+        items.reserve_exact(1);
+    }
+    items.push(item);
+}
+
 /// One hashbrown table of `buckets` entries of `slot` bytes: the entries, padded to the
 /// control bytes' alignment, one control byte per bucket and one trailing group.
 const fn table(buckets: usize, slot: usize) -> usize {
@@ -82,9 +91,10 @@ const fn table(buckets: usize, slot: usize) -> usize {
     block((buckets * slot).next_multiple_of(TABLE_GROUP) + buckets + TABLE_GROUP)
 }
 
-/// The hash tables of one `DashMap` (one per shard) and its shard array. A table grows when an
-/// entry is added and keeps its buckets when entries go, so its size is read back from the
-/// shard an entry went to after every insert ([`MapTables::refresh`]).
+/// The hash tables of one `DashMap` (one per shard) and its shard array. A table may grow at
+/// every `entry` call (hashbrown makes room before it looks, even for a key that is there)
+/// and keeps its buckets when entries go, so the caller reads back the shard's table after
+/// every `entry` call ([`MapTables::refresh`]); `get`, `get_mut` and removals never resize.
 pub(crate) struct MapTables {
     /// Buckets of each shard's table, as last read.
     buckets: Box<[AtomicUsize]>,
@@ -109,8 +119,8 @@ impl MapTables {
         tables
     }
 
-    /// Read back the table of the shard `key` belongs to (after an insert). The caller must
-    /// hold no guard into `map`.
+    /// Read back the table of the shard `key` belongs to (after an `entry` call). The caller
+    /// must hold no guard into `map`.
     pub(crate) fn refresh<K: Eq + Hash, V>(&self, map: &DashMap<K, V>, key: &K) {
         self.read_shard(map, map.determine_map(key));
     }
@@ -159,7 +169,7 @@ mod tests {
         let empty = tables.bytes();
         assert!(empty > 0, "the shard array");
         for key in 0..10_000u64 {
-            map.insert(key, [0; 40]);
+            map.entry(key).or_insert([0; 40]);
             tables.refresh(&map, &key);
         }
         let grown = tables.bytes() - empty;
@@ -171,5 +181,14 @@ mod tests {
             map.remove(&key);
         }
         assert_eq!(tables.bytes() - empty, grown);
+    }
+
+    #[test]
+    fn exact_pushes_take_no_spare_room() {
+        let mut items = Vec::new();
+        for n in 0..5u64 {
+            push_exact(&mut items, n);
+            assert_eq!(items.capacity(), items.len());
+        }
     }
 }
