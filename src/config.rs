@@ -182,7 +182,8 @@ pub struct TokensConfig {
     /// How long a revoked opaque token (no `exp`) stays on the denylist.
     #[serde(default = "default_opaque_ttl")]
     pub opaque_ttl: HumanDuration,
-    /// Verified-token cache capacity (entries).
+    /// Verified-token cache capacity (entries); each takes ≈ 450 bytes for a valid JWT with
+    /// typical claims. Not part of `detect.max_session_bytes`.
     #[serde(default = "default_cache_entries")]
     pub verification_cache_entries: usize,
     /// JWT verification.
@@ -199,8 +200,11 @@ fn default_max_token() -> usize {
 fn default_opaque_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(24 * 3600))
 }
+/// ≈ 110 MB at most (≈ 450 bytes an entry, see config/default.toml): the order of the JWT
+/// sessions the default `detect.max_session_bytes` holds. A million entries took as much
+/// memory again as all session state.
 fn default_cache_entries() -> usize {
-    1_000_000
+    250_000
 }
 
 /// `[tokens.jwt]`.
