@@ -23,21 +23,24 @@
 //! - The byte bound counts what the allocator hands out (`memory`), not what the state
 //!   "contains": every session's and user's boxed state (608 and 264 bytes) and every block
 //!   it owns by capacity (vectors, strings, `Arc`s — shared ones in full, to each holder),
-//!   rounded as glibc's malloc rounds blocks; the hash tables of both maps as they are (24
-//!   bytes a bucket; a table holds 8/7 to 16/7 buckets per entry and keeps its buckets when
-//!   entries go, so it is sized by the most entries ever held); the shard arrays; and the
-//!   three eviction queues' buffers (32 bytes an entry; a queue may hold entries of gone
-//!   sessions up to twice the live ones before it is compacted). Typical costs: ≈ 1.5 KiB a
-//!   session after one request, up to ≈ 4 KiB for a busy one with an explained signal; ≈ 1.7
-//!   KiB more for the user of a JWT with a `sid` (`BENCHMARKS.md` has measured figures).
+//!   rounded as glibc's malloc rounds blocks; the hash tables of both maps as they are (a
+//!   bucket is a key and a box pointer, 24 or 16 bytes, and a control byte; a table holds 8/7
+//!   to 16/7 buckets per entry and keeps its buckets when entries go, so it is sized by the
+//!   most entries ever held); the shard arrays; and the three eviction queues' buffers (32 or
+//!   24 bytes an entry; a queue may hold entries of gone sessions up to twice the live ones
+//!   before it is compacted). Measured (`BENCHMARKS.md`): ≈ 1.1 KiB per session of an opaque
+//!   token used once, ≈ 2.3 KiB per JWT session with its user and login session; a busy
+//!   session (several networks, an explained signal) takes up to ≈ 3 KiB. Sharing is charged
+//!   to every holder, so the allocator really holds ~10 % less than the budget says.
 //!   Outside the bound, and not growing with tokens: this struct and its settings (< 1 KiB
 //!   plus the allow and relay lists), the moment a table or queue grows (old and new buffer
-//!   both live, up to twice one shard's table or one queue), and a session's growth by one
+//!   both live: up to twice one shard's table or one queue), and a session's growth by one
 //!   event before the eviction it triggers. The verification cache (`identify`), enrich's
 //!   User-Agent cache and batches in flight are bounded by their own settings
 //!   (config/default.toml).
 //! - The maps are `DashMap`s behind this type; no guard ever leaves a method and no guard is
-//!   held while another lock is taken in the opposite order (queue lock → map shard only).
+//!   held while another lock is taken in the opposite order (queue lock → map shard only; the
+//!   session queue before the user queue where both are held).
 //! - Allowlisted networks (`detect.allow_cidrs`, `detect.allow_asns`) yield no travel and no
 //!   network change, and do not overwrite the session's last location, ASN or country: a VPN
 //!   hop neither triggers nor poisons the next comparison. Privacy relays
