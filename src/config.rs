@@ -190,7 +190,8 @@ pub struct TokensConfig {
     /// No revocation outlives this, whatever a token's `exp` or an admin's `ttl` says.
     #[serde(default = "default_max_ttl")]
     pub max_ttl: HumanDuration,
-    /// Verified-token cache capacity (entries).
+    /// Verified-token cache capacity (entries); each takes ≈ 450 bytes for a valid JWT with
+    /// typical claims. Not part of `detect.max_session_bytes`.
     #[serde(default = "default_cache_entries")]
     pub verification_cache_entries: usize,
     /// JWT verification.
@@ -210,8 +211,11 @@ fn default_opaque_ttl() -> HumanDuration {
 fn default_max_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(400 * 24 * 3600))
 }
+/// ≈ 110 MB at most (≈ 450 bytes an entry, see config/default.toml): the order of the JWT
+/// sessions the default `detect.max_session_bytes` holds. A million entries took as much
+/// memory again as all session state.
 fn default_cache_entries() -> usize {
-    1_000_000
+    250_000
 }
 
 /// `[tokens.jwt]`.
@@ -322,7 +326,8 @@ pub struct DetectConfig {
     pub hard_travel_km: f64,
     /// Session-state capacity (entries); least recently used sessions are evicted first.
     pub max_sessions: usize,
-    /// Session-state budget in bytes (approximate).
+    /// Budget in bytes for all tracker state (sessions, users, both maps' tables, the eviction
+    /// queues), counted as the allocator hands it out; see the `track` module doc.
     pub max_session_bytes: usize,
     /// A session unused this long (event time) is forgotten. Long by default: a stolen
     /// cookie is typically replayed after its owner went idle, and a forgotten session makes

@@ -12,14 +12,35 @@
 //! Invariants:
 //! - Pure: no I/O, no wall clock. Every comparison uses event time, so a replay gives the same
 //!   observations as the live run.
-//! - State is bounded: at most `detect.max_sessions` sessions and roughly
-//!   `detect.max_session_bytes` of session state (least recently seen evicted first), at most
-//!   as many users as sessions; [`SessionTracker::evict_idle`] forgets sessions idle past
-//!   `detect.session_idle_timeout` or whose token expired. Eviction uses lazily-maintained
-//!   min-heaps (one entry per session, re-queued only when found stale), so it costs amortized
-//!   O(log n) per event, never a scan per event.
+//! - State is bounded: at most `detect.max_sessions` sessions (and as many users), and at most
+//!   `detect.max_session_bytes` of tracker state, the least recently seen session or user
+//!   evicted first (one order for both: a user is seen whenever one of its tokens is, so its
+//!   sessions go before it). [`SessionTracker::evict_idle`] forgets sessions idle past
+//!   `detect.session_idle_timeout` or whose token expired, and users idle past the
+//!   concurrent-use window. Eviction uses lazily-maintained min-heaps (one entry per session
+//!   or user, re-queued only when found stale), so it costs amortized O(log n) per event,
+//!   never a scan per event.
+//! - The byte bound counts what the allocator hands out (`memory`), not what the state
+//!   "contains": every session's and user's boxed state (608 and 264 bytes) and every block
+//!   it owns by capacity (vectors, strings, `Arc`s — shared ones in full, to each holder),
+//!   rounded as glibc's malloc rounds blocks; the hash tables of both maps as they are (a
+//!   bucket is a key and a box pointer, 24 or 16 bytes, and a control byte; a table holds 8/7
+//!   to 16/7 buckets per entry and keeps its buckets when entries go, so it is sized by the
+//!   most entries ever held); the shard arrays; and the three eviction queues' buffers (32 or
+//!   24 bytes an entry; a queue may hold entries of gone sessions up to twice the live ones
+//!   before it is compacted). Measured (`BENCHMARKS.md`): ≈ 1.1 KiB per session of an opaque
+//!   token used once, ≈ 2.3 KiB per JWT session with its user and login session; a busy
+//!   session (several networks, an explained signal) takes up to ≈ 3 KiB. Sharing is charged
+//!   to every holder, so the allocator really holds ~10 % less than the budget says.
+//!   Outside the bound, and not growing with tokens: this struct and its settings (< 1 KiB
+//!   plus the allow and relay lists), the moment a table or queue grows (old and new buffer
+//!   both live: up to twice one shard's table or one queue), and a session's growth by one
+//!   event before the eviction it triggers. The verification cache (`identify`), enrich's
+//!   User-Agent cache and batches in flight are bounded by their own settings
+//!   (config/default.toml).
 //! - The maps are `DashMap`s behind this type; no guard ever leaves a method and no guard is
-//!   held while another lock is taken in the opposite order (queue lock → map shard only).
+//!   held while another lock is taken in the opposite order (queue lock → map shard only; the
+//!   session queue before the user queue where both are held).
 //! - Allowlisted networks (`detect.allow_cidrs`, `detect.allow_asns`) yield no travel and no
 //!   network change, and do not overwrite the session's last location, ASN or country: a VPN
 //!   hop neither triggers nor poisons the next comparison. Privacy relays
@@ -37,11 +58,12 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
-use std::mem::size_of;
 use std::net::IpAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+mod memory;
 mod networks;
 
 use dashmap::DashMap;
@@ -104,9 +126,6 @@ const NETWORK_CHANGES_CAP: usize = 16;
 /// session's signal-carrying events).
 const MAX_PENDING: usize = 64;
 
-/// Rough cost of one map slot (hash, key, control bytes) beyond the value itself.
-const MAP_SLOT_OVERHEAD: usize = 32 + size_of::<Fingerprint>();
-
 /// Lazily-maintained min-heap of `(stamp ms, generation, key)`.
 type Queue<K> = BinaryHeap<Reverse<(i64, u64, K)>>;
 
@@ -162,9 +181,59 @@ fn finite_non_negative(value: f64) -> f64 {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding a queue leaves it a valid heap; keep going.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// An eviction queue, and the bytes its buffer takes (for the budget), brought up to date
+/// whenever a guard is let go.
+struct EvictionQueue<K> {
+    heap: Mutex<Queue<K>>,
+    bytes: AtomicUsize,
+}
+
+/// The locked queue; dereferences to it.
+struct QueueGuard<'a, K> {
+    heap: MutexGuard<'a, Queue<K>>,
+    bytes: &'a AtomicUsize,
+}
+
+impl<K: Ord> EvictionQueue<K> {
+    fn new() -> Self {
+        EvictionQueue {
+            heap: Mutex::new(BinaryHeap::new()),
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> QueueGuard<'_, K> {
+        QueueGuard {
+            // A panic elsewhere while holding a queue leaves it a valid heap; keep going.
+            heap: self.heap.lock().unwrap_or_else(PoisonError::into_inner),
+            bytes: &self.bytes,
+        }
+    }
+
+    /// Bytes of the buffer, as of the last guard let go.
+    fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl<K> Deref for QueueGuard<'_, K> {
+    type Target = Queue<K>;
+    fn deref(&self) -> &Queue<K> {
+        &self.heap
+    }
+}
+
+impl<K> DerefMut for QueueGuard<'_, K> {
+    fn deref_mut(&mut self) -> &mut Queue<K> {
+        &mut self.heap
+    }
+}
+
+impl<K> Drop for QueueGuard<'_, K> {
+    fn drop(&mut self) {
+        self.bytes
+            .store(memory::binary_heap(&self.heap), Ordering::Relaxed);
+    }
 }
 
 /// "unknown" (or empty) says nothing about the device, so it is never compared.
@@ -172,7 +241,8 @@ fn is_known(name: &str) -> bool {
     !name.is_empty() && !name.eq_ignore_ascii_case("unknown")
 }
 
-/// A small set that keeps the most recently seen values (most recent last).
+/// A small set that keeps the most recently seen values (most recent last). It grows one
+/// item at a time: most sessions only ever see one address, country and ASN.
 #[derive(Debug, Clone)]
 struct RecentSet<T> {
     items: Vec<T>,
@@ -195,7 +265,7 @@ impl<T: PartialEq> RecentSet<T> {
             if self.items.len() >= RECENT_SET_CAP {
                 self.items.remove(0);
             }
-            self.items.push(value);
+            memory::push_exact(&mut self.items, value);
             true
         }
     }
@@ -205,8 +275,9 @@ impl<T: PartialEq> RecentSet<T> {
     fn len(&self) -> usize {
         self.items.len()
     }
-    fn capacity(&self) -> usize {
-        self.items.capacity()
+    /// The buffer.
+    fn heap_bytes(&self) -> usize {
+        memory::vec(&self.items)
     }
 }
 
@@ -685,34 +756,42 @@ impl SessionState {
         }
     }
 
-    /// Approximate heap + inline footprint, for the byte budget.
+    /// What the session takes from the allocator: its boxed state and every block it owns
+    /// (for the byte budget). Shared blocks (claims the verification cache holds too, city
+    /// names, User-Agent names) are charged in full.
     fn approx_bytes(&self) -> usize {
-        let mut bytes = MAP_SLOT_OVERHEAD + size_of::<SessionState>();
-        bytes += self.recent_ips.capacity() * size_of::<IpAddr>();
-        bytes += self.countries.capacity() * size_of::<Arc<str>>();
-        bytes += self.countries.items.iter().map(|c| c.len()).sum::<usize>();
-        bytes += self.recent_asns.capacity() * size_of::<u32>();
-        bytes += self.network_changes.capacity() * size_of::<i64>();
+        let mut bytes = memory::boxed::<SessionState>();
+        bytes += self.claims.as_deref().map_or(0, claims_bytes);
+        bytes += self.recent_ips.heap_bytes();
+        bytes += self.countries.heap_bytes();
+        bytes += self
+            .countries
+            .items
+            .iter()
+            .map(memory::arc_str)
+            .sum::<usize>();
+        bytes += self.country.as_ref().map_or(0, memory::arc_str);
+        bytes += self.recent_asns.heap_bytes();
+        bytes += memory::vec(&self.network_changes);
         bytes += self.networks.heap_bytes();
         if let Some(located) = &self.last_located {
             bytes += geo_heap_bytes(&located.point);
         }
         if let Some(relayed) = &self.last_relayed {
-            bytes += size_of::<LocatedUse>() + geo_heap_bytes(&relayed.point);
+            bytes += memory::boxed::<LocatedUse>() + geo_heap_bytes(&relayed.point);
         }
         if let Some(device) = &self.device {
-            bytes += device.family.len() + device.os.len();
+            bytes += memory::arc_str(&device.family) + memory::arc_str(&device.os);
         }
-        bytes += self.pending.capacity() * size_of::<PendingObservation>();
+        bytes += memory::vec(&self.pending);
         bytes += self
             .pending
             .iter()
             .map(|p| observation_heap_bytes(&p.observation))
             .sum::<usize>();
         if let Some(signal) = &self.last_signal {
-            bytes += size_of::<SignalSnapshot>()
-                + signal.assessment.contributions.capacity()
-                    * size_of::<crate::event::Contribution>()
+            bytes += memory::boxed::<SignalSnapshot>()
+                + memory::vec(&signal.assessment.contributions)
                 + observation_heap_bytes(&signal.observation);
         }
         bytes
@@ -759,21 +838,38 @@ impl SessionState {
     }
 }
 
+/// The blocks a place owns: its city and country names.
 fn geo_heap_bytes(point: &GeoPoint) -> usize {
-    point.city.as_ref().map_or(0, |c| c.len()) + point.country.as_ref().map_or(0, |c| c.len())
+    point.city.as_ref().map_or(0, memory::arc_str)
+        + point.country.as_ref().map_or(0, memory::arc_str)
 }
 
+/// The blocks an observation owns beyond itself: the places of its travel legs and the
+/// names of its changes.
 fn observation_heap_bytes(obs: &Observation) -> usize {
     let leg = |t: &Option<TravelEvidence>| {
         t.as_ref()
             .map_or(0, |t| geo_heap_bytes(&t.from) + geo_heap_bytes(&t.to))
     };
-    let pair = |p: &Option<(String, String)>| p.as_ref().map_or(0, |(a, b)| a.len() + b.len());
+    let pair = |p: &Option<(String, String)>| {
+        p.as_ref()
+            .map_or(0, |(a, b)| memory::string(a) + memory::string(b))
+    };
     leg(&obs.travel)
         + leg(&obs.user_travel)
         + pair(&obs.user_agent_change)
         + pair(&obs.os_change)
         + pair(&obs.country_change)
+}
+
+/// Verified claims behind their `Arc`, with their strings.
+fn claims_bytes(claims: &Claims) -> usize {
+    memory::arc::<Claims>()
+        + [&claims.iss, &claims.sub, &claims.jti, &claims.sid]
+            .into_iter()
+            .flatten()
+            .map(memory::string)
+            .sum::<usize>()
 }
 
 /// True when the observation carries anything a scorer could weigh; only those are kept for
@@ -801,8 +897,9 @@ const SIDS_PER_USER: usize = 4;
 #[derive(Debug)]
 struct UserState {
     generation: u64,
-    /// For telling a 64-bit key collision from the same user.
-    claims: Arc<Claims>,
+    /// [`UserKey::check`], for telling a collision of 64-bit map keys from the same user
+    /// (rather than the first token's claims, which would keep them allocated).
+    check: u64,
     /// Latest event time of any use, for eviction.
     last_seen_ms: i64,
     latest: Option<UserUse>,
@@ -810,6 +907,8 @@ struct UserState {
     other: Option<UserUse>,
     /// Most recently used last, at most [`SIDS_PER_USER`].
     sids: Vec<SidNetworks>,
+    /// What this entry was last charged to the byte budget.
+    charged_bytes: usize,
 }
 
 /// The networks of one login session across its refreshed tokens. A thief on a stolen token
@@ -829,8 +928,26 @@ struct UserUse {
 }
 
 impl UserState {
-    fn same_user(&self, claims: &Claims) -> bool {
-        self.claims.iss == claims.iss && self.claims.sub == claims.sub
+    fn same_user(&self, key: UserKey) -> bool {
+        self.check == key.check
+    }
+
+    /// What the user takes from the allocator: its boxed state and the blocks it owns (for
+    /// the byte budget).
+    fn approx_bytes(&self) -> usize {
+        let places = [&self.latest, &self.other]
+            .into_iter()
+            .flatten()
+            .map(|u| geo_heap_bytes(&u.located.point))
+            .sum::<usize>();
+        memory::boxed::<UserState>()
+            + places
+            + memory::vec(&self.sids)
+            + self
+                .sids
+                .iter()
+                .map(|s| s.history.heap_bytes())
+                .sum::<usize>()
     }
 
     /// The user's most recent located use by a token other than `fingerprint`.
@@ -885,20 +1002,51 @@ impl UserState {
     }
 }
 
+/// Move a byte counter from `before` to `after`; most events change nothing and touch no
+/// shared cache line.
+fn adjust(counter: &AtomicUsize, before: usize, after: usize) {
+    if after > before {
+        counter.fetch_add(after - before, Ordering::Relaxed);
+    } else if before > after {
+        counter.fetch_sub(before - after, Ordering::Relaxed);
+    }
+}
+
 fn sid_key(sid: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     sid.hash(&mut hasher);
     hasher.finish()
 }
 
-fn user_key(claims: &Claims) -> Option<u64> {
+/// Where a user's state lives, and how to tell it is this user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UserKey {
+    /// The users map key: a hash of `(iss, sub)`.
+    key: u64,
+    /// A second hash of `(iss, sub)`, kept in the entry and compared: two users share state
+    /// only if both 64-bit hashes collide (2^-128 for a pair); a key collision alone only
+    /// replaces one user's state with the other's.
+    check: u64,
+}
+
+fn user_key(claims: &Claims) -> Option<UserKey> {
     let sub = claims.sub.as_deref()?;
-    // SipHash with fixed keys: deterministic across runs and instances. The full (iss, sub)
-    // is kept in the entry and compared, so a collision only replaces, never merges, users.
-    let mut hasher = std::hash::DefaultHasher::new();
-    claims.iss.as_deref().unwrap_or("").hash(&mut hasher);
-    sub.hash(&mut hasher);
-    Some(hasher.finish())
+    let iss = claims.iss.as_deref().unwrap_or("");
+    // SipHash with fixed keys: deterministic across runs and instances; the check hash is
+    // the same over a prefix byte, which makes it independent of the key.
+    let hash = |prefix: Option<u8>| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        if let Some(prefix) = prefix {
+            hasher.write_u8(prefix);
+        }
+        iss.hash(&mut hasher);
+        sub.hash(&mut hasher);
+        hasher.finish()
+    };
+    Some(UserKey {
+        key: hash(None),
+        check: hash(Some(1)),
+    })
 }
 
 /// What `GET /v1/sessions/{fingerprint}` shows on-call: the session as it is now, its last
@@ -996,17 +1144,24 @@ pub struct RateSnapshot {
 
 /// Per-session state keyed by fingerprint; per-user state keyed by `iss`+`sub`.
 pub struct SessionTracker {
-    sessions: DashMap<Fingerprint, SessionState>,
-    users: DashMap<u64, UserState>,
+    /// Boxed: a table slot holds a pointer, not the state, so the buckets a table keeps free
+    /// (an eighth to over half of them) cost 24 bytes each instead of a whole state's.
+    sessions: DashMap<Fingerprint, Box<SessionState>>,
+    users: DashMap<u64, Box<UserState>>,
+    session_tables: memory::MapTables,
+    user_tables: memory::MapTables,
     /// Sessions by last-seen stamp at queueing time (LRU and idle eviction).
-    session_queue: Mutex<Queue<Fingerprint>>,
+    session_queue: EvictionQueue<Fingerprint>,
     /// Sessions by token expiry.
-    expiry_queue: Mutex<Queue<Fingerprint>>,
-    /// Users by latest located use.
-    user_queue: Mutex<Queue<u64>>,
+    expiry_queue: EvictionQueue<Fingerprint>,
+    /// Users by latest use at queueing time.
+    user_queue: EvictionQueue<u64>,
     session_count: AtomicUsize,
+    /// Sum of the sessions' `charged_bytes`.
     session_bytes: AtomicUsize,
     user_count: AtomicUsize,
+    /// Sum of the users' `charged_bytes`.
+    user_bytes: AtomicUsize,
     next_generation: AtomicU64,
     allow_cidrs: Vec<IpNet>,
     allow_asns: Vec<u32>,
@@ -1033,15 +1188,20 @@ impl SessionTracker {
             asns.dedup();
             asns
         };
+        let sessions = DashMap::new();
+        let users = DashMap::new();
         SessionTracker {
-            sessions: DashMap::new(),
-            users: DashMap::new(),
-            session_queue: Mutex::new(BinaryHeap::new()),
-            expiry_queue: Mutex::new(BinaryHeap::new()),
-            user_queue: Mutex::new(BinaryHeap::new()),
+            session_tables: memory::MapTables::new(&sessions),
+            user_tables: memory::MapTables::new(&users),
+            sessions,
+            users,
+            session_queue: EvictionQueue::new(),
+            expiry_queue: EvictionQueue::new(),
+            user_queue: EvictionQueue::new(),
             session_count: AtomicUsize::new(0),
             session_bytes: AtomicUsize::new(0),
             user_count: AtomicUsize::new(0),
+            user_bytes: AtomicUsize::new(0),
             next_generation: AtomicU64::new(1),
             allow_cidrs: config.allow_cidrs.clone(),
             allow_asns: sorted(&config.allow_asns),
@@ -1082,17 +1242,33 @@ impl SessionTracker {
             allowlisted_network: kind.is_shared(),
             ..Observation::default()
         };
-        let sid_signals = self.observe_user(event, place.as_deref(), spot, &mut obs);
+        let user = event
+            .identity
+            .claims
+            .as_ref()
+            .and_then(|claims| Some((user_key(claims)?, claims)));
+        let sid_signals = user.and_then(|(key, claims)| {
+            self.observe_user(event, key, claims, place.as_deref(), spot, &mut obs)
+        });
 
+        // `get_mut` first: `entry` makes room before it looks, so it may grow the table even
+        // for a session already there, and the table is read back after every `entry`.
+        let mut entered = false;
         let (created, bytes_before, bytes_after, expires_ms) = {
-            let (created, mut session) = match self.sessions.entry(fingerprint) {
-                Entry::Occupied(o) => (None, o.into_ref()),
-                Entry::Vacant(v) => {
-                    let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                    (
-                        Some(generation),
-                        v.insert(SessionState::start(event, generation)),
-                    )
+            let (created, mut session) = match self.sessions.get_mut(&fingerprint) {
+                Some(session) => (None, session),
+                None => {
+                    entered = true;
+                    match self.sessions.entry(fingerprint) {
+                        Entry::Occupied(o) => (None, o.into_ref()),
+                        Entry::Vacant(v) => {
+                            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                            (
+                                Some(generation),
+                                v.insert(Box::new(SessionState::start(event, generation))),
+                            )
+                        }
+                    }
                 }
             };
             session.observe(event, kind, place.as_deref(), spot, &mut obs);
@@ -1106,24 +1282,30 @@ impl SessionTracker {
                     session.pending.remove(0);
                 }
                 let index = session.requests;
-                session.pending.push(PendingObservation {
+                let pending = PendingObservation {
                     index,
                     seq: event.seq,
                     at: event.event.time,
                     observation: obs.clone(),
-                });
+                };
+                memory::push_exact(&mut session.pending, pending);
             }
             let before = session.charged_bytes;
             session.charged_bytes = session.approx_bytes();
             (created, before, session.charged_bytes, session.expires_ms)
         };
-        self.charge(bytes_before, bytes_after);
+        adjust(&self.session_bytes, bytes_before, bytes_after);
+        if entered {
+            self.session_tables.refresh(&self.sessions, &fingerprint);
+        }
 
         if let Some(generation) = created {
             self.session_count.fetch_add(1, Ordering::Relaxed);
-            lock(&self.session_queue).push(Reverse((event.event.time.0, generation, fingerprint)));
+            self.session_queue
+                .lock()
+                .push(Reverse((event.event.time.0, generation, fingerprint)));
             if let Some(exp) = expires_ms {
-                lock(&self.expiry_queue).push(Reverse((
+                self.expiry_queue.lock().push(Reverse((
                     exp.saturating_add(EXPIRY_GRACE_MS),
                     generation,
                     fingerprint,
@@ -1131,7 +1313,7 @@ impl SessionTracker {
             }
         }
         if self.over_session_limits() {
-            self.evict_least_recent(fingerprint);
+            self.evict_least_recent(fingerprint, user.map(|(user, _)| user.key));
         }
         obs
     }
@@ -1143,42 +1325,61 @@ impl SessionTracker {
     fn observe_user(
         &self,
         event: &IdentifiedEvent,
+        user_key: UserKey,
+        claims: &Claims,
         here: Option<&GeoPoint>,
         spot: Option<networks::Spot>,
         obs: &mut Observation,
     ) -> Option<networks::NetworkSignals> {
-        let claims = event.identity.claims.as_ref()?;
-        let key = user_key(claims)?;
         let sid = claims.sid.as_deref().map(sid_key).zip(spot);
         if here.is_none() && sid.is_none() {
             return None;
         }
+        let key = user_key.key;
         let now = event.event.time;
         let fresh = || UserState {
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
-            claims: claims.clone(),
+            check: user_key.check,
             last_seen_ms: now.0,
             latest: None,
             other: None,
             sids: Vec::new(),
+            charged_bytes: 0,
         };
-        // `queue`: a new incarnation to queue for eviction, and whether the map grew.
-        let (mut user, queue) = match self.users.entry(key) {
-            Entry::Occupied(o) => {
-                let mut user = o.into_ref();
-                if user.same_user(claims) {
-                    (user, None)
-                } else {
-                    // 64-bit collision: the newcomer takes the slot (old user's state is lost).
-                    *user = fresh();
-                    let generation = user.generation;
-                    (user, Some((generation, false)))
-                }
+        // `queue`: a new incarnation to queue for eviction, and whether the map grew;
+        // `before`: what the slot was charged.
+        // An entry found: what it was charged, and a new incarnation if it was another user's.
+        let claim = |user: &mut UserState| {
+            let before = user.charged_bytes;
+            if user.same_user(user_key) {
+                (None, before)
+            } else {
+                // 64-bit collision: the newcomer takes the slot (old user's state is lost).
+                *user = fresh();
+                (Some((user.generation, false)), before)
             }
-            Entry::Vacant(v) => {
-                let user = v.insert(fresh());
-                let generation = user.generation;
-                (user, Some((generation, true)))
+        };
+        // `get_mut` first, as for sessions: `entry` may grow the table.
+        let mut entered = false;
+        let (mut user, queue, before) = match self.users.get_mut(&key) {
+            Some(mut user) => {
+                let (queue, before) = claim(&mut user);
+                (user, queue, before)
+            }
+            None => {
+                entered = true;
+                match self.users.entry(key) {
+                    Entry::Occupied(o) => {
+                        let mut user = o.into_ref();
+                        let (queue, before) = claim(&mut user);
+                        (user, queue, before)
+                    }
+                    Entry::Vacant(v) => {
+                        let user = v.insert(Box::new(fresh()));
+                        let generation = user.generation;
+                        (user, Some((generation, true)), 0)
+                    }
+                }
             }
         };
         user.last_seen_ms = user.last_seen_ms.max(now.0);
@@ -1202,12 +1403,18 @@ impl SessionTracker {
             user.remember(current);
         }
         let sid_signals = sid.map(|(sid, spot)| user.observe_sid(sid, spot, now));
+        user.charged_bytes = user.approx_bytes();
+        let after = user.charged_bytes;
         drop(user);
+        adjust(&self.user_bytes, before, after);
+        if entered {
+            self.user_tables.refresh(&self.users, &key);
+        }
         if let Some((generation, grew)) = queue {
             if grew {
                 self.user_count.fetch_add(1, Ordering::Relaxed);
             }
-            let mut queue = lock(&self.user_queue);
+            let mut queue = self.user_queue.lock();
             queue.push(Reverse((now.0, generation, key)));
             if self.user_count.load(Ordering::Relaxed) > self.max_sessions {
                 self.drain_users(&mut queue, None, Some(key));
@@ -1216,23 +1423,21 @@ impl SessionTracker {
         sid_signals
     }
 
-    /// Adjust the byte budget; most events change nothing and touch no shared cache line.
-    fn charge(&self, before: usize, after: usize) {
-        if after == before {
-            return;
-        }
-        if after > before {
-            self.session_bytes
-                .fetch_add(after - before, Ordering::Relaxed);
-        } else {
-            self.session_bytes
-                .fetch_sub(before - after, Ordering::Relaxed);
-        }
+    /// Bytes of tracker state: sessions and users (their boxes and what they own), both
+    /// maps' tables and the eviction queues (the `max_session_bytes` budget).
+    fn state_bytes(&self) -> usize {
+        self.session_bytes.load(Ordering::Relaxed)
+            + self.user_bytes.load(Ordering::Relaxed)
+            + self.session_tables.bytes()
+            + self.user_tables.bytes()
+            + self.session_queue.bytes()
+            + self.expiry_queue.bytes()
+            + self.user_queue.bytes()
     }
 
     fn over_session_limits(&self) -> bool {
         self.session_count.load(Ordering::Relaxed) > self.max_sessions
-            || self.session_bytes.load(Ordering::Relaxed) > self.max_session_bytes
+            || self.state_bytes() > self.max_session_bytes
     }
 
     fn probe_session(&self, fingerprint: Fingerprint, generation: u64) -> Probe {
@@ -1255,22 +1460,53 @@ impl SessionTracker {
         match removed {
             Some((_, state)) => {
                 self.session_count.fetch_sub(1, Ordering::Relaxed);
-                self.charge(state.charged_bytes, 0);
+                adjust(&self.session_bytes, state.charged_bytes, 0);
                 true
             }
             None => false,
         }
     }
 
-    /// Evict least-recently-seen sessions until within limits, sparing `protect` (the session
-    /// being observed). Amortized: an entry is re-queued only if its session was used since it
-    /// was queued, once per such use.
-    fn evict_least_recent(&self, protect: Fingerprint) {
-        let mut queue = lock(&self.session_queue);
+    /// Evict the least recently seen sessions and users until within limits, sparing
+    /// `protect` (the session being observed or recorded) and `protect_user` (its user).
+    /// Sessions and users go in one order, by when they were last seen (a user is seen
+    /// whenever any of its tokens is, so its sessions go before it); only sessions count
+    /// against `max_sessions`. Amortized: an entry is re-queued only if its session or user was
+    /// used since it was queued, once per such use.
+    fn evict_least_recent(&self, protect: Fingerprint, protect_user: Option<u64>) {
+        // Lock order: the session queue, then the user queue (wherever both are held).
+        let mut queue = self.session_queue.lock();
+        let mut users = self.user_queue.lock();
         let mut spared = Vec::new();
-        let mut budget = queue.len().saturating_mul(2).saturating_add(8);
-        while self.over_session_limits() && budget > 0 {
+        let mut spared_users = Vec::new();
+        let mut budget = (queue.len() + users.len())
+            .saturating_mul(2)
+            .saturating_add(8);
+        while budget > 0 {
             budget -= 1;
+            let too_many = self.session_count.load(Ordering::Relaxed) > self.max_sessions;
+            if !too_many && self.state_bytes() <= self.max_session_bytes {
+                break;
+            }
+            let oldest_session = queue.peek().map(|Reverse((stamp, ..))| *stamp);
+            let oldest_user = users.peek().map(|Reverse((stamp, ..))| *stamp);
+            let user_first = !too_many
+                && match (oldest_session, oldest_user) {
+                    (Some(session), Some(user)) => user < session,
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+            if user_first {
+                let Some(Reverse(entry)) = users.pop() else {
+                    break;
+                };
+                if Some(entry.2) == protect_user {
+                    spared_users.push(Reverse(entry));
+                } else {
+                    self.evict_user_entry(&mut users, entry);
+                }
+                continue;
+            }
             let Some(Reverse((stamp, generation, fingerprint))) = queue.pop() else {
                 break;
             };
@@ -1293,7 +1529,9 @@ impl SessionTracker {
             }
         }
         queue.extend(spared);
+        users.extend(spared_users);
         self.compact_session_queue(&mut queue);
+        self.compact_user_queue(&mut users);
     }
 
     /// Drop queue entries of sessions that are gone, when they make up half the queue.
@@ -1302,6 +1540,16 @@ impl SessionTracker {
         if queue.len() > live.saturating_mul(2).saturating_add(1024) {
             queue.retain(|Reverse((_, g, fp))| {
                 matches!(self.probe_session(*fp, *g), Probe::Live(_))
+            });
+        }
+    }
+
+    /// Drop queue entries of users that are gone, when they make up half the queue.
+    fn compact_user_queue(&self, queue: &mut Queue<u64>) {
+        let live = self.user_count.load(Ordering::Relaxed);
+        if queue.len() > live.saturating_mul(2).saturating_add(1024) {
+            queue.retain(|Reverse((_, g, key))| {
+                self.users.get(key).is_some_and(|u| u.generation == *g)
             });
         }
     }
@@ -1328,35 +1576,37 @@ impl SessionTracker {
                 spared.push(Reverse((stamp, generation, key)));
                 continue;
             }
-            let probe = match self.users.get(&key) {
-                Some(u) if u.generation == generation => Probe::Live(u.last_seen_ms),
-                _ => Probe::Gone,
-            };
-            match probe {
-                Probe::Gone => {}
-                Probe::Live(latest) if latest > stamp => {
-                    queue.push(Reverse((latest, generation, key)));
-                }
-                Probe::Live(_) => {
-                    let removed = self.users.remove_if(&key, |_, u| {
-                        u.generation == generation && u.last_seen_ms <= stamp
-                    });
-                    if removed.is_some() {
-                        self.user_count.fetch_sub(1, Ordering::Relaxed);
-                    } else if let Some(u) = self.users.get(&key) {
-                        if u.generation == generation {
-                            queue.push(Reverse((u.last_seen_ms, generation, key)));
-                        }
+            self.evict_user_entry(queue, (stamp, generation, key));
+        }
+        queue.extend(spared);
+        self.compact_user_queue(queue);
+    }
+
+    /// A user queue entry just popped: dropped if its user is gone, re-queued if the user was
+    /// used since it was queued, else the user is removed.
+    fn evict_user_entry(&self, queue: &mut Queue<u64>, (stamp, generation, key): (i64, u64, u64)) {
+        let probe = match self.users.get(&key) {
+            Some(u) if u.generation == generation => Probe::Live(u.last_seen_ms),
+            _ => Probe::Gone,
+        };
+        match probe {
+            Probe::Gone => {}
+            Probe::Live(latest) if latest > stamp => {
+                queue.push(Reverse((latest, generation, key)));
+            }
+            Probe::Live(_) => {
+                let removed = self.users.remove_if(&key, |_, u| {
+                    u.generation == generation && u.last_seen_ms <= stamp
+                });
+                if let Some((_, user)) = removed {
+                    self.user_count.fetch_sub(1, Ordering::Relaxed);
+                    adjust(&self.user_bytes, user.charged_bytes, 0);
+                } else if let Some(u) = self.users.get(&key) {
+                    if u.generation == generation {
+                        queue.push(Reverse((u.last_seen_ms, generation, key)));
                     }
                 }
             }
-        }
-        queue.extend(spared);
-        let live = self.user_count.load(Ordering::Relaxed);
-        if queue.len() > live.saturating_mul(2).saturating_add(1024) {
-            queue.retain(|Reverse((_, g, key))| {
-                self.users.get(key).is_some_and(|u| u.generation == *g)
-            });
         }
     }
 
@@ -1412,7 +1662,10 @@ impl SessionTracker {
             (before, session.charged_bytes)
         });
         if let Some((before, after)) = charged {
-            self.charge(before, after);
+            adjust(&self.session_bytes, before, after);
+            if after > before && self.over_session_limits() {
+                self.evict_least_recent(fingerprint, None);
+            }
         }
     }
 
@@ -1429,7 +1682,7 @@ impl SessionTracker {
         let mut evicted = 0;
         let idle_cutoff = now.0.saturating_sub(self.idle_timeout_ms);
         {
-            let mut queue = lock(&self.session_queue);
+            let mut queue = self.session_queue.lock();
             while let Some(&Reverse((stamp, generation, fingerprint))) = queue.peek() {
                 if stamp >= idle_cutoff {
                     break;
@@ -1455,7 +1708,7 @@ impl SessionTracker {
             }
         }
         {
-            let mut queue = lock(&self.expiry_queue);
+            let mut queue = self.expiry_queue.lock();
             while let Some(&Reverse((deadline, generation, fingerprint))) = queue.peek() {
                 if deadline > now.0 {
                     break;
@@ -1472,9 +1725,9 @@ impl SessionTracker {
                 });
             }
         }
-        self.compact_session_queue(&mut lock(&self.session_queue));
+        self.compact_session_queue(&mut self.session_queue.lock());
         let user_cutoff = now.0.saturating_sub(USER_TRAVEL_WINDOW_S * 1000);
-        self.drain_users(&mut lock(&self.user_queue), Some(user_cutoff), None);
+        self.drain_users(&mut self.user_queue.lock(), Some(user_cutoff), None);
         evicted
     }
 
@@ -1495,9 +1748,11 @@ impl SessionTracker {
         self.len() == 0
     }
 
-    /// Approximate bytes of session state held (the `max_session_bytes` budget).
+    /// Bytes of tracker state held, as the allocator hands them out: sessions and users with
+    /// everything they own, both maps' tables and the eviction queues. What
+    /// `detect.max_session_bytes` bounds.
     pub fn approx_bytes(&self) -> usize {
-        self.session_bytes.load(Ordering::Relaxed)
+        self.state_bytes()
     }
 
     /// Users held for concurrent-use detection.
@@ -2193,14 +2448,16 @@ mod tests {
 
     #[test]
     fn eviction_by_bytes() {
+        // The shard arrays of both maps, there before any session.
+        let empty = tracker().approx_bytes();
         let one = {
             let t = tracker();
             t.observe(&ev(1, 0).build());
-            t.approx_bytes()
+            t.approx_bytes() - empty
         };
         assert!(one > 100, "{one}");
         let config = DetectConfig {
-            max_session_bytes: one * 5 + one / 2,
+            max_session_bytes: empty + one * 5 + one / 2,
             ..DetectConfig::default()
         };
         let tracker = SessionTracker::new(&config);
@@ -2215,6 +2472,49 @@ mod tests {
         assert!(tracker.approx_bytes() <= config.max_session_bytes);
         assert!(tracker.snapshot(fp(19)).is_some());
         assert!(tracker.snapshot(fp(0)).is_none());
+    }
+
+    #[test]
+    fn users_count_against_the_byte_budget() {
+        let token = |n: u8| {
+            ev(n, i64::from(n))
+                .jwt(&format!("user-{n}"), Some(&format!("sid-{n}")), T0 + 3600)
+                .build()
+        };
+        let empty = tracker().approx_bytes();
+        let (session_and_user, user) = {
+            let t = tracker();
+            t.observe(&token(0));
+            (
+                t.approx_bytes() - empty,
+                t.user_bytes.load(Ordering::Relaxed),
+            )
+        };
+        assert!(user > 300, "a user with a login session: {user}");
+        let config = DetectConfig {
+            max_session_bytes: empty + 10 * session_and_user,
+            ..DetectConfig::default()
+        };
+        let tracker = SessionTracker::new(&config);
+        for n in 0..100 {
+            tracker.observe(&token(n));
+            assert!(tracker.approx_bytes() <= config.max_session_bytes);
+        }
+        // Users go with their sessions, least recently seen first, not at max_sessions.
+        assert!(
+            (7..=10).contains(&tracker.users_len()),
+            "{}",
+            tracker.users_len()
+        );
+        assert!((7..=10).contains(&tracker.len()), "{}", tracker.len());
+        assert!(tracker.snapshot(fp(99)).is_some());
+        assert!(tracker.snapshot(fp(0)).is_none());
+        let first = user_key(&Claims {
+            iss: Some("https://id.example.com".into()),
+            sub: Some("user-0".into()),
+            ..Claims::default()
+        });
+        assert!(first.is_some_and(|user| !tracker.users.contains_key(&user.key)));
     }
 
     #[test]
@@ -2243,13 +2543,14 @@ mod tests {
         assert_eq!(tracker.evict_idle(at(1101)), 1);
         assert!(tracker.is_empty());
         assert_eq!(
-            tracker.approx_bytes(),
+            tracker.session_bytes.load(Ordering::Relaxed),
             0,
             "bytes returned with the sessions"
         );
         // Users older than the concurrent-use window go too.
         tracker.evict_idle(at(USER_TRAVEL_WINDOW_S + 1000));
         assert_eq!(tracker.users_len(), 0);
+        assert_eq!(tracker.user_bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -2312,13 +2613,25 @@ mod tests {
         assert_eq!(tracker.len(), tracker.sessions.len());
         assert_eq!(tracker.users_len(), tracker.users.len());
         let charged: usize = tracker.sessions.iter().map(|s| s.charged_bytes).sum();
-        assert_eq!(tracker.approx_bytes(), charged);
-        assert!(lock(&tracker.session_queue).len() <= 2 * tracker.len() + 1024);
+        assert_eq!(tracker.session_bytes.load(Ordering::Relaxed), charged);
+        let charged: usize = tracker.users.iter().map(|u| u.charged_bytes).sum();
+        assert_eq!(tracker.user_bytes.load(Ordering::Relaxed), charged);
+        // The tables as read back after each insert are the tables as they are.
+        assert_eq!(
+            tracker.session_tables.bytes(),
+            memory::MapTables::new(&tracker.sessions).bytes()
+        );
+        assert_eq!(
+            tracker.user_tables.bytes(),
+            memory::MapTables::new(&tracker.users).bytes()
+        );
+        assert!(tracker.session_queue.lock().len() <= 2 * tracker.len() + 1024);
         // Every live session still has a queue entry, so it can be evicted.
         tracker.evict_idle(EventTime::from_secs(T0 + now + 100_000));
         assert!(tracker.is_empty(), "{} left", tracker.len());
-        assert_eq!(tracker.approx_bytes(), 0);
+        assert_eq!(tracker.session_bytes.load(Ordering::Relaxed), 0);
         assert_eq!(tracker.users_len(), 0);
+        assert_eq!(tracker.user_bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]

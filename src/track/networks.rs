@@ -232,17 +232,18 @@ impl NetworkHistory {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Heap bytes, for the session byte budget.
+    /// The blocks it owns (vector buffers), for the byte budget.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.networks.capacity() * std::mem::size_of::<NetworkUse>()
-            + self.spots.capacity() * std::mem::size_of::<(Spot, i64)>()
-            + self.returns.capacity() * std::mem::size_of::<i64>()
+        super::memory::vec(&self.networks)
+            + super::memory::vec(&self.spots)
+            + super::memory::vec(&self.returns)
     }
 }
 
 /// The entry of `entries` (most recently used last) that `is` picks, moved to the end, or a
 /// new one from `make` (the least recently used evicted when `cap` is reached); and whether it
-/// was created. A few entries at most, so a scan beats a map.
+/// was created. A few entries at most, so a scan beats a map; the vector grows one entry at a
+/// time (most sessions and login sessions only ever use one network).
 pub(crate) fn touch_recent<T>(
     entries: &mut Vec<T>,
     cap: usize,
@@ -258,7 +259,7 @@ pub(crate) fn touch_recent<T>(
             (make(), true)
         }
     };
-    entries.push(entry);
+    super::memory::push_exact(entries, entry);
     let last = entries.len() - 1;
     (&mut entries[last], new)
 }
