@@ -163,7 +163,7 @@ fn stream(seed: u64) -> (Vec<IdentifiedEvent>, HashSet<Fingerprint>) {
                 ));
             }
             match stolen {
-                Some(0) if k % 3 == 0 => {
+                Some(0) if k.is_multiple_of(3) => {
                     geo = fx.cities[(plan.home + 6) % fx.cities.len()].clone();
                     asn = 9_999;
                 }

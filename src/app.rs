@@ -565,20 +565,20 @@ impl Services {
                     Ok(Err(e)) => tracing::warn!(error = %e, "denylist maintenance failed"),
                     _ => {}
                 }
-                if let Some(enricher) = &enricher {
-                    if last_reload.elapsed() >= reload_every {
-                        last_reload = Instant::now();
-                        let e = enricher.clone();
-                        match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
-                            Ok(Ok(true)) => tracing::info!("GeoIP database reloaded"),
-                            Ok(Err(err)) => {
-                                tracing::warn!(error = %err, "GeoIP reload failed; keeping the loaded database")
-                            }
-                            _ => {}
+                if let Some(enricher) = &enricher
+                    && last_reload.elapsed() >= reload_every
+                {
+                    last_reload = Instant::now();
+                    let e = enricher.clone();
+                    match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
+                        Ok(Ok(true)) => tracing::info!("GeoIP database reloaded"),
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "GeoIP reload failed; keeping the loaded database")
                         }
-                        if let Some(epoch) = enricher.city_build_epoch() {
-                            metrics.geoip_build_timestamp.set(epoch as f64);
-                        }
+                        _ => {}
+                    }
+                    if let Some(epoch) = enricher.city_build_epoch() {
+                        metrics.geoip_build_timestamp.set(epoch as f64);
                     }
                 }
             }

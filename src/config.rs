@@ -664,10 +664,10 @@ impl Config {
                     "{name}: set exactly one of public_key_pem, secret_env, secret, jwks_file"
                 ));
             }
-            if let Some(alg) = &key.algorithm {
-                if !ALGORITHMS.contains(&alg.as_str()) {
-                    errors.push(format!("{name}.algorithm: unknown algorithm {alg:?}"));
-                }
+            if let Some(alg) = &key.algorithm
+                && !ALGORITHMS.contains(&alg.as_str())
+            {
+                errors.push(format!("{name}.algorithm: unknown algorithm {alg:?}"));
             }
             let is_secret = key.secret.is_some() || key.secret_env.is_some();
             if is_secret
@@ -693,10 +693,10 @@ impl Config {
                     )),
                 }
             }
-            if let Some(kid) = &key.kid {
-                if kid.is_empty() || kid.len() > 256 {
-                    errors.push(format!("{name}.kid: must be 1 to 256 bytes"));
-                }
+            if let Some(kid) = &key.kid
+                && (kid.is_empty() || kid.len() > 256)
+            {
+                errors.push(format!("{name}.kid: must be 1 to 256 bytes"));
             }
         }
 
@@ -760,10 +760,10 @@ impl Config {
             ));
         }
 
-        if let Some(k) = &self.kafka {
-            if k.brokers.is_empty() {
-                errors.push("kafka.brokers: must not be empty".into());
-            }
+        if let Some(k) = &self.kafka
+            && k.brokers.is_empty()
+        {
+            errors.push("kafka.brokers: must not be empty".into());
         }
 
         if errors.is_empty() {

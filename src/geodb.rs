@@ -1012,10 +1012,10 @@ impl AddressIndex {
             let city = *by_record
                 .entry(offset)
                 .or_insert_with(|| city_of(&enricher, &by_country, nth_address(&net, 1)));
-            if let Some(c) = city {
-                if networks[c].len() < INDEX_NETWORKS_PER_CITY {
-                    networks[c].push(net);
-                }
+            if let Some(c) = city
+                && networks[c].len() < INDEX_NETWORKS_PER_CITY
+            {
+                networks[c].push(net);
             }
         }
         let known: Vec<usize> = (0..CITIES.len())

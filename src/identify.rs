@@ -373,15 +373,15 @@ impl Identifier {
 
     /// `exp` and `nbf` against the event time, with leeway (RFC 7519 §4.1.4–5).
     fn check_time(&self, claims: &Claims, at: EventTime) -> Result<(), RejectReason> {
-        if let Some(exp) = claims.exp {
-            if at.0 >= self.expiry_ms(exp) {
-                return Err(RejectReason::Expired);
-            }
+        if let Some(exp) = claims.exp
+            && at.0 >= self.expiry_ms(exp)
+        {
+            return Err(RejectReason::Expired);
         }
-        if let Some(nbf) = claims.nbf {
-            if at.0 < nbf.saturating_mul(1000).saturating_sub(self.leeway_ms) {
-                return Err(RejectReason::NotYetValid);
-            }
+        if let Some(nbf) = claims.nbf
+            && at.0 < nbf.saturating_mul(1000).saturating_sub(self.leeway_ms)
+        {
+            return Err(RejectReason::NotYetValid);
         }
         Ok(())
     }

@@ -245,7 +245,7 @@ impl Pipeline {
         if let Some(last) = events.iter().map(|e| e.event.time).max() {
             let watermark = self.totals.watermark.map_or(last, |w| w.max(last));
             self.totals.watermark = Some(watermark);
-            if self.batches % EVICT_EVERY_BATCHES == 0 {
+            if self.batches.is_multiple_of(EVICT_EVERY_BATCHES) {
                 tracker.evict_idle(watermark);
             }
         }

@@ -120,17 +120,17 @@ impl Publisher {
                 }
             }
         }
-        if let Some(denylist) = &self.denylist {
-            if !revocations.is_empty() {
-                let count = denylist.revoke_many(revocations)? as u64;
-                self.metrics
-                    .revocations
-                    .with_label_values(&["detector"])
-                    .inc_by(count);
-                let elapsed = decided.elapsed().as_secs_f64();
-                for _ in 0..count {
-                    self.metrics.revocation_propagation.observe(elapsed);
-                }
+        if let Some(denylist) = &self.denylist
+            && !revocations.is_empty()
+        {
+            let count = denylist.revoke_many(revocations)? as u64;
+            self.metrics
+                .revocations
+                .with_label_values(&["detector"])
+                .inc_by(count);
+            let elapsed = decided.elapsed().as_secs_f64();
+            for _ in 0..count {
+                self.metrics.revocation_propagation.observe(elapsed);
             }
         }
         if let Some(sink) = &mut self.sink {

@@ -624,11 +624,11 @@ impl SessionState {
 
         // Network changes: never for allowlisted hops, and they do not become the new normal.
         if !allowlisted {
-            if let (Some(before), Some(after)) = (self.asn, enrichment.asn) {
-                if before != after {
-                    obs.asn_change = Some((before, after));
-                    self.note_network_change(now);
-                }
+            if let (Some(before), Some(after)) = (self.asn, enrichment.asn)
+                && before != after
+            {
+                obs.asn_change = Some((before, after));
+                self.note_network_change(now);
             }
             if let Some(asn) = enrichment.asn {
                 obs.new_asn = self.recent_asns.len() > 0 && !self.recent_asns.contains(&asn);
@@ -641,10 +641,10 @@ impl SessionState {
                 self.asn = enrichment.asn;
             }
             if let Some(country) = place.and_then(|g| g.country.as_ref()) {
-                if let Some(before) = &self.country {
-                    if before != country {
-                        obs.country_change = Some((before.to_string(), country.to_string()));
-                    }
+                if let Some(before) = &self.country
+                    && before != country
+                {
+                    obs.country_change = Some((before.to_string(), country.to_string()));
                 }
                 if in_order || self.country.is_none() {
                     self.country = Some(country.clone());
@@ -1520,10 +1520,10 @@ impl SessionTracker {
                     queue.push(Reverse((last_seen, generation, fingerprint)));
                 }
                 Probe::Live(_) => {
-                    if !self.remove_session_if(fingerprint, generation, |seen| seen <= stamp) {
-                        if let Probe::Live(seen) = self.probe_session(fingerprint, generation) {
-                            queue.push(Reverse((seen, generation, fingerprint)));
-                        }
+                    if !self.remove_session_if(fingerprint, generation, |seen| seen <= stamp)
+                        && let Probe::Live(seen) = self.probe_session(fingerprint, generation)
+                    {
+                        queue.push(Reverse((seen, generation, fingerprint)));
                     }
                 }
             }
@@ -1601,10 +1601,10 @@ impl SessionTracker {
                 if let Some((_, user)) = removed {
                     self.user_count.fetch_sub(1, Ordering::Relaxed);
                     adjust(&self.user_bytes, user.charged_bytes, 0);
-                } else if let Some(u) = self.users.get(&key) {
-                    if u.generation == generation {
-                        queue.push(Reverse((u.last_seen_ms, generation, key)));
-                    }
+                } else if let Some(u) = self.users.get(&key)
+                    && u.generation == generation
+                {
+                    queue.push(Reverse((u.last_seen_ms, generation, key)));
                 }
             }
         }
@@ -2587,7 +2587,7 @@ mod tests {
             // Jitter: some events arrive a little late.
             let at = now - rng.random_range(0..3);
             let mut e = ev(n, at).ip(&format!("192.0.2.{}", rng.random_range(1..20u8)));
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 e = e.jwt(
                     &format!("u{}", n % 7),
                     None,

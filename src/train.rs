@@ -482,16 +482,16 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<TrainOutcome> {
         );
         candidates.push(assess(Model::Forest(forest), &holdout, targets));
     }
-    if let [linear, trees] = candidates.as_slice() {
-        if let (Model::Logistic(logistic), Model::Forest(forest)) = (&linear.model, &trees.model) {
-            let either = crate::model::Either {
-                logistic: logistic.clone(),
-                forest: forest.clone(),
-                logistic_threshold_logit: crate::model::logit(linear.evaluation.threshold),
-                forest_threshold_logit: crate::model::logit(trees.evaluation.threshold),
-            };
-            candidates.push(assess(Model::Either(either), &holdout, targets));
-        }
+    if let [linear, trees] = candidates.as_slice()
+        && let (Model::Logistic(logistic), Model::Forest(forest)) = (&linear.model, &trees.model)
+    {
+        let either = crate::model::Either {
+            logistic: logistic.clone(),
+            forest: forest.clone(),
+            logistic_threshold_logit: crate::model::logit(linear.evaluation.threshold),
+            forest_threshold_logit: crate::model::logit(trees.evaluation.threshold),
+        };
+        candidates.push(assess(Model::Either(either), &holdout, targets));
     }
     // Better F1, then fewer false revocations, then the earlier (simpler) candidate.
     let best = candidates

@@ -111,10 +111,10 @@ fn client() -> reqwest::Client {
 async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(d.url("/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(d.url("/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "daemon never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;

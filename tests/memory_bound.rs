@@ -219,12 +219,17 @@ fn line(world: &World, kind: Tokens, i: u64, time_ms: i64, revisit: bool) -> Raw
         let far = (city + CITIES.len() / 2) % CITIES.len();
         (i - REVISIT_LAG, far, NetKind::Hosting, CURL)
     } else {
-        let net = if i % 3 == 0 {
+        let net = if i.is_multiple_of(3) {
             NetKind::Mobile
         } else {
             NetKind::Residential
         };
-        (i, city, net, if i % 2 == 0 { CHROME } else { IPHONE })
+        (
+            i,
+            city,
+            net,
+            if i.is_multiple_of(2) { CHROME } else { IPHONE },
+        )
     };
     let ip = geodb::address(city, net, (i % 4000) as u32 + 1);
     let text = format!(

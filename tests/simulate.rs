@@ -123,18 +123,18 @@ fn labels_agree_with_what_the_pipeline_reads() {
             (None, None) => assert_eq!(id.kind, TokenKind::Opaque),
             other => panic!("claims and sid disagree: {other:?}"),
         }
-        if let Some(start) = label.attack_start {
-            if label.attacker_ips.contains(&event.client_ip) {
-                // Attacker addresses are the attacker's alone: nothing there before the start.
-                assert!(event.time >= start, "{line}");
-                let first = first_attacker.entry(label.session).or_insert(event.time.0);
-                *first = (*first).min(event.time.0);
-                if label.attack_type.as_deref() == Some("scripted_same_country") {
-                    let e = stages
-                        .enricher
-                        .enrich(event.client_ip, event.user_agent.as_deref());
-                    assert!(e.user_agent.unwrap().scripted, "{line}");
-                }
+        if let Some(start) = label.attack_start
+            && label.attacker_ips.contains(&event.client_ip)
+        {
+            // Attacker addresses are the attacker's alone: nothing there before the start.
+            assert!(event.time >= start, "{line}");
+            let first = first_attacker.entry(label.session).or_insert(event.time.0);
+            *first = (*first).min(event.time.0);
+            if label.attack_type.as_deref() == Some("scripted_same_country") {
+                let e = stages
+                    .enricher
+                    .enrich(event.client_ip, event.user_agent.as_deref());
+                assert!(e.user_agent.unwrap().scripted, "{line}");
             }
         }
     }

@@ -1221,12 +1221,11 @@ impl Denylist {
     /// `not_before`; a token without `iat` matches (it cannot show it is newer). Allocates
     /// only to return a hit.
     pub fn check(&self, query: &CheckQuery, now_ms: i64) -> Option<(DenyKey, Entry)> {
-        if let Some(fp) = query.fingerprint {
-            if let Some(entry) = self.state.fingerprints.get(&fp) {
-                if entry.is_live(now_ms) {
-                    return Some((DenyKey::Fingerprint(fp), entry.value().clone()));
-                }
-            }
+        if let Some(fp) = query.fingerprint
+            && let Some(entry) = self.state.fingerprints.get(&fp)
+            && entry.is_live(now_ms)
+        {
+            return Some((DenyKey::Fingerprint(fp), entry.value().clone()));
         }
         let iss = query.iss.as_deref()?;
         let candidates = [

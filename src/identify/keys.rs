@@ -434,10 +434,10 @@ fn jwk_key(
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return Err("not a signature key (use is not \"sig\")".into());
     }
-    if let Some(ops) = &jwk.common.key_operations {
-        if !ops.contains(&KeyOperations::Verify) {
-            return Err("key_ops does not include \"verify\"".into());
-        }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return Err("key_ops does not include \"verify\"".into());
     }
     let shape = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => KeyShape::Rsa,

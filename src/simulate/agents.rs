@@ -216,21 +216,21 @@ pub(super) fn person<'k>(
         });
         t = next_active(rng, end + 2 * MINUTE, lon_at(end), VISITS_PER_PEAK_HOUR);
     }
-    if let (true, Some(tr)) = (inflight, trip) {
-        if tr.arrive - tr.depart >= 90 * MINUTE {
-            let provider = *pick(rng, catalog::satellite_homes());
-            for _ in 0..rng.random_range(1..=3) {
-                let start = between(rng, tr.depart + 30 * MINUTE, tr.arrive - 30 * MINUTE);
-                let end = (start + between(rng, 5 * MINUTE, 20 * MINUTE))
-                    .min(tr.arrive - 10 * MINUTE)
-                    .min(w.end);
-                if end > start {
-                    visits.push(Visit {
-                        start,
-                        end,
-                        satellite: Some(provider),
-                    });
-                }
+    if let (true, Some(tr)) = (inflight, trip)
+        && tr.arrive - tr.depart >= 90 * MINUTE
+    {
+        let provider = *pick(rng, catalog::satellite_homes());
+        for _ in 0..rng.random_range(1..=3) {
+            let start = between(rng, tr.depart + 30 * MINUTE, tr.arrive - 30 * MINUTE);
+            let end = (start + between(rng, 5 * MINUTE, 20 * MINUTE))
+                .min(tr.arrive - 10 * MINUTE)
+                .min(w.end);
+            if end > start {
+                visits.push(Visit {
+                    start,
+                    end,
+                    satellite: Some(provider),
+                });
             }
         }
     }
@@ -268,11 +268,12 @@ pub(super) fn person<'k>(
         let mut ip = ip_of(w, plan, home, net, i as u32);
         let mut page = v.start;
         while page < v.end {
-            if let Some((at, next)) = switch {
-                if page >= at && net != next {
-                    net = next;
-                    ip = ip_of(w, plan, home, net, i as u32);
-                }
+            if let Some((at, next)) = switch
+                && page >= at
+                && net != next
+            {
+                net = next;
+                ip = ip_of(w, plan, home, net, i as u32);
             }
             person.seen |= seen_bit(net);
             page_load(&mut person.b, rng, page, ip, ua, w.end);

@@ -273,10 +273,10 @@ pub fn follow(f: &Fixture, log: &Path, input_extra: &str) {
 pub async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(d.url("/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = client.get(d.url("/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "daemon never became ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
