@@ -379,14 +379,7 @@ async fn m2_a_line_from_the_future_moves_nothing() {
     // Let the sweeps run over every filler line before the thief shows up.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = client
-            .get(daemon.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&client, &daemon).await;
         if metrics.contains("tokenwatch_events_total{outcome=\"processed\",source=\"file\"} 42") {
             assert!(
                 metrics.contains("tokenwatch_parse_errors_total{reason=\"future\"} 1"),

@@ -15,82 +15,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// A bound on every answer the tests wait for (a functional bound, not a latency claim).
 const BOUND: Duration = Duration::from_secs(5);
 
-/// `tokenwatch run` under `ulimits` (bash `ulimit` commands), and what it printed.
-struct Daemon {
-    child: Child,
-    addr: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(f: &Fixture, ulimits: &str) -> Daemon {
-        let mut child = Command::new("bash")
-            .arg("-c")
-            .arg(format!("{ulimits} && exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_tokenwatch"))
-            .args(["run", "--config"])
-            .arg(&f.config)
-            .env("TOKENWATCH_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokenwatch run");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr");
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Daemon {
-                child,
-                addr,
-                stderr,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let printed = stderr.lock().unwrap().join("\n");
-                panic!("daemon did not announce its address within 30 s:\n{printed}");
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn printed(&self, text: &str) -> bool {
-        self.stderr.lock().unwrap().iter().any(|l| l.contains(text))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `tokenwatch run` under `ulimits` (bash `ulimit` commands).
+fn start_under(f: &Fixture, ulimits: &str) -> Daemon {
+    let wrap = ["bash", "-c", &format!("{ulimits} && exec \"$0\" \"$@\"")].map(String::from);
+    Daemon::start_wrapped(f, &wrap)
 }
 
 fn fixture(api: &str) -> Fixture {
@@ -108,19 +45,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, d: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(d.url("/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "daemon never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `GET /v1/check` with a bearer token answers a decision (200 here) within [`BOUND`].
 async fn check_answers(client: &reqwest::Client, d: &Daemon, token: &str, round: usize) {
     let response = client
@@ -132,18 +56,9 @@ async fn check_answers(client: &reqwest::Client, d: &Daemon, token: &str, round:
     assert_eq!(response.status(), 200, "check {round}");
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The value of an unlabelled metric, or of one series (`name{label="value"}`).
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+/// The value of a series that must be there.
+fn series(text: &str, name: &str) -> f64 {
+    metric(text, name).unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
 /// The server has closed `stream` (EOF or reset) within [`BOUND`].
@@ -163,7 +78,7 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
 #[tokio::test]
 async fn six_hundred_idle_connections_do_not_starve_the_check() {
     let f = fixture("max_connections = 64\nmax_concurrent_requests = 8\n");
-    let daemon = Daemon::start(&f, "ulimit -n 256");
+    let daemon = start_under(&f, "ulimit -n 256");
     let client = client();
     wait_ready(&client, &daemon).await;
     let token = f.jwt("alice", now_secs());
@@ -180,21 +95,14 @@ async fn six_hundred_idle_connections_do_not_starve_the_check() {
         "the connection idle the longest was closed to make room"
     );
 
-    let text = client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(metric(&text, "tokenwatch_api_connections_max"), 64.0);
+    let text = metrics_text(&client, &daemon).await;
+    assert_eq!(series(&text, "tokenwatch_api_connections_max"), 64.0);
     // The connection closed to make room for this very request may not be reaped yet.
     assert!(
-        metric(&text, "tokenwatch_api_connections_open") <= 65.0,
+        series(&text, "tokenwatch_api_connections_open") <= 65.0,
         "{text}"
     );
-    let made_room = metric(
+    let made_room = series(
         &text,
         "tokenwatch_api_connections_shed_total{action=\"close_idle\"}",
     );
@@ -202,7 +110,7 @@ async fn six_hundred_idle_connections_do_not_starve_the_check() {
         made_room >= 600.0 - 64.0,
         "closed to make room: {made_room}"
     );
-    let refused = metric(
+    let refused = series(
         &text,
         "tokenwatch_api_connections_shed_total{action=\"refuse\"}",
     );
@@ -268,13 +176,13 @@ async fn slow_admin_requests_are_shed_and_do_not_starve_the_check() {
     // of 1000 to 256 - 64 = 192 (64 had it kept the soft limit).
     let f =
         fixture("max_connections = 1000\nmax_concurrent_requests = 8\nrequest_timeout = \"60s\"\n");
-    let daemon = Daemon::start(&f, "ulimit -Sn 128 && ulimit -Hn 256");
+    let daemon = start_under(&f, "ulimit -Sn 128 && ulimit -Hn 256");
     let client = client();
     wait_ready(&client, &daemon).await;
     assert!(
         daemon.printed("api.max_connections 1000 lowered to 192"),
-        "a WARN names both numbers: {:?}",
-        daemon.stderr.lock().unwrap()
+        "a WARN names both numbers: {}",
+        daemon.log()
     );
     let token = f.jwt("bob", now_secs());
 
@@ -331,16 +239,9 @@ async fn slow_admin_requests_are_shed_and_do_not_starve_the_check() {
             .expect("read");
         assert_eq!(&head, b"HTTP/1.1 200", "request {i}");
     }
-    let text = client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(metric(&text, "tokenwatch_api_connections_max"), 192.0);
-    let shed_503 = metric(
+    let text = metrics_text(&client, &daemon).await;
+    assert_eq!(series(&text, "tokenwatch_api_connections_max"), 192.0);
+    let shed_503 = series(
         &text,
         "tokenwatch_api_requests_total{route=\"/v1/revoke\",status=\"503\"}",
     );

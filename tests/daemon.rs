@@ -105,14 +105,7 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
     // follows once the journal write returns.
     let counted = "tokenwatch_revocations_total{origin=\"detector\"} 1";
     let metrics = loop {
-        let metrics = client
-            .get(daemon.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&client, &daemon).await;
         if metrics.contains(counted) || Instant::now() > deadline {
             break metrics;
         }

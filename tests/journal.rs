@@ -15,86 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const ADMIN_KEY: &str = "test-admin-key-0123456789";
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A running daemon and the address its API listens on.
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// Its stderr, line by line, as it arrives.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    /// `tokenwatch run --config <f.config>`, through `wrap` (e.g. nsenter) when given.
-    fn start(f: &Fixture, wrap: &[String]) -> Daemon {
-        let bin = env!("CARGO_BIN_EXE_tokenwatch");
-        let mut command = match wrap.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = command
-            .args(["run", "--config"])
-            .arg(&f.config)
-            .env("TOKENWATCH_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokenwatch run");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Daemon { child, addr, log },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "daemon did not announce its address within 30 s:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn fixture(journal: &str) -> Fixture {
     Fixture::new(&format!(
         "[denylist]\njournal = \"{journal}\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
@@ -173,22 +93,11 @@ async fn revoke(client: &reqwest::Client, d: &Daemon, token: &str) -> u16 {
         .as_u16()
 }
 
-async fn metrics(client: &reqwest::Client, d: &Daemon) -> String {
-    client
-        .get(d.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_second_instance_on_the_same_journal_exits_naming_the_first_ones_pid() {
     let f = fixture("deny.journal");
     let client = reqwest::Client::new();
-    let first = Daemon::start(&f, &[]);
+    let first = Daemon::start(&f);
     wait_ready(&client, &first, true).await;
 
     let second = run_to_exit(&f, &["run"]);
@@ -208,7 +117,7 @@ async fn a_second_instance_on_the_same_journal_exits_naming_the_first_ones_pid()
     assert_eq!(revoke(&client, &first, &stolen).await, 200);
     assert_eq!(check(&client, &first, &stolen).await, 401);
     drop(first);
-    let again = Daemon::start(&f, &[]);
+    let again = Daemon::start(&f);
     wait_ready(&client, &again, true).await;
     assert_eq!(check(&client, &again, &stolen).await, 401);
 }
@@ -219,7 +128,7 @@ async fn a_damaged_journal_refuses_to_start_and_journal_repair_fixes_it() {
     let client = reqwest::Client::new();
     let lost = f.jwt("judy", now_secs());
     let kept = f.jwt("karl", now_secs());
-    let daemon = Daemon::start(&f, &[]);
+    let daemon = Daemon::start(&f);
     wait_ready(&client, &daemon, true).await;
     assert_eq!(revoke(&client, &daemon, &lost).await, 200);
     assert_eq!(revoke(&client, &daemon, &kept).await, 200);
@@ -280,7 +189,7 @@ async fn a_damaged_journal_refuses_to_start_and_journal_repair_fixes_it() {
         "the damaged file, kept"
     );
 
-    let daemon = Daemon::start(&f, &[]);
+    let daemon = Daemon::start(&f);
     wait_ready(&client, &daemon, true).await;
     assert_eq!(check(&client, &daemon, &kept).await, 401, "salvaged");
     assert_eq!(
@@ -370,12 +279,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn gauge(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test]
 async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_and_at_start() {
     let f = fixture("state/deny.journal");
@@ -388,7 +291,7 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
         .collect();
 
     // Runtime: the disk fills while the daemon runs.
-    let daemon = Daemon::start(&f, &disk.wrap());
+    let daemon = Daemon::start_wrapped(&f, &disk.wrap());
     wait_ready(&client, &daemon, true).await;
     assert_eq!(revoke(&client, &daemon, &tokens[0]).await, 200);
     disk.fill();
@@ -408,14 +311,14 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     let (status, body) = readyz(&client, &daemon).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("journal"), "{body}");
-    let text = metrics(&client, &daemon).await;
+    let text = metrics_text(&client, &daemon).await;
     assert_eq!(
-        gauge(&text, "tokenwatch_journal_writable"),
+        metric(&text, "tokenwatch_journal_writable"),
         Some(0.0),
         "{text}"
     );
     assert_eq!(
-        gauge(
+        metric(
             &text,
             "tokenwatch_journal_write_failures_total{op=\"revoke\"}"
         ),
@@ -433,8 +336,8 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     disk.free();
     wait_ready(&client, &daemon, true).await;
     assert_eq!(
-        gauge(
-            &metrics(&client, &daemon).await,
+        metric(
+            &metrics_text(&client, &daemon).await,
             "tokenwatch_journal_writable"
         ),
         Some(1.0)
@@ -449,7 +352,7 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     // Start on a full disk: the startup rewrite cannot be written, the daemon serves anyway.
     disk.fill();
     let journal_before = std::fs::read(disk.path("deny.journal")).unwrap();
-    let daemon = Daemon::start(&f, &disk.wrap());
+    let daemon = Daemon::start_wrapped(&f, &disk.wrap());
     wait_ready(&client, &daemon, false).await;
     let (_, body) = readyz(&client, &daemon).await;
     assert!(body.contains("journal"), "{body}");
@@ -467,9 +370,9 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
         401,
         "held in memory"
     );
-    let text = metrics(&client, &daemon).await;
+    let text = metrics_text(&client, &daemon).await;
     assert_eq!(
-        gauge(&text, "tokenwatch_journal_writable"),
+        metric(&text, "tokenwatch_journal_writable"),
         Some(0.0),
         "{text}"
     );
@@ -487,7 +390,7 @@ async fn a_full_disk_makes_the_journal_unwritable_not_the_check_api_at_runtime_a
     disk.free();
     wait_ready(&client, &daemon, true).await;
     drop(daemon);
-    let daemon = Daemon::start(&f, &disk.wrap());
+    let daemon = Daemon::start_wrapped(&f, &disk.wrap());
     wait_ready(&client, &daemon, true).await;
     assert_eq!(
         check(&client, &daemon, &tokens[199]).await,

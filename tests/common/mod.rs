@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -200,15 +201,40 @@ pub fn recent(secs: i64) -> EventTime {
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
-/// A running `tokenwatch run` and the address its API listens on; killed (SIGKILL) on drop.
+/// Seconds since the epoch (wall clock).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A running `tokenwatch run`, the address its API listens on, and what it printed on stderr
+/// (line by line, as it arrives); killed (SIGKILL) on drop.
 pub struct Daemon {
     pub child: Child,
     pub addr: String,
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
     pub fn start(f: &Fixture) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenwatch"))
+        Daemon::start_wrapped(f, &[])
+    }
+
+    /// Started through `wrap` (a program and its arguments, the binary and its arguments
+    /// following), e.g. `nsenter …` or `bash -c 'ulimit -n 256 && exec "$0" "$@"'`.
+    pub fn start_wrapped(f: &Fixture, wrap: &[String]) -> Daemon {
+        let bin = env!("CARGO_BIN_EXE_tokenwatch");
+        let mut command = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(&f.config)
             .env("TOKENWATCH_ADMIN_KEY", ADMIN_KEY)
@@ -218,28 +244,50 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tokenwatch run");
-        let stderr = child.stderr.take().expect("stderr");
+        let pipe = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = stderr.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("addr=").nth(1) {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
                 }
+                lines.lock().expect("stderr lines").push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Daemon { child, addr },
+            Ok(addr) => Daemon {
+                child,
+                addr,
+                stderr,
+            },
             Err(_) => {
                 // Never leak the process when the test fails here.
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("daemon did not announce its address within 30 s");
+                let printed = stderr.lock().expect("stderr lines").join("\n");
+                panic!("daemon did not announce its address within 30 s:\n{printed}");
             }
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything it printed on stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().expect("stderr lines").join("\n")
+    }
+
+    /// Whether a line it printed contains `text`.
+    pub fn printed(&self, text: &str) -> bool {
+        self.stderr
+            .lock()
+            .expect("stderr lines")
+            .iter()
+            .any(|l| l.contains(text))
     }
 }
 
@@ -248,6 +296,24 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET /metrics` as text.
+pub async fn metrics_text(client: &reqwest::Client, d: &Daemon) -> String {
+    client
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of an unlabelled metric, or of one series (`name{label="value"}`).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A fixture with a journal and the API on an ephemeral port, plus `extra` TOML.
