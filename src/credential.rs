@@ -105,7 +105,7 @@ impl<'a> Collector<'a> {
     /// One `Authorization` value: its token when the scheme is `Bearer`.
     pub fn authorization(&mut self, value: Cow<'a, str>) {
         if let Some(range) = bearer_range(&value) {
-            self.push(Source::Bearer, slice(value, range));
+            self.push(Source::Bearer, slice(&value, range));
         }
     }
 
@@ -113,7 +113,7 @@ impl<'a> Collector<'a> {
     pub fn bare_token(&mut self, value: Cow<'a, str>) {
         let range = bearer_range(&value).unwrap_or(0..value.len());
         if !value[range.clone()].trim_ascii().is_empty() {
-            self.push(Source::Bearer, slice(value, range));
+            self.push(Source::Bearer, slice(&value, range));
         }
     }
 
@@ -121,7 +121,7 @@ impl<'a> Collector<'a> {
     pub fn cookies(&mut self, value: Cow<'a, str>) {
         let ranges: Vec<_> = cookie_ranges(&value, self.cookie_name).collect();
         for range in ranges {
-            self.push(Source::Cookie, slice(value.clone(), range));
+            self.push(Source::Cookie, slice(&value, range));
         }
     }
 
@@ -148,7 +148,7 @@ impl<'a> Collector<'a> {
         }
         for range in ranges {
             if !target[range.clone()].trim_ascii().is_empty() {
-                self.push(Source::Query, slice(target.clone(), range));
+                self.push(Source::Query, slice(&target, range));
             }
         }
     }
@@ -178,8 +178,8 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     bearer_range(value).map(|range| &value[range])
 }
 
-/// `value[range]`, borrowed when `value` is, owned otherwise.
-fn slice(value: Cow<'_, str>, range: std::ops::Range<usize>) -> Cow<'_, str> {
+/// `value[range]`, borrowed when `value` is (no copy), owned otherwise.
+fn slice<'a>(value: &Cow<'a, str>, range: std::ops::Range<usize>) -> Cow<'a, str> {
     match value {
         Cow::Borrowed(text) => Cow::Borrowed(&text[range]),
         Cow::Owned(text) => Cow::Owned(text[range].to_owned()),

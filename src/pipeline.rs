@@ -292,28 +292,27 @@ fn front(stages: &Stages, line: &RawLine, seq: u64, not_after: EventTime) -> Fro
             Err(reason) => results.push(reason.code()),
         }
     }
-    if identities.is_empty() {
+    let Some(last) = identities.pop() else {
         return Front::Rejected(results);
-    }
+    };
     let enrichment = stages
         .enricher
         .enrich(event.client_ip, event.user_agent.as_deref());
-    let mut identified = Vec::with_capacity(identities.len());
-    let last = identities.len() - 1;
-    let mut event = Some(event);
-    for (i, identity) in identities.into_iter().enumerate() {
-        // The last identity takes the event itself; only extra tokens pay for a copy.
-        let event = if i == last {
-            event.take()
-        } else {
-            event.clone()
-        };
-        identified.extend(event.map(|event| IdentifiedEvent {
+    // Usually one token: only extra ones pay for a copy of the event.
+    let mut identified: Vec<IdentifiedEvent> = identities
+        .into_iter()
+        .map(|identity| IdentifiedEvent {
             seq,
-            event,
+            event: event.clone(),
             identity,
             enrichment: enrichment.clone(),
-        }));
-    }
+        })
+        .collect();
+    identified.push(IdentifiedEvent {
+        seq,
+        event,
+        identity: last,
+        enrichment,
+    });
     Front::Ready(identified, results)
 }
