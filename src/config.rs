@@ -716,8 +716,18 @@ impl Config {
         if d.flag_threshold > d.threshold {
             errors.push("detect.flag_threshold: must not exceed detect.threshold".into());
         }
-        if d.max_speed_kmh <= 0.0 {
-            errors.push("detect.max_speed_kmh: must be positive".into());
+        // TOML has `nan` and `inf`; every comparison with NaN is false, so a NaN speed or
+        // distance would switch impossible travel off without a word.
+        if !(d.max_speed_kmh.is_finite() && d.max_speed_kmh > 0.0) {
+            errors.push("detect.max_speed_kmh: must be a positive number".into());
+        }
+        for (name, km) in [
+            ("detect.min_travel_km", d.min_travel_km),
+            ("detect.hard_travel_km", d.hard_travel_km),
+        ] {
+            if !(km.is_finite() && km >= 0.0) {
+                errors.push(format!("{name}: must be a non-negative number"));
+            }
         }
         if d.max_sessions == 0 {
             errors.push("detect.max_sessions: must be positive".into());
@@ -869,6 +879,31 @@ mod tests {
                     assert!(errors.to_string().contains(key), "{api:?}: {errors}")
                 }
                 (got, want) => panic!("{api:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn travel_limits_must_be_finite() {
+        let cases = [
+            ("max_speed_kmh = 900.0\nmin_travel_km = 0.0\n", None),
+            ("max_speed_kmh = nan\n", Some("detect.max_speed_kmh")),
+            ("max_speed_kmh = inf\n", Some("detect.max_speed_kmh")),
+            ("max_speed_kmh = 0.0\n", Some("detect.max_speed_kmh")),
+            ("min_travel_km = nan\n", Some("detect.min_travel_km")),
+            ("min_travel_km = -1.0\n", Some("detect.min_travel_km")),
+            ("hard_travel_km = inf\n", Some("detect.hard_travel_km")),
+            ("hard_travel_km = -nan\n", Some("detect.hard_travel_km")),
+        ];
+        for (detect, want) in cases {
+            let text = format!("{MINIMAL}\n[detect]\n{detect}");
+            let config = Config::parse(&text, Path::new(".")).expect("parses");
+            match (config.validate(&[("X", "y")]), want) {
+                (Ok(_), None) => {}
+                (Err(errors), Some(key)) => {
+                    assert!(errors.to_string().contains(key), "{detect:?}: {errors}")
+                }
+                (got, want) => panic!("{detect:?}: got {got:?}, want {want:?}"),
             }
         }
     }

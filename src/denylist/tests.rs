@@ -160,6 +160,40 @@ fn key_text_parses_as_documented() {
     );
 }
 
+/// Found by the `journal` fuzz target: a lone `%` is read literally but written as `%25`, so a
+/// key at the length limit used to be accepted, journaled two bytes too long, and then refused
+/// when the journal was read back — the daemon would not start.
+#[test]
+fn a_key_is_refused_when_its_written_form_is_over_the_limit() {
+    let prefix = format!("jti:{ISS}:");
+    let fits = format!("{prefix}{}", "x".repeat(MAX_KEY_BYTES - prefix.len()));
+    let lone_percent = format!("{}%", &fits[..fits.len() - 1]);
+    let colon_escape = format!("{}%3A", &fits[..fits.len() - 3]);
+    assert_eq!(lone_percent.len(), MAX_KEY_BYTES);
+    assert_eq!(
+        lone_percent.parse::<DenyKey>(),
+        Err(KeyParseError::TooLong),
+        "a lone % is written as %25"
+    );
+    for text in [&fits, &colon_escape] {
+        let key: DenyKey = text.parse().expect("fits as written");
+        assert!(key.to_string().len() <= MAX_KEY_BYTES, "{text}");
+    }
+
+    // Both keys at the limit survive a journal round trip.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("deny.journal");
+    let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
+    for text in [&fits, &colon_escape] {
+        denylist.revoke(key(text), live(Origin::Admin)).expect("revoke");
+    }
+    drop(denylist);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("the journal reads back");
+    for text in [&fits, &colon_escape] {
+        assert!(reopened.get(&key(text)).is_some(), "{text}");
+    }
+}
+
 #[test]
 fn check_finds_each_key_kind() {
     let denylist = Denylist::open(None).expect("memory");
