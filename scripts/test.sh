@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): installs what the tests need, checks formatting and
-# lints, validates the alert rules with promtool, then runs every test.
+# lints, validates the alert rules with promtool, runs every test, then a short fuzz smoke run
+# of every cargo-fuzz target (scripts/fuzz.sh; FUZZ_SMOKE_SECONDS=0 leaves it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,10 @@ promtool check rules deploy/alerts.yml
 echo "== cargo test" >&2
 # Doc tests are left out: there are none, and an empty run would close the log on "0 passed".
 cargo test --locked --lib --bins --tests
+echo "== fuzz smoke (scripts/fuzz.sh)" >&2
+# A short run of each target from its committed seeds: catches a seed that crashes and a target
+# that no longer builds. The long runs (5 minutes a target) are scripts/fuzz.sh's default.
+smoke_seconds=${FUZZ_SMOKE_SECONDS:-20}
+if [ "$smoke_seconds" -gt 0 ]; then
+  FUZZ_PROFILE=${FUZZ_PROFILE:-dev} scripts/fuzz.sh "$smoke_seconds"
+fi
