@@ -94,56 +94,81 @@ pub const MAX_REASON_BYTES: usize = 1024;
 const DENY_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
 const ADMIN_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer realm="tokenwatch""#);
 
-/// Named readiness flags that the app sets as it loads; `/readyz` is 200 only when all are set.
+/// One thing `/readyz` can wait for; its name is what `/readyz` lists as missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadyFlag {
+    /// The journal (or denylist topic) has been replayed.
+    Denylist,
+    /// The GeoIP databases are loaded.
+    Geoip,
+    /// The scoring model is loaded.
+    Model,
+    /// The denylist journal accepts writes.
+    Journal,
+}
+
+impl ReadyFlag {
+    /// The name `/readyz` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadyFlag::Denylist => "denylist",
+            ReadyFlag::Geoip => "geoip",
+            ReadyFlag::Model => "model",
+            ReadyFlag::Journal => "journal",
+        }
+    }
+}
+
+/// Readiness flags that the app sets as it loads; `/readyz` is 200 only when all are set.
 #[derive(Debug)]
 pub struct Readiness {
-    flags: Vec<(&'static str, AtomicBool)>,
+    flags: Vec<(ReadyFlag, AtomicBool)>,
 }
 
 impl Readiness {
     /// The journal (or denylist topic) has been replayed.
-    pub const DENYLIST: &'static str = "denylist";
+    pub const DENYLIST: ReadyFlag = ReadyFlag::Denylist;
     /// The GeoIP databases are loaded.
-    pub const GEOIP: &'static str = "geoip";
+    pub const GEOIP: ReadyFlag = ReadyFlag::Geoip;
     /// The scoring model is loaded.
-    pub const MODEL: &'static str = "model";
+    pub const MODEL: ReadyFlag = ReadyFlag::Model;
     /// The denylist journal accepts writes (cleared while it cannot be written; see
     /// `Denylist::on_writable_change`).
-    pub const JOURNAL: &'static str = "journal";
+    pub const JOURNAL: ReadyFlag = ReadyFlag::Journal;
 
     /// Readiness that waits for each of `required` (an API-only replica needs only
     /// [`DENYLIST`](Self::DENYLIST)).
-    pub fn new(required: &[&'static str]) -> Self {
+    pub fn new(required: &[ReadyFlag]) -> Self {
         Readiness {
             flags: required
                 .iter()
-                .map(|name| (*name, AtomicBool::new(false)))
+                .map(|flag| (*flag, AtomicBool::new(false)))
                 .collect(),
         }
     }
 
-    /// Set or clear a flag. Returns false for a name that is not required.
-    pub fn set(&self, name: &str, ready: bool) -> bool {
-        match self.flags.iter().find(|(n, _)| *n == name) {
-            Some((_, flag)) => {
-                flag.store(ready, Ordering::Release);
+    /// Set or clear a flag. Returns false for a flag that is not required.
+    pub fn set(&self, flag: ReadyFlag, ready: bool) -> bool {
+        match self.flags.iter().find(|(f, _)| *f == flag) {
+            Some((_, state)) => {
+                state.store(ready, Ordering::Release);
                 true
             }
             None => false,
         }
     }
 
-    /// Mark one thing loaded. Returns false for a name that is not required.
-    pub fn mark_ready(&self, name: &str) -> bool {
-        self.set(name, true)
+    /// Mark one thing loaded. Returns false for a flag that is not required.
+    pub fn mark_ready(&self, flag: ReadyFlag) -> bool {
+        self.set(flag, true)
     }
 
-    /// The flags not yet set, in the order they were declared.
+    /// The names of the flags not yet set, in the order they were declared.
     pub fn missing(&self) -> Vec<&'static str> {
         self.flags
             .iter()
-            .filter(|(_, flag)| !flag.load(Ordering::Acquire))
-            .map(|(name, _)| *name)
+            .filter(|(_, state)| !state.load(Ordering::Acquire))
+            .map(|(flag, _)| flag.name())
             .collect()
     }
 
@@ -1400,12 +1425,9 @@ mod tests {
                 "role = \"all\"\n[geoip]\ncity_db = \"/c.mmdb\"\n[detect]\nmodel = \"m.json\"\n",
                 vec!["denylist", "geoip", "model"],
             ),
+            // `role = "api"` is a config error until distributed mode (issue 16).
             (
-                "role = \"api\"\n[geoip]\ncity_db = \"/c.mmdb\"\n[detect]\nmodel = \"m.json\"\n",
-                vec!["denylist"],
-            ),
-            (
-                "role = \"api\"\n[denylist]\njournal = \"deny.journal\"\n",
+                "role = \"all\"\n[denylist]\njournal = \"deny.journal\"\n",
                 vec!["denylist", "journal"],
             ),
         ];
@@ -1425,7 +1447,10 @@ mod tests {
         let readiness = Readiness::default();
         assert_eq!(readiness.missing(), vec!["denylist", "geoip", "model"]);
         assert!(readiness.mark_ready(Readiness::GEOIP));
-        assert!(!readiness.mark_ready("kafka"), "not a required flag");
+        assert!(
+            !readiness.mark_ready(Readiness::JOURNAL),
+            "not a required flag"
+        );
         assert_eq!(readiness.missing(), vec!["denylist", "model"]);
         readiness.mark_ready(Readiness::DENYLIST);
         readiness.mark_ready(Readiness::MODEL);

@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Readiness};
 use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
 use crate::enrich::Enricher;
-use crate::event::RawLine;
+use crate::event::{Action, RawLine};
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
 use crate::parse::Parser;
@@ -121,7 +123,7 @@ pub fn replay(
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    let mut publisher = Publisher::new(None, Some(sink), metrics.clone(), false);
+    let mut publisher = Publisher::replay(sink, metrics.clone());
     let started = Instant::now();
     let (mut rx, reader) = source::read_all(input, source_limits(config));
     let mut progress = Progress::new("replay");
@@ -190,24 +192,8 @@ pub fn summary_table(totals: &Totals, elapsed: Duration) -> String {
             "rejected tokens".into(),
             totals.rejected_count().to_string(),
         ),
-        (
-            "revoked".into(),
-            totals
-                .decisions
-                .get("revoke")
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-        ),
-        (
-            "flagged".into(),
-            totals
-                .decisions
-                .get("flag")
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-        ),
+        ("revoked".into(), totals.decided(Action::Revoke).to_string()),
+        ("flagged".into(), totals.decided(Action::Flag).to_string()),
         ("elapsed".into(), format!("{secs:.2} s")),
         (
             "throughput".into(),
@@ -218,7 +204,7 @@ pub fn summary_table(totals: &Totals, elapsed: Duration) -> String {
         rows.push((format!("  parse error: {reason}"), n.to_string()));
     }
     for (result, n) in &totals.verifications {
-        rows.push((format!("  token: {result}"), n.to_string()));
+        rows.push((format!("  token: {}", result.code()), n.to_string()));
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
@@ -458,6 +444,14 @@ pub fn simulate_to_files(args: &SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// Everything `run` and `demo` share: metrics, the denylist, readiness and the API server.
+///
+/// Owns the background tasks (the API server, housekeeping): each is spawned on [`tasks`]
+/// and watches [`cancel`]; [`Services::shutdown`] cancels them all and waits for each to end,
+/// so nothing outlives the services (a housekeeping pass never touches the journal after
+/// shutdown returned).
+///
+/// [`tasks`]: Services::tasks
+/// [`cancel`]: Services::cancel
 pub struct Services {
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
@@ -467,8 +461,11 @@ pub struct Services {
     pub readiness: Arc<Readiness>,
     /// Where the API listens.
     pub api_addr: std::net::SocketAddr,
+    /// Cancelled at shutdown; every background task ends when it is.
+    cancel: CancellationToken,
+    /// Every background task, waited for at shutdown.
+    tasks: TaskTracker,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
-    stop_api: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Services {
@@ -513,19 +510,17 @@ impl Services {
             journal_ready.set(Readiness::JOURNAL, writable);
         });
         let state = Arc::new(state);
-        let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = api::ServeOptions {
             max_connections: fit_connection_cap(&config.api),
             metrics: Some(metrics.clone()),
             ..api::ServeOptions::default()
         };
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let api = tokio::spawn(api::serve_with(
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let api = tasks.spawn(api::serve_with(
             listener,
             api::router(state),
-            shutdown,
+            cancel.clone().cancelled_owned(),
             options,
         ));
         tracing::info!(addr = %api_addr, "API listening");
@@ -534,27 +529,38 @@ impl Services {
             denylist,
             readiness,
             api_addr,
+            cancel,
+            tasks,
             api,
-            stop_api,
         })
     }
 
-    /// Stop accepting, finish in-flight requests, wait for the server.
+    /// Stop accepting, finish in-flight requests, stop housekeeping; returns when every
+    /// background task has ended.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.stop_api.send(());
-        self.api.await.context("API task panicked")??;
+        self.cancel.cancel();
+        self.tasks.close();
+        let served = self.api.await.context("API task panicked");
+        self.tasks.wait().await;
+        served??;
         Ok(())
     }
 
-    /// Keep gauges fresh, reload GeoIP on change and purge expired denylist entries.
-    fn spawn_housekeeping(&self, enricher: Option<Arc<Enricher>>, reload_every: Duration) {
+    /// Keep gauges fresh, reload GeoIP on change and purge expired denylist entries, every
+    /// 5 s until shutdown. A pass under way when shutdown comes is finished (it is short and
+    /// blocking), the next one never starts.
+    fn spawn_housekeeping(&self, enricher: Arc<Enricher>, reload_every: Duration) {
         let denylist = self.denylist.clone();
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             let mut last_reload = Instant::now();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
                 let d = denylist.clone();
                 match tokio::task::spawn_blocking(move || {
                     d.maintain(crate::denylist::wall_clock_ms())
@@ -565,9 +571,7 @@ impl Services {
                     Ok(Err(e)) => tracing::warn!(error = %e, "denylist maintenance failed"),
                     _ => {}
                 }
-                if let Some(enricher) = &enricher
-                    && last_reload.elapsed() >= reload_every
-                {
+                if last_reload.elapsed() >= reload_every {
                     last_reload = Instant::now();
                     let e = enricher.clone();
                     match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
@@ -683,77 +687,69 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let detecting = config.role != Role::Api;
-    let (tx, rx) = mpsc::channel::<Vec<RawLine>>(64);
-    let tracker = detecting.then(|| Arc::new(SessionTracker::new(&config.detect)));
-    let services = Services::start(
-        &config,
-        &secrets,
-        tracker.clone(),
-        detecting.then(|| tx.clone()),
-    )
-    .await?;
+    // `validate` refuses the other roles (they need distributed mode); a config that skipped
+    // it must not run as something it is not.
+    anyhow::ensure!(
+        config.role == Role::All,
+        "role: {:?} is not implemented in this release",
+        config.role.name()
+    );
+    let (tx, rx) = mpsc::channel::<Vec<RawLine>>(config.input.channel_capacity);
+    let tracker = Arc::new(SessionTracker::new(&config.detect));
+    let services =
+        Services::start(&config, &secrets, Some(tracker.clone()), Some(tx.clone())).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut detection = None;
-    if detecting {
-        let (c, s) = (config.clone(), secrets.clone());
-        let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
-        if let Some(tracker) = tracker {
-            stages.tracker = tracker;
+    let (c, s) = (config.clone(), secrets.clone());
+    let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
+    stages.tracker = tracker;
+    let enricher = stages.enricher.clone();
+    if let Some(epoch) = enricher.city_build_epoch() {
+        services.metrics.geoip_build_timestamp.set(epoch as f64);
+    }
+    services
+        .metrics
+        .model_info
+        .with_label_values(&[stages.scorer.version()])
+        .set(1);
+    services.spawn_housekeeping(enricher, config.geoip.reload_interval.0);
+    let pipeline = Pipeline::new(stages, services.metrics.clone());
+    let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
+    let detection = spawn_detection(pipeline, publisher, rx);
+    let limits = source_limits(&config);
+    if let Some(path) = &config.input.path {
+        tracing::info!(path = %path.display(), "following input file");
+        Source::File {
+            path: path.clone(),
+            follow: true,
         }
-        let enricher = stages.enricher.clone();
-        if let Some(epoch) = enricher.city_build_epoch() {
-            services.metrics.geoip_build_timestamp.set(epoch as f64);
-        }
-        services
-            .metrics
-            .model_info
-            .with_label_values(&[stages.scorer.version()])
-            .set(1);
-        services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
-        let pipeline = Pipeline::new(stages, services.metrics.clone());
-        let publisher = Publisher::new(
-            Some(services.denylist.clone()),
-            None,
-            services.metrics.clone(),
-            true,
-        );
-        detection = Some(spawn_detection(pipeline, publisher, rx));
-        let limits = source_limits(&config);
-        if let Some(path) = &config.input.path {
-            tracing::info!(path = %path.display(), "following input file");
-            Source::File {
-                path: path.clone(),
-                follow: true,
-            }
-            .spawn(limits, tx.clone(), stop.clone());
-        }
-        if config.input.stdin {
-            Source::Stdin.spawn(limits, tx.clone(), stop.clone());
-        }
-    } else {
-        services.spawn_housekeeping(None, Duration::MAX);
+        .spawn(limits, tx.clone(), stop.clone());
+    }
+    if config.input.stdin {
+        Source::Stdin.spawn(limits, tx.clone(), stop.clone());
     }
     services.readiness.mark_ready(Readiness::GEOIP);
     services.readiness.mark_ready(Readiness::MODEL);
     drop(tx);
 
     shutdown.await;
+    // Sources are OS threads blocked in reads, not tasks: they poll this flag.
     stop.store(true, Ordering::Relaxed);
     services.shutdown().await?;
-    if let Some(detection) = detection {
-        // Sources see `stop` within one poll interval; stdin may block in read, so wait a
-        // bounded time for the last batches rather than forever.
-        let join = tokio::task::spawn_blocking(move || detection.join());
-        match tokio::time::timeout(Duration::from_secs(10), join).await {
-            Ok(Ok(Ok(totals))) => tracing::info!(
-                lines = totals.lines,
-                revoked = totals.decisions.get("revoke").copied().unwrap_or(0),
-                "drained"
-            ),
-            _ => tracing::warn!("detection did not drain within 10 s"),
-        }
+    // Sources see `stop` within one poll interval; stdin may block in read, so wait a
+    // bounded time for the last batches rather than forever.
+    let drain = config.input.drain_timeout.0;
+    let join = tokio::task::spawn_blocking(move || detection.join());
+    match tokio::time::timeout(drain, join).await {
+        Ok(Ok(Ok(totals))) => tracing::info!(
+            lines = totals.lines,
+            revoked = totals.decided(Action::Revoke),
+            "drained"
+        ),
+        _ => tracing::warn!(
+            "detection did not drain within input.drain_timeout ({})",
+            humantime::format_duration(drain)
+        ),
     }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! Configuration: one TOML file (DESIGN §9), in three steps.
 //!
 //! 1. **Parse** with serde, `deny_unknown_fields` everywhere, so a typo is an error that names
-//!    the key.
+//!    the key. The file is read into its raw form (`RawConfig`, every key of DESIGN §9) and
+//!    turned into [`Config`], what the daemon uses: settings this release does not implement
+//!    (`[kafka]`, the `detector` and `api` roles) do not reach it, and [`Config::validate`]
+//!    reports each as an error naming its key rather than ignoring it.
 //! 2. **Validate** purely ([`Config::validate`]), collecting every problem at once, each with
 //!    its key's dotted name.
 //! 3. **Build** happens in the stages that own the resources (`identify` reads keys, `enrich`
@@ -42,17 +45,33 @@ impl HumanDuration {
     }
 }
 
-/// What this instance does.
+/// What this instance does (DESIGN §9 `role`). Only [`Role::All`] passes validation in this
+/// release: the other two split detection from the check API, which needs a denylist both
+/// sides share — the Kafka topic of distributed mode (issue 16). Without it a `detector`
+/// would be an `all` by another name and an `api` replica would open its own journal and never
+/// see a detector's revocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Detect and serve the API.
     #[default]
     All,
-    /// Detect only (the API still serves metrics and health).
+    /// Detect only (not implemented in this release: a config error).
     Detector,
-    /// Serve the check API from the shared denylist only.
+    /// Serve the check API from the shared denylist only (not implemented in this release:
+    /// a config error).
     Api,
+}
+
+impl Role {
+    /// The value as written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Detector => "detector",
+            Role::Api => "api",
+        }
+    }
 }
 
 /// Input log format: plain JSON with configurable fields, or a preset.
@@ -72,35 +91,53 @@ pub enum InputFormat {
     Caddy,
 }
 
-/// The whole configuration file.
+/// The whole configuration file as written: every key of DESIGN §9, implemented or not.
+/// [`Config::parse`] turns it into a [`Config`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    /// `all | detector | api`.
+struct RawConfig {
     #[serde(default)]
+    role: Role,
+    #[serde(default)]
+    input: InputConfig,
+    tokens: TokensConfig,
+    #[serde(default)]
+    geoip: GeoIpConfig,
+    #[serde(default)]
+    detect: DetectConfig,
+    #[serde(default)]
+    denylist: DenylistConfig,
+    #[serde(default)]
+    api: ApiConfig,
+    /// Parsed so that its own typos are reported too, then refused: distributed mode is not
+    /// in this release.
+    kafka: Option<KafkaConfig>,
+}
+
+/// The configuration the daemon runs on, from [`Config::parse`] and checked by
+/// [`Config::validate`]. Settings this release does not implement are not here: they are
+/// validation errors.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `all` (the other roles are validation errors in this release, see [`Role`]).
     pub role: Role,
     /// Where access logs come from and how to read them.
-    #[serde(default)]
     pub input: InputConfig,
     /// Token handling.
     pub tokens: TokensConfig,
     /// GeoIP databases.
-    #[serde(default)]
     pub geoip: GeoIpConfig,
     /// Detection and policy.
-    #[serde(default)]
     pub detect: DetectConfig,
     /// The denylist.
-    #[serde(default)]
     pub denylist: DenylistConfig,
     /// The HTTP API.
-    #[serde(default)]
     pub api: ApiConfig,
-    /// Distributed mode (a later issue); absent = embedded mode.
-    pub kafka: Option<KafkaConfig>,
     /// The folder relative paths resolve against (the config file's folder).
-    #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Keys the file set that this release does not implement, each with why; reported by
+    /// [`Config::validate`] with every other problem.
+    not_implemented: Vec<String>,
 }
 
 /// `[input]`.
@@ -125,7 +162,18 @@ pub struct InputConfig {
     /// moves the event-time watermark. Logs do not come from the future; a skewed clock
     /// upstream or a forged timestamp would otherwise make every session look idle.
     pub max_future_skew: HumanDuration,
+    /// Batches that may wait between the sources (and `POST /v1/events`) and detection.
+    /// When detection falls behind, sources block and ingestion answers 503: backpressure
+    /// rather than unbounded memory (each batch holds up to `batch_size` lines).
+    pub channel_capacity: usize,
+    /// At shutdown, how long `run` waits for detection to finish the batches already read
+    /// before it exits without them (stdin may block in a read that never returns).
+    pub drain_timeout: HumanDuration,
 }
+
+/// Largest `input.channel_capacity` accepted: with the default batch of 2048 lines of at most
+/// 64 KiB this is already far more memory than a queue should hold.
+const MAX_CHANNEL_CAPACITY: usize = 4096;
 
 impl Default for InputConfig {
     fn default() -> Self {
@@ -138,6 +186,8 @@ impl Default for InputConfig {
             poll_interval: HumanDuration(Duration::from_millis(200)),
             batch_size: 2048,
             max_future_skew: HumanDuration(Duration::from_secs(5 * 60)),
+            channel_capacity: 64,
+            drain_timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }
@@ -452,8 +502,8 @@ impl Default for ApiConfig {
     }
 }
 
-/// `[kafka]`: parsed and validated now so deployments can be written; the Kafka source and
-/// publisher arrive in a later issue.
+/// `[kafka]`: the DESIGN §9 keys, parsed (so a typo in them is reported too) and then refused
+/// by [`Config::validate`]: the Kafka source and publisher arrive with issue 16.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
@@ -561,11 +611,43 @@ const ALGORITHMS: [&str; 13] = [
 impl Config {
     /// Parse TOML text. `base_dir` is the folder relative paths resolve against.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-        let mut config: Config = toml::from_str(text)
+        let raw: RawConfig = toml::from_str(text)
             .map_err(|e| ConfigErrors(vec![e.to_string().trim_end().replace('\n', "\n    ")]))?;
-        config.base_dir = base_dir.to_path_buf();
+        let mut config = Config::from_raw(raw, base_dir);
         config.resolve_paths();
         Ok(config)
+    }
+
+    /// Keep what the daemon implements; note every other setting the file makes.
+    fn from_raw(raw: RawConfig, base_dir: &Path) -> Config {
+        let mut not_implemented = Vec::new();
+        match raw.role {
+            Role::All => {}
+            role @ (Role::Detector | Role::Api) => not_implemented.push(format!(
+                "role: {:?} is not implemented in this release (issue 16): splitting detection \
+                 from the check API needs the shared denylist topic of distributed mode; use \
+                 \"all\"",
+                role.name()
+            )),
+        }
+        if raw.kafka.is_some() {
+            not_implemented.push(
+                "kafka: not implemented in this release (issue 16); remove the [kafka] table to \
+                 run in embedded mode (journal file, file/stdin/HTTP sources)"
+                    .into(),
+            );
+        }
+        Config {
+            role: raw.role,
+            input: raw.input,
+            tokens: raw.tokens,
+            geoip: raw.geoip,
+            detect: raw.detect,
+            denylist: raw.denylist,
+            api: raw.api,
+            base_dir: base_dir.to_path_buf(),
+            not_implemented,
+        }
     }
 
     /// Read, parse and validate a file; also resolves secrets from `env`.
@@ -603,7 +685,7 @@ impl Config {
     /// Check everything that can be checked without opening files, collecting every problem.
     /// Returns the secrets read from config or `env`.
     pub fn validate(&self, env: &dyn Env) -> Result<Secrets, ConfigErrors> {
-        let mut errors = Vec::new();
+        let mut errors = self.not_implemented.clone();
         let mut secrets = Secrets::default();
 
         let t = &self.tokens;
@@ -739,6 +821,14 @@ impl Config {
         if self.input.batch_size == 0 || self.input.batch_size > 1 << 20 {
             errors.push("input.batch_size: must be between 1 and 1048576".into());
         }
+        if !(1..=MAX_CHANNEL_CAPACITY).contains(&self.input.channel_capacity) {
+            errors.push(format!(
+                "input.channel_capacity: must be between 1 and {MAX_CHANNEL_CAPACITY}"
+            ));
+        }
+        if self.input.drain_timeout.0.is_zero() {
+            errors.push("input.drain_timeout: must be positive".into());
+        }
 
         let a = &self.api;
         secrets.admin_key = secret_from(&a.admin_key, &a.admin_key_env, env);
@@ -768,12 +858,6 @@ impl Config {
                 a.max_concurrent_requests.saturating_mul(2),
                 a.max_connections
             ));
-        }
-
-        if let Some(k) = &self.kafka
-            && k.brokers.is_empty()
-        {
-            errors.push("kafka.brokers: must not be empty".into());
         }
 
         if errors.is_empty() {
@@ -814,7 +898,9 @@ mod tests {
         let secrets = config.validate(&env).expect("validates");
         assert_eq!(secrets.pepper, "pepper-from-env-0123456789");
         assert_eq!(secrets.admin_key.as_deref(), Some("admin-key-0123456789"));
-        assert!(config.kafka.is_none(), "the default is embedded mode");
+        assert_eq!(config.role, Role::All);
+        assert_eq!(config.input.channel_capacity, 64);
+        assert_eq!(config.input.drain_timeout.0, Duration::from_secs(10));
     }
 
     #[test]
@@ -906,6 +992,72 @@ mod tests {
                 (got, want) => panic!("{detect:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn settings_not_in_this_release_are_errors_naming_their_key() {
+        // (extra TOML, expected error; None = valid)
+        let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
+        let cases = [
+            ("role = \"all\"\n", None),
+            (
+                "role = \"detector\"\n",
+                Some("role: \"detector\" is not implemented"),
+            ),
+            ("role = \"api\"\n", Some("role: \"api\" is not implemented")),
+            (
+                kafka,
+                Some("kafka: not implemented in this release (issue 16)"),
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = format!("{extra}{MINIMAL}");
+            let config = Config::parse(&text, Path::new(".")).expect("parses");
+            match (config.validate(&[("X", "y")]), want) {
+                (Ok(_), None) => {}
+                (Err(errors), Some(message)) => {
+                    assert!(errors.to_string().contains(message), "{extra:?}: {errors}")
+                }
+                (got, want) => panic!("{extra:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Reported with every other problem, not instead of them; `[kafka]`'s own typos
+        // are still caught by the parser.
+        let text = format!("role = \"api\"\n{MINIMAL}\n[detect]\nthreshold = 2.0\n{kafka}");
+        let errors = Config::parse(&text, Path::new("."))
+            .expect("parses")
+            .validate(&[("X", "y")])
+            .expect_err("invalid")
+            .0;
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        let typo = format!("{MINIMAL}\n[kafka]\nbrokers = \"b:9092\"\ngroup = \"x\"\n");
+        let err = Config::parse(&typo, Path::new(".")).expect_err("unknown key");
+        assert!(err.to_string().contains("group"), "{err}");
+    }
+
+    #[test]
+    fn channel_capacity_and_drain_timeout_are_validated() {
+        let cases = [
+            ("channel_capacity = 1\ndrain_timeout = \"1s\"\n", None),
+            ("channel_capacity = 4096\n", None),
+            ("channel_capacity = 0\n", Some("input.channel_capacity")),
+            ("channel_capacity = 4097\n", Some("input.channel_capacity")),
+            ("drain_timeout = \"0s\"\n", Some("input.drain_timeout")),
+        ];
+        for (input, want) in cases {
+            let text = format!("{MINIMAL}\n[input]\n{input}");
+            let config = Config::parse(&text, Path::new(".")).expect("parses");
+            match (config.validate(&[("X", "y")]), want) {
+                (Ok(_), None) => {}
+                (Err(errors), Some(key)) => {
+                    assert!(errors.to_string().contains(key), "{input:?}: {errors}")
+                }
+                (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let config = Config::parse(MINIMAL, Path::new(".")).expect("parses");
+        assert_eq!(config.input.channel_capacity, 64, "today's queue");
+        assert_eq!(config.input.drain_timeout.0, Duration::from_secs(10));
     }
 
     #[test]

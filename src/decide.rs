@@ -21,8 +21,8 @@ use std::collections::HashSet;
 
 use crate::config::{DetectConfig, RevokeScope, TokensConfig};
 use crate::event::{
-    Action, Assessment, Claims, Decision, EventTime, Evidence, IdentifiedEvent, Mode, Observation,
-    Reason, TravelEvidence,
+    Action, Assessment, Claims, Decision, DenyKey, EventTime, Evidence, IdentifiedEvent, Mode,
+    Observation, Reason, TravelEvidence,
 };
 
 /// Threshold policy with `enforce` / `shadow` modes and subject allowlist.
@@ -108,9 +108,8 @@ impl Policy {
         let fingerprint = event.identity.fingerprint;
         let event_time = event.event.time;
         let session_key = self.session_key(claims);
-        let key = session_key
-            .clone()
-            .unwrap_or_else(|| format!("fp:{fingerprint}"));
+        let whole_session = session_key.is_some();
+        let key = session_key.unwrap_or(DenyKey::Fingerprint(fingerprint));
         Some(Decision {
             action,
             mode: self.mode,
@@ -124,22 +123,31 @@ impl Policy {
             evidence: evidence(observation, assessment),
             event_time,
             decided_at: event_time,
-            expires_at: self.expires_at(claims, event_time, session_key.is_some()),
+            expires_at: self.expires_at(claims, event_time, whole_session),
             seq: event.seq,
         })
     }
 
     /// `sid:<iss>:<sid>` under session scope when the JWT names both; `None` means `fp:`.
-    fn session_key(&self, claims: Option<&Claims>) -> Option<String> {
+    ///
+    /// A claim the denylist cannot hold as a key (empty, a control character, longer than
+    /// [`crate::denylist::MAX_KEY_BYTES`] written) also gives `None`: the token is then
+    /// revoked by fingerprint rather than not at all, and the journal never holds a key it
+    /// could not read back. The key's own parser is the judge, so this cannot drift from it.
+    fn session_key(&self, claims: Option<&Claims>) -> Option<DenyKey> {
         if self.revoke_scope != RevokeScope::Session {
             return None;
         }
         let claims = claims?;
-        Some(format!(
-            "sid:{}:{}",
-            claims.iss.as_deref()?,
-            claims.sid.as_deref()?
-        ))
+        let key = DenyKey::Sid {
+            iss: claims.iss.clone()?,
+            sid: claims.sid.clone()?,
+        };
+        let holdable = key
+            .to_string()
+            .parse::<DenyKey>()
+            .is_ok_and(|read| read == key);
+        holdable.then_some(key)
     }
 
     /// JWT `exp` + leeway, else event time + the opaque TTL. A `sid:` entry must outlive the
@@ -298,7 +306,7 @@ mod tests {
         assert_eq!(d.mode, Mode::Enforce);
         assert_eq!(d.reasons[0], Reason::ImpossibleTravel);
         assert_eq!(d.seq, 1);
-        assert_eq!(d.key, format!("fp:{}", fp(1)));
+        assert_eq!(d.key, DenyKey::Fingerprint(fp(1)));
         let leg = d.evidence.travel.as_ref().expect("travel evidence");
         assert_eq!(leg.from.city.as_deref(), Some("Berlin"));
         assert_eq!(leg.to.city.as_deref(), Some("São Paulo"));
@@ -446,7 +454,7 @@ mod tests {
         assert_eq!(decisions.len(), 1);
         let d = &decisions[0];
         assert_eq!(d.reasons, vec![Reason::ConcurrentUse]);
-        assert_eq!(d.key, "sid:https://id.example.com:s-2");
+        assert_eq!(d.key.to_string(), "sid:https://id.example.com:s-2");
         assert_eq!(d.fingerprint, fp(2));
         assert_eq!(
             d.evidence
@@ -569,6 +577,26 @@ mod tests {
                 format!("fp:{}", fp(1)),
                 T0 + 24 * 3600,
             ),
+            // A `:` in the id is escaped, so the key reads back as this issuer and session.
+            (
+                RevokeScope::Session,
+                ev(1, 0).jwt("u", Some("s:9%"), exp),
+                "sid:https://id.example.com:s%3A9%25".to_string(),
+                T0 + 24 * 3600,
+            ),
+            // A session id the denylist cannot hold revokes the token itself, never nothing.
+            (
+                RevokeScope::Session,
+                ev(1, 0).jwt("u", Some("s\n9"), exp),
+                format!("fp:{}", fp(1)),
+                exp + 30,
+            ),
+            (
+                RevokeScope::Session,
+                ev(1, 0).jwt("u", Some(""), exp),
+                format!("fp:{}", fp(1)),
+                exp + 30,
+            ),
         ];
         for (scope, event, key, expires) in cases {
             let policy = Policy::new(
@@ -582,7 +610,7 @@ mod tests {
             let d = policy
                 .decide(&event, &Observation::default(), &hit, None)
                 .expect("decision");
-            assert_eq!(d.key, key, "{scope:?}");
+            assert_eq!(d.key.to_string(), key, "{scope:?}");
             assert_eq!(
                 d.expires_at,
                 EventTime::from_secs(expires),
@@ -644,7 +672,7 @@ mod tests {
         let decision = Decision {
             action: Action::Revoke,
             mode: Mode::Enforce,
-            key: "fp:9f86d081884c7d659a2feaa0c55ad015".into(),
+            key: "fp:9f86d081884c7d659a2feaa0c55ad015".parse().expect("key"),
             fingerprint: Fingerprint::from_hex("9f86d081884c7d659a2feaa0c55ad015").expect("hex"),
             iss: Some("https://id.example.com".into()),
             sub: Some("user-123".into()),

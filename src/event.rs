@@ -15,6 +15,11 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+/// The denylist key a [`Decision`] applies to. Defined with the denylist (its text form is
+/// the journal's and the API's); re-exported here because it passes from `decide` to
+/// `publish`, and stages meet only in this module.
+pub use crate::denylist::DenyKey;
+
 /// Event time: milliseconds since the Unix epoch, taken from the log record.
 ///
 /// Detection uses only this clock, so replaying a file gives the same decisions as watching it
@@ -331,7 +336,7 @@ pub struct Claims {
 }
 
 /// What kind of credential a fingerprint stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// A JWT whose signature and claims verified.
@@ -611,7 +616,7 @@ impl Assessment {
 }
 
 /// What the policy decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Add the token to the denylist.
@@ -683,8 +688,9 @@ pub struct Decision {
     pub action: Action,
     /// `enforce` or `shadow`.
     pub mode: Mode,
-    /// The denylist key this decision applies to (`fp:…`, `sid:…`).
-    pub key: String,
+    /// The denylist key this decision applies to (`fp:…`, `sid:…`). Typed from `decide` to
+    /// `publish`, so publishing never re-parses it; serialized as its text form.
+    pub key: DenyKey,
     /// The token's fingerprint.
     pub fingerprint: Fingerprint,
     /// `iss`, for JWTs.

@@ -26,7 +26,11 @@ pub struct Metrics {
     pub revocations: IntCounterVec,
     /// `check_requests_total{result}`; result ∈ allow, revoked, no_token.
     pub check_requests: IntCounterVec,
-    /// `dead_letters_total`.
+    /// `dead_letters_total`: records sent to the dead-letter topic (DESIGN §1). Only Kafka
+    /// mode has one (issue 16); in embedded mode, the only mode of this release, no record is
+    /// ever sent there and the counter stays 0 — bad records are counted by
+    /// `parse_errors_total{reason}` and `events_total{outcome}` instead. Registered now so
+    /// dashboards and alerts written against DESIGN §8 find it.
     pub dead_letters: IntCounter,
     /// `denylist_entries`.
     pub denylist_entries: IntGauge,
@@ -146,7 +150,7 @@ impl Metrics {
         let dead_letters = IntCounter::with_opts(
             Opts::new(
                 "dead_letters_total",
-                "Records sent to the dead-letter sink.",
+                "Records sent to the dead-letter topic (Kafka mode only: always 0 in embedded mode).",
             )
             .namespace("tokenwatch"),
         )

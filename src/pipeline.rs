@@ -21,9 +21,10 @@ use rayon::prelude::*;
 use crate::decide::Policy;
 use crate::enrich::Enricher;
 use crate::event::{
-    Assessment, Decision, EventTime, IdentifiedEvent, Identity, Observation, RawLine, SourceKind,
+    Action, Assessment, Decision, EventTime, IdentifiedEvent, Identity, Observation, RawLine,
+    SourceKind, TokenKind,
 };
-use crate::identify::Identifier;
+use crate::identify::{Identifier, RejectReason};
 use crate::metrics::Metrics;
 use crate::parse::Parser;
 use crate::score::Scorer;
@@ -51,11 +52,75 @@ pub struct Stages {
 enum Front {
     /// One event per distinct token of the line (usually one), with every credential's
     /// identification result for the verification counts.
-    Ready(Vec<IdentifiedEvent>, Vec<&'static str>),
+    Ready(Vec<IdentifiedEvent>, Vec<Verification>),
     Anonymous,
     ParseError(&'static str),
     /// Every credential was rejected; one reason per credential.
-    Rejected(Vec<&'static str>),
+    Rejected(Vec<Verification>),
+}
+
+/// What became of one line: the `outcome` label of `events_total{source,outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// At least one of its tokens reached detection.
+    Processed,
+    /// No credential at all.
+    Anonymous,
+    /// Rejected by parse (or dated in the future).
+    ParseError,
+    /// Every credential was rejected by identify.
+    Rejected,
+}
+
+impl Outcome {
+    /// Bounded label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Processed => "processed",
+            Outcome::Anonymous => "anonymous",
+            Outcome::ParseError => "parse_error",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// One credential's identification result: the `result` label of
+/// `token_verifications_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verification {
+    /// Identified: a verified JWT, an opaque token or an upstream fingerprint.
+    Identified(TokenKind),
+    /// Rejected, with identify's reason.
+    Rejected(RejectReason),
+}
+
+impl Verification {
+    /// Bounded label value: `valid`, `opaque`, `upstream` or the rejection's code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Verification::Identified(kind) => kind.verification_label(),
+            Verification::Rejected(reason) => reason.code(),
+        }
+    }
+
+    /// The token was rejected.
+    pub fn is_rejected(self) -> bool {
+        matches!(self, Verification::Rejected(_))
+    }
+}
+
+/// By label, so the summary table lists results alphabetically (the codes are distinct, so
+/// this agrees with equality).
+impl Ord for Verification {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(other.code())
+    }
+}
+
+impl PartialOrd for Verification {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Running totals, for the summary table and tests.
@@ -67,12 +132,13 @@ pub struct Totals {
     pub processed: u64,
     /// Records without a credential.
     pub anonymous: u64,
-    /// Rejected by parse, by reason.
+    /// Rejected by parse, by reason (`ParseError::code`; parse has no field-free reason type
+    /// to key by yet).
     pub parse_errors: BTreeMap<&'static str, u64>,
-    /// Identification results: `valid`, `opaque`, `upstream` or a rejection reason.
-    pub verifications: BTreeMap<&'static str, u64>,
+    /// Identification results.
+    pub verifications: BTreeMap<Verification, u64>,
     /// Decisions by action.
-    pub decisions: BTreeMap<&'static str, u64>,
+    pub decisions: BTreeMap<Action, u64>,
     /// Latest event time seen.
     pub watermark: Option<EventTime>,
 }
@@ -86,9 +152,13 @@ impl Totals {
     pub fn rejected_count(&self) -> u64 {
         self.verifications
             .iter()
-            .filter(|(k, _)| !matches!(**k, "valid" | "opaque" | "upstream"))
+            .filter(|(k, _)| k.is_rejected())
             .map(|(_, v)| v)
             .sum()
+    }
+    /// Decisions taken with `action`.
+    pub fn decided(&self, action: Action) -> u64 {
+        self.decisions.get(&action).copied().unwrap_or(0)
     }
 }
 
@@ -165,8 +235,8 @@ impl Pipeline {
 
         // Phase 2: stateful, in order.
         let mut events = Vec::with_capacity(fronts.len());
-        let mut counts: BTreeMap<(SourceKind, &'static str), u64> = BTreeMap::new();
-        let mut verifications: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut counts: BTreeMap<(SourceKind, Outcome), u64> = BTreeMap::new();
+        let mut verifications: BTreeMap<Verification, u64> = BTreeMap::new();
         for (front, line) in fronts.into_iter().zip(lines) {
             let outcome = match front {
                 Front::Ready(identified, results) => {
@@ -174,19 +244,19 @@ impl Pipeline {
                         *verifications.entry(result).or_default() += 1;
                     }
                     events.extend(identified);
-                    "processed"
+                    Outcome::Processed
                 }
-                Front::Anonymous => "anonymous",
+                Front::Anonymous => Outcome::Anonymous,
                 Front::ParseError(reason) => {
                     *self.totals.parse_errors.entry(reason).or_default() += 1;
                     self.metrics.parse_errors.with_label_values(&[reason]).inc();
-                    "parse_error"
+                    Outcome::ParseError
                 }
                 Front::Rejected(reasons) => {
                     for reason in reasons {
                         *verifications.entry(reason).or_default() += 1;
                     }
-                    "rejected"
+                    Outcome::Rejected
                 }
             };
             *counts.entry((line.source, outcome)).or_default() += 1;
@@ -195,20 +265,20 @@ impl Pipeline {
         self.totals.processed += events.len() as u64;
         self.totals.anonymous += counts
             .iter()
-            .filter(|((_, o), _)| *o == "anonymous")
+            .filter(|((_, o), _)| *o == Outcome::Anonymous)
             .map(|(_, n)| n)
             .sum::<u64>();
         for (result, n) in verifications {
             *self.totals.verifications.entry(result).or_default() += n;
             self.metrics
                 .token_verifications
-                .with_label_values(&[result])
+                .with_label_values(&[result.code()])
                 .inc_by(n);
         }
         for ((source, outcome), n) in counts {
             self.metrics
                 .events
-                .with_label_values(&[source.label(), outcome])
+                .with_label_values(&[source.label(), outcome.label()])
                 .inc_by(n);
         }
 
@@ -234,11 +304,7 @@ impl Pipeline {
                 .decide(event, observation, assessment, prior);
             tracker.record(fingerprint, assessment, decision.as_ref().map(|d| d.action));
             if let Some(decision) = decision {
-                *self
-                    .totals
-                    .decisions
-                    .entry(decision.action.label())
-                    .or_default() += 1;
+                *self.totals.decisions.entry(decision.action).or_default() += 1;
                 decisions.push(decision);
             }
         }
@@ -281,7 +347,7 @@ fn front(stages: &Stages, line: &RawLine, seq: u64, not_after: EventTime) -> Fro
     for credential in &event.credentials {
         match stages.identifier.identify(credential, event.time) {
             Ok(identity) => {
-                results.push(identity.kind.verification_label());
+                results.push(Verification::Identified(identity.kind));
                 if !identities
                     .iter()
                     .any(|i| i.fingerprint == identity.fingerprint)
@@ -289,7 +355,7 @@ fn front(stages: &Stages, line: &RawLine, seq: u64, not_after: EventTime) -> Fro
                     identities.push(identity);
                 }
             }
-            Err(reason) => results.push(reason.code()),
+            Err(reason) => results.push(Verification::Rejected(reason)),
         }
     }
     let Some(last) = identities.pop() else {
