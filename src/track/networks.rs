@@ -39,7 +39,7 @@
 //! What it does NOT do: decide what is suspicious (the model weighs the signals), or
 //! compare places (travel and ASN changes are the caller's, and skip allowlisted networks).
 
-use super::MinuteWindow;
+use super::rate::MinuteWindow;
 use crate::event::EventTime;
 
 /// Networks remembered per session: home, carrier, office and one more.
@@ -87,7 +87,8 @@ impl Spot {
             && match (self.place, other.place) {
                 (Some(here), Some(there)) if self.ipv6 == other.ipv6 => {
                     // One place (the common case) needs no trigonometry.
-                    here == there || super::great_circle_km(here, there) <= PLACES_APART_KM
+                    here == there
+                        || super::geometry::great_circle_km(here, there) <= PLACES_APART_KM
                 }
                 _ => true,
             }
