@@ -4,7 +4,7 @@
 //! Where it sits: an edge of the daemon. It reads the [`Denylist`] (and writes it for admin
 //! revocations), reads the session tracker for `GET /v1/sessions/…`, and hands
 //! `POST /v1/events` bodies to the pipeline through a bounded channel. `app` builds the
-//! [`ApiState`], calls [`router`] and runs [`serve_with`] with its listener, shutdown future
+//! [`ApiState`], calls [`router`](fn@router) and runs [`serve_with`] with its listener, shutdown future
 //! and connection cap. The server itself (accepting, the connection cap, hyper) is in
 //! `api/serve.rs`; the routes and their layers in `router`, the handlers in `check`,
 //! `admin`, `ingest` and `health`, key checks in `auth` and the error answers in `errors`.
@@ -32,7 +32,7 @@
 //!   configured the admin routes answer **403** (disabled), never "open".
 //! - Limits: every body is capped (`api.max_body_bytes`, `api.max_ingest_bytes` for events;
 //!   413 above), every route runs under `api.request_timeout` (503 on expiry), and headers
-//!   are capped twice: by hyper in [`serve`] (request line + headers within
+//!   are capped twice: by hyper in [`serve`](fn@serve) (request line + headers within
 //!   [`ServeOptions::max_header_bytes`], default 64 KiB; at most
 //!   [`ServeOptions::max_headers`] fields, default 100; 431 and the connection closed above
 //!   either; [`ServeOptions::header_read_timeout`] to send them), and per field here
@@ -93,7 +93,7 @@ pub const MAX_COOKIE_BYTES: usize = 32 * 1024;
 pub const MAX_REASON_BYTES: usize = 1024;
 
 /// Everything the handlers share. Build with [`ApiState::new`] or [`ApiState::from_config`],
-/// then set the optional parts (`tracker`, `ingest`, keys) before calling [`router`].
+/// then set the optional parts (`tracker`, `ingest`, keys) before calling [`router`](fn@router).
 pub struct ApiState {
     denylist: Arc<Denylist>,
     metrics: Arc<Metrics>,

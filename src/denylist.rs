@@ -26,7 +26,7 @@
 //! - Startup never destroys evidence: a torn final record is cut only after its bytes are
 //!   durable in `<journal>.torn-<unix seconds>`; a format-1 file is rewritten only after it is
 //!   kept as `<journal>.v1.bak`; any other damage refuses to start
-//!   ([`DenylistError::Corrupt`], file untouched) until [`repair`] has kept a copy
+//!   ([`DenylistError::Corrupt`], file untouched) until [`repair`](fn@repair) has kept a copy
 //!   (`<journal>.damaged-<unix seconds>`) and salvaged every record with a valid checksum.
 //! - A journal that existed stays noticed: `<journal>.created` is written once the journal
 //!   first exists, and a missing journal beside it refuses to start ([`DenylistError::Missing`]).

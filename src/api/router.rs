@@ -91,7 +91,7 @@ async fn within_budget(
 /// The API's routes with their limits, timeouts and auth.
 ///
 /// Concurrency: `GET /v1/check`, `/healthz` and `/readyz` answer from memory without waiting
-/// on anything and are limited only by the connection cap ([`serve_with`]). Everything that
+/// on anything and are limited only by the connection cap ([`serve_with`](super::serve_with)). Everything that
 /// reads a body or does more work has a budget of `api.max_concurrent_requests` requests in
 /// flight, beyond which it is shed at once: `POST /v1/check` has its own, and the admin,
 /// ingest and metrics routes share one. So slow or many admin, ingest, metrics or

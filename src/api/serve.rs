@@ -1,4 +1,4 @@
-//! The HTTP/1.1 server under the API's [`router`](super::router): accepts connections, keeps
+//! The HTTP/1.1 server under the API's [`router`](fn@super::router): accepts connections, keeps
 //! them under a cap, and runs hyper on each (DESIGN §7: "connections are capped").
 //!
 //! Where it sits: the bottom of `api`. `app` binds the listener, fits `api.max_connections`
