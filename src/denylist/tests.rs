@@ -185,7 +185,9 @@ fn a_key_is_refused_when_its_written_form_is_over_the_limit() {
     let path = dir.path().join("deny.journal");
     let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
     for text in [&fits, &colon_escape] {
-        denylist.revoke(key(text), live(Origin::Admin)).expect("revoke");
+        denylist
+            .revoke(key(text), live(Origin::Admin))
+            .expect("revoke");
     }
     drop(denylist);
     let reopened = Denylist::open_at(Some(&path), NOW).expect("the journal reads back");
