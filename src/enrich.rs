@@ -1319,9 +1319,9 @@ mod tests {
     fn find_addresses_walks_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let (city, asn) = (dir.path().join("c.mmdb"), dir.path().join("a.mmdb"));
-        crate::geodb::write_databases(&city, &asn).unwrap();
+        crate::lab::world::write_databases(&city, &asn).unwrap();
         let flat = dir.path().join("flat.mmdb");
-        crate::geodb::write_flat_city_db(&flat).unwrap();
+        crate::lab::world::write_flat_city_db(&flat).unwrap();
         let e = Enricher::from_config(&GeoIpConfig {
             city_db: Some(city.clone()),
             ..GeoIpConfig::default()
@@ -1329,7 +1329,7 @@ mod tests {
         .unwrap();
         // The synthetic City database has one network per kind and family; the flat one has
         // only the residential IPv4 block.
-        for (db, networks) in [(&city, 2 * crate::geodb::NetKind::ALL.len()), (&flat, 1)] {
+        for (db, networks) in [(&city, 2 * crate::lab::world::NetKind::ALL.len()), (&flat, 1)] {
             // "Sao Paulo" without the tilde, as DB-IP spells it, finds "São Paulo".
             let found = find_addresses(db, "Sao Paulo", "BR", 100).unwrap();
             assert_eq!(found.len(), networks, "{}", db.display());
