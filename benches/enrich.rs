@@ -1,6 +1,6 @@
 //! Criterion bench for the enrich stage: one `Enricher::enrich` call per iteration.
 //!
-//! Uses the synthetic GeoIP2-schema City and ASN databases (`geodb::write_databases`), with
+//! Uses the synthetic GeoIP2-schema City and ASN databases (`world::write_databases`), with
 //! addresses spread over every city and network kind so look-ups do not all hit one record.
 //! If `TOKENWATCH_DBIP_CITY` points at a DB-IP Lite city file (`scripts/fetch-dbip.sh`), the
 //! same look-up is measured on that real 6-million-network database too.
@@ -15,8 +15,9 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokenwatch::config::GeoIpConfig;
-use tokenwatch::enrich::{Enricher, find_addresses};
-use tokenwatch::geodb::{self, CITIES, NetKind};
+use tokenwatch::enrich::Enricher;
+use tokenwatch::lab::world::find_addresses;
+use tokenwatch::lab::world::{self, CITIES, NetKind};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1";
@@ -24,7 +25,7 @@ const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X)
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (city_db, asn_db) = (dir.path().join("city.mmdb"), dir.path().join("asn.mmdb"));
-    geodb::write_databases(&city_db, &asn_db).expect("write synthetic databases");
+    world::write_databases(&city_db, &asn_db).expect("write synthetic databases");
     let enricher = Enricher::from_config(&GeoIpConfig {
         city_db: Some(city_db),
         asn_db: Some(asn_db),
@@ -37,9 +38,9 @@ fn bench(c: &mut Criterion) {
             let city = (n as usize * 7) % CITIES.len();
             let kind = NetKind::ALL[n as usize % NetKind::ALL.len()];
             if n % 4 == 0 {
-                geodb::address_v6(city, kind, n)
+                world::address_v6(city, kind, n)
             } else {
-                geodb::address(city, kind, n)
+                world::address(city, kind, n)
             }
         })
         .collect();

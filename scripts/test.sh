@@ -11,6 +11,9 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --locked --all-targets -- -D warnings
+echo "== daemon only (--no-default-features: no lab)" >&2
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
+cargo test --locked --no-default-features --lib
 echo "== promtool (deploy/alerts.yml)" >&2
 promtool check rules deploy/alerts.yml
 (cd deploy && promtool test rules alerts.test.yml)

@@ -3,9 +3,15 @@
 //! Modules in data-flow order (DESIGN §1):
 //! `source` → `parse` → `identify` → `enrich` → `track` → `score` → `decide` → `publish`,
 //! with `denylist` and `api` serving the middleware, `pipeline` running the stages over a batch
-//! and `app` wiring everything. `event` holds the types that pass between stages; `config`,
-//! `metrics`, `geodb` and `simulate` support them; `features`, `model`, `labels`, `train` and
-//! `evaluate` are the trained scorer and its offline tooling.
+//! and `app` wiring everything. `event` holds the types that pass between stages; `config` and
+//! `metrics` support them; `features` and `model` are the trained scorer's run-time half
+//! (inference needs no ML library).
+//!
+//! [`lab`] (cargo feature `lab`, on by default) is the offline tooling around the daemon: the
+//! simulator and its synthetic world, labels, training, evaluation and the demo. The run-time
+//! modules above never depend on it (`tests/layering.rs` checks), so
+//! `cargo build --release --no-default-features` builds the daemon alone, without the ML,
+//! plotting and database-writing crates.
 
 pub mod config;
 pub mod credential;
@@ -25,11 +31,8 @@ pub mod source;
 pub mod track;
 
 pub mod app;
-pub mod demo;
-pub mod evaluate;
-pub mod geodb;
-pub mod labels;
 pub mod metrics;
 pub mod pipeline;
-pub mod simulate;
-pub mod train;
+
+#[cfg(feature = "lab")]
+pub mod lab;

@@ -1,6 +1,9 @@
 //! The `tokenwatch` binary: parse the command line, load the config, hand over to `app`.
 //!
-//! All logic lives in the library (`tokenwatch::app`) so tests and benches reach it.
+//! All logic lives in the library (`tokenwatch::app`, and `tokenwatch::lab` for the offline
+//! tooling) so tests and benches reach it. The lab's subcommands (`simulate`, `train`,
+//! `evaluate`, `demo`) exist only when the `lab` cargo feature is on (the default); without it
+//! the binary is the daemon alone: `run`, `replay`, `check-config`, `journal-repair`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,13 +40,17 @@ enum Command {
         decisions: Option<PathBuf>,
     },
     /// Write labelled synthetic traffic, with the GeoIP databases and config to replay it.
-    Simulate(app::SimulateArgs),
+    #[cfg(feature = "lab")]
+    Simulate(SimulateArgs),
     /// Fit the session-risk model on labelled simulated traffic.
-    Train(tokenwatch::train::TrainArgs),
+    #[cfg(feature = "lab")]
+    Train(tokenwatch::lab::train::TrainArgs),
     /// Precision, recall and time to detect per attack type, against published rules.
-    Evaluate(tokenwatch::evaluate::EvaluateArgs),
+    #[cfg(feature = "lab")]
+    Evaluate(tokenwatch::lab::evaluate::EvaluateArgs),
     /// Simulate, detect, revoke and serve the API: see it work in a minute.
-    Demo(tokenwatch::demo::DemoArgs),
+    #[cfg(feature = "lab")]
+    Demo(tokenwatch::lab::demo::DemoArgs),
     /// Salvage a damaged denylist journal (stop tokenwatch first): keeps a copy of the file,
     /// keeps every record whose checksum is valid, writes a fresh journal and prints what it
     /// kept and dropped. A missing journal is started empty.
@@ -58,6 +65,70 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+/// `tokenwatch simulate` arguments: the command line of [`tokenwatch::lab::simulate::Options`],
+/// whose defaults they share (a unit test checks).
+#[cfg(feature = "lab")]
+#[derive(Debug, Clone, clap::Args)]
+struct SimulateArgs {
+    /// Access log to write (JSON lines). The GeoIP databases, labels and a config to replay
+    /// it are written beside it.
+    #[arg(long)]
+    out: PathBuf,
+    /// Labels file (default: `labels.jsonl` beside `--out`).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// RNG seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Approximate number of events (sets the number of users, measured on a pilot run).
+    #[arg(long, conflicts_with = "users")]
+    events: Option<u64>,
+    /// Number of users (about 1 % are API-automation clients; a tenth of the people have a
+    /// second device, hence a second session).
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Simulated span, e.g. `24h`.
+    #[arg(long, default_value = "24h")]
+    duration: humantime::Duration,
+    /// First event time (RFC 3339). The simulation must end by now (no log comes from the
+    /// future); the fixed default keeps runs reproducible.
+    #[arg(long, default_value = "2026-11-23T12:00:00Z")]
+    start: String,
+    /// Fraction of people's sessions an attacker uses (the six attack types in turn).
+    #[arg(long, default_value_t = tokenwatch::lab::simulate::SimSpec::DEFAULT_ATTACK_FRACTION)]
+    attack_fraction: f64,
+    /// JWT refresh interval: a session in use gets a new token (same `sid`) this often.
+    #[arg(long, default_value = "15m")]
+    refresh: humantime::Duration,
+    /// A real GeoIP2/GeoLite2 or DB-IP City database to draw client addresses from (indexed
+    /// by city, so the pipeline sees real data). Without it, small synthetic databases are
+    /// written beside `--out`.
+    #[arg(long)]
+    geoip: Option<PathBuf>,
+}
+
+#[cfg(feature = "lab")]
+impl SimulateArgs {
+    /// The simulator's options; fails on a `--start` that is not an RFC 3339 time.
+    fn into_options(self) -> anyhow::Result<tokenwatch::lab::simulate::Options> {
+        use anyhow::Context;
+        let start = tokenwatch::event::EventTime::parse_rfc3339(&self.start)
+            .with_context(|| format!("--start: not an RFC 3339 time: {:?}", self.start))?;
+        Ok(tokenwatch::lab::simulate::Options {
+            out: self.out,
+            labels: self.labels,
+            seed: self.seed,
+            events: self.events,
+            users: self.users,
+            duration: self.duration.into(),
+            start,
+            attack_fraction: self.attack_fraction,
+            refresh: self.refresh.into(),
+            geoip: self.geoip,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -103,10 +174,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let report = app::replay(&config, &secrets, &input, decisions.as_deref())?;
             eprint!("{}", app::summary_table(&report.totals, report.elapsed));
         }
-        Command::Simulate(args) => app::simulate_to_files(&args)?,
-        Command::Demo(args) => tokenwatch::demo::demo(args)?,
-        Command::Train(args) => tokenwatch::train::run(&args)?,
-        Command::Evaluate(args) => tokenwatch::evaluate::run(&args)?,
+        #[cfg(feature = "lab")]
+        Command::Simulate(args) => tokenwatch::lab::simulate::write_files(&args.into_options()?)?,
+        #[cfg(feature = "lab")]
+        Command::Demo(args) => tokenwatch::lab::demo::demo(args)?,
+        #[cfg(feature = "lab")]
+        Command::Train(args) => tokenwatch::lab::train::run(&args)?,
+        #[cfg(feature = "lab")]
+        Command::Evaluate(args) => tokenwatch::lab::evaluate::run(&args)?,
         Command::JournalRepair { config } => {
             let (config, _) = load(config)?;
             let Some(journal) = config.denylist.journal else {
@@ -122,4 +197,76 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(all(test, feature = "lab"))]
+mod tests {
+    use super::*;
+    use tokenwatch::lab::simulate::Options;
+
+    fn simulate(argv: &[&str]) -> Options {
+        let cli = Cli::try_parse_from(argv).expect("parse");
+        let Command::Simulate(args) = cli.command else {
+            panic!("not simulate")
+        };
+        args.into_options().expect("options")
+    }
+
+    #[test]
+    fn simulate_defaults_are_the_options_defaults() {
+        // `train` simulates with `Options::default()`: it must be what the command does.
+        assert_eq!(
+            simulate(&["tokenwatch", "simulate", "--out", "x/access.jsonl"]),
+            Options {
+                out: PathBuf::from("x/access.jsonl"),
+                ..Options::default()
+            }
+        );
+    }
+
+    #[test]
+    fn simulate_flags_reach_the_options() {
+        let options = simulate(&[
+            "tokenwatch",
+            "simulate",
+            "--out",
+            "a.jsonl",
+            "--labels",
+            "l.jsonl",
+            "--seed",
+            "7",
+            "--events",
+            "1000",
+            "--duration",
+            "2h",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--attack-fraction",
+            "0.5",
+            "--refresh",
+            "5m",
+            "--geoip",
+            "city.mmdb",
+        ]);
+        assert_eq!(options.labels, Some(PathBuf::from("l.jsonl")));
+        assert_eq!(options.seed, 7);
+        assert_eq!(options.events, Some(1000));
+        assert_eq!(options.duration, std::time::Duration::from_secs(7200));
+        assert_eq!(
+            Some(options.start),
+            tokenwatch::event::EventTime::parse_rfc3339("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(options.attack_fraction, 0.5);
+        assert_eq!(options.refresh, std::time::Duration::from_secs(300));
+        assert_eq!(options.geoip, Some(PathBuf::from("city.mmdb")));
+        assert!(
+            Cli::try_parse_from(["tokenwatch", "simulate", "--out", "a", "--start", "x"])
+                .map_err(anyhow::Error::from)
+                .and_then(|cli| match cli.command {
+                    Command::Simulate(args) => args.into_options().map(|_| ()),
+                    _ => Ok(()),
+                })
+                .is_err()
+        );
+    }
 }

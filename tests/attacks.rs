@@ -31,7 +31,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use common::*;
-use tokenwatch::geodb::NetKind;
+use tokenwatch::lab::world::NetKind;
 
 /// A request header as name and raw bytes.
 type Header<'a> = (&'a str, &'a [u8]);

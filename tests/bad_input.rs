@@ -9,7 +9,7 @@ use std::io::Write;
 
 use base64::Engine;
 use common::*;
-use tokenwatch::geodb::NetKind;
+use tokenwatch::lab::world::NetKind;
 
 fn count(stderr: &str, label: &str) -> u64 {
     stderr

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokenwatch::geodb::NetKind;
+use tokenwatch::lab::world::NetKind;
 
 #[tokio::test]
 async fn api_revocation_survives_kill_dash_nine() {

@@ -18,7 +18,7 @@
 //! What is checked: addresses that DB-IP itself places in Berlin, São Paulo, London, Tokyo and
 //! New York resolve through [`Enricher`] to the right country, and to coordinates within the
 //! stated accuracy of the real city (plus a margin for the city's own extent); and the
-//! coordinates of the synthetic world (`geodb::CITIES`) agree with DB-IP's.
+//! coordinates of the synthetic world (`world::CITIES`) agree with DB-IP's.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -32,9 +32,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use tokenwatch::config::GeoIpConfig;
-use tokenwatch::enrich::{Enricher, city_name_matches, find_addresses};
+use tokenwatch::enrich::Enricher;
 use tokenwatch::event::AddressClass;
-use tokenwatch::geodb::{CITIES, city_index};
+use tokenwatch::lab::world::{CITIES, city_index};
+use tokenwatch::lab::world::{city_name_matches, find_addresses};
 use tokenwatch::track::great_circle_km;
 
 /// How far (km) a district's coordinates may be from the city centre, on top of the database's

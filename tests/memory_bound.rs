@@ -35,8 +35,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokenwatch::app::build_stages;
 use tokenwatch::config::Config;
 use tokenwatch::event::{Credential, EventTime, RawLine, RawToken, SourceKind, TokenKind};
-use tokenwatch::geodb::{self, CITIES, NetKind};
 use tokenwatch::identify::Identifier;
+use tokenwatch::lab::world::{self, CITIES, NetKind};
 use tokenwatch::metrics::Metrics;
 use tokenwatch::pipeline::Pipeline;
 
@@ -141,7 +141,7 @@ struct World {
 
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    geodb::write_databases(&dir.path().join("city.mmdb"), &dir.path().join("asn.mmdb")).unwrap();
+    world::write_databases(&dir.path().join("city.mmdb"), &dir.path().join("asn.mmdb")).unwrap();
     // Generated per run: a test key and pepper, never real secrets.
     let secret: String = (0..32)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
@@ -231,7 +231,7 @@ fn line(world: &World, kind: Tokens, i: u64, time_ms: i64, revisit: bool) -> Raw
             if i.is_multiple_of(2) { CHROME } else { IPHONE },
         )
     };
-    let ip = geodb::address(city, net, (i % 4000) as u32 + 1);
+    let ip = world::address(city, net, (i % 4000) as u32 + 1);
     let text = format!(
         r#"{{"time":{time_ms},"client_ip":"{ip}","method":"GET","path":"/api/items","status":200,"user_agent":"{ua}",{}}}"#,
         credential(world, kind, token)

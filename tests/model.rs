@@ -10,9 +10,9 @@ use std::process::Command;
 
 use tokenwatch::config::DetectConfig;
 use tokenwatch::event::Observation;
+use tokenwatch::lab::train::{self, TrainArgs};
 use tokenwatch::model::{Artifact, ModelScorer};
 use tokenwatch::score::Scorer;
-use tokenwatch::train::{self, TrainArgs};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/session-risk.json")
@@ -165,7 +165,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let labels = tokenwatch::labels::Labels::load(&labels).unwrap();
+    let labels = tokenwatch::lab::labels::Labels::load(&labels).unwrap();
     // First revocation per session.
     let mut revoked: HashMap<usize, tokenwatch::event::EventTime> = HashMap::new();
     for line in std::fs::read_to_string(&decisions).unwrap().lines() {
@@ -205,7 +205,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
             }
         }
     }
-    let emitted: Vec<&str> = tokenwatch::labels::ATTACK_TYPES
+    let emitted: Vec<&str> = tokenwatch::lab::labels::ATTACK_TYPES
         .iter()
         .copied()
         .filter(|t| per_type.contains_key(t))

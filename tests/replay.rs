@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use tokenwatch::geodb::NetKind;
+use tokenwatch::lab::world::NetKind;
 
 /// Berlin, then São Paulo ten minutes later: revoked, with the travel as evidence.
 fn berlin_to_sao_paulo(f: &Fixture) -> (Vec<String>, String) {

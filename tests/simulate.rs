@@ -17,9 +17,9 @@ use tokenwatch::config::{Config, GeoIpConfig, ProcessEnv};
 use tokenwatch::enrich::Enricher;
 use tokenwatch::event::EventTime;
 use tokenwatch::event::TokenKind;
-use tokenwatch::geodb::{self, CITIES, NetKind};
-use tokenwatch::labels::{ATTACK_TYPES, Labels};
-use tokenwatch::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, generate};
+use tokenwatch::lab::labels::{ATTACK_TYPES, Labels};
+use tokenwatch::lab::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, generate};
+use tokenwatch::lab::world::{self, CITIES, NetKind};
 
 /// Run `tokenwatch simulate --out DIR/access.jsonl ARGS`; returns stderr.
 fn simulate(dir: &Path, args: &[&str]) -> String {
@@ -244,7 +244,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
     let sim = two_thousand();
     let dir = tempfile::tempdir().unwrap();
     let (city_db, asn_db) = (dir.path().join("c.mmdb"), dir.path().join("a.mmdb"));
-    geodb::write_databases(&city_db, &asn_db).unwrap();
+    world::write_databases(&city_db, &asn_db).unwrap();
     let enricher = Enricher::from_config(&GeoIpConfig {
         city_db: Some(city_db),
         asn_db: Some(asn_db),
@@ -258,8 +258,8 @@ fn behaviours_use_the_networks_they_are_named_for() {
             lines.entry(sim.session_of(i)).or_default().push(i);
         }
     }
-    let located = |ip: IpAddr| geodb::locate(ip).expect("synthetic address");
-    let vpn_nets = geodb::corporate_vpn_networks();
+    let located = |ip: IpAddr| world::locate(ip).expect("synthetic address");
+    let vpn_nets = world::corporate_vpn_networks();
     let satellite_homes: HashSet<&str> =
         ["San Diego", "Chicago", "London", "Los Angeles", "Seattle"].into();
     let mut office_users: HashMap<IpAddr, HashSet<&str>> = HashMap::new();
@@ -293,7 +293,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         (geo.lat, geo.lon),
                     );
                     assert!((150.0..=800.0).contains(&km), "{km}");
-                    assert_eq!(e.asn, Some(geodb::asn(served, NetKind::Mobile)));
+                    assert_eq!(e.asn, Some(world::asn(served, NetKind::Mobile)));
                     assert!(kinds.len() >= 2, "switches between networks");
                 }
                 "corporate_vpn" => {
@@ -302,7 +302,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         .find(|ip| vpn_nets.iter().any(|n| n.contains(*ip)))
                         .expect("a VPN egress address");
                     let e = enricher.enrich(*vpn, None);
-                    assert_eq!(e.asn, Some(geodb::CORPORATE_VPN_ASN));
+                    assert_eq!(e.asn, Some(world::CORPORATE_VPN_ASN));
                     if let Some(home) = home_country {
                         assert_ne!(e.geo.unwrap().country.as_deref(), Some(home));
                     }
@@ -313,7 +313,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         .find(|ip| located(**ip).1 == NetKind::Satellite)
                         .expect("a satellite address");
                     let e = enricher.enrich(*sat, None);
-                    assert_eq!(e.asn, Some(geodb::SATELLITE_ASN));
+                    assert_eq!(e.asn, Some(world::SATELLITE_ASN));
                     let geo = e.geo.unwrap();
                     assert!(satellite_homes.contains(geo.city.as_deref().unwrap()));
                     assert_eq!(geo.radius_km, 500.0);
@@ -323,7 +323,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         .iter()
                         .find(|ip| located(**ip).1 == NetKind::Relay)
                         .expect("a relay address");
-                    assert_eq!(enricher.enrich(*relay, None).asn, Some(geodb::RELAY_ASN));
+                    assert_eq!(enricher.enrich(*relay, None).asn, Some(world::RELAY_ASN));
                 }
                 "real_travel" => {
                     // Home and destination (hotel) are residential addresses in two cities
@@ -337,7 +337,7 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         .collect();
                     let (first, dest) = (residential[0].1, residential.last().unwrap().1);
                     if first != dest {
-                        let km = geodb::distance_km(&CITIES[first], &CITIES[dest]);
+                        let km = world::distance_km(&CITIES[first], &CITIES[dest]);
                         assert!(km >= 400.0, "{km}");
                         let left = residential.iter().rfind(|(_, c)| *c == first).unwrap();
                         let arrived = residential.iter().find(|(_, c)| *c == dest).unwrap();
@@ -443,7 +443,7 @@ fn geoip_option_indexes_a_city_database() {
         world.path().join("city.mmdb"),
         world.path().join("asn.mmdb"),
     );
-    geodb::write_databases(&city_db, &asn_db).unwrap();
+    world::write_databases(&city_db, &asn_db).unwrap();
     check_geoip_run(&city_db, "150");
 }
 

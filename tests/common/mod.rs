@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{Value, json};
 use tokenwatch::event::EventTime;
-use tokenwatch::geodb::{self, NetKind};
+use tokenwatch::lab::world::{self, NetKind};
 
 pub const ISSUER: &str = "https://id.example.com";
 
@@ -39,7 +39,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let city = dir.path().join("city.mmdb");
         let asn = dir.path().join("asn.mmdb");
-        geodb::write_databases(&city, &asn).expect("write mmdb");
+        world::write_databases(&city, &asn).expect("write mmdb");
         let jwt_secret = random_hex(32);
         let pepper = random_hex(16);
         let config = dir.path().join("tokenwatch.toml");
@@ -153,8 +153,8 @@ pub fn at(secs: i64) -> EventTime {
 }
 
 pub fn ip(city: &str, kind: NetKind, host: u32) -> IpAddr {
-    geodb::address(
-        geodb::city_index(city).unwrap_or_else(|| panic!("no city {city}")),
+    world::address(
+        world::city_index(city).unwrap_or_else(|| panic!("no city {city}")),
         kind,
         host,
     )

@@ -3,12 +3,12 @@
 //! Wi-Fi providers).
 //!
 //! Data only, plus the small look-ups over it. Every city named here must be in
-//! [`geodb::CITIES`] (a unit test checks); the look-up tables skip a missing one rather than
+//! [`world::CITIES`] (a unit test checks); the look-up tables skip a missing one rather than
 //! panic.
 
 use std::sync::OnceLock;
 
-use crate::geodb::{self, CITIES};
+use crate::lab::world::{self, CITIES};
 
 /// A browser on an OS, with the User-Agent strings of consecutive releases.
 #[derive(Debug)]
@@ -301,7 +301,7 @@ const DATACENTERS: &[&str] = &[
 const SATELLITE_HOMES: &[&str] = &["San Diego", "Chicago", "London", "Los Angeles", "Seattle"];
 
 fn indices(names: &[&str]) -> Vec<usize> {
-    names.iter().filter_map(|n| geodb::city_index(n)).collect()
+    names.iter().filter_map(|n| world::city_index(n)).collect()
 }
 
 /// Office hub cities (indices into `CITIES`).
@@ -340,8 +340,8 @@ pub(super) fn vpn_egress_for(home: usize) -> usize {
                     .copied()
                     .filter(|e| CITIES[*e].country != CITIES[h].country)
                     .min_by(|a, b| {
-                        geodb::distance_km(&CITIES[h], &CITIES[*a])
-                            .total_cmp(&geodb::distance_km(&CITIES[h], &CITIES[*b]))
+                        world::distance_km(&CITIES[h], &CITIES[*a])
+                            .total_cmp(&world::distance_km(&CITIES[h], &CITIES[*b]))
                     })
                     .unwrap_or(h)
             })
@@ -360,7 +360,7 @@ pub(super) fn relay_egress_for(home: usize) -> usize {
                     (0..CITIES.len())
                         .filter(|c| *c != h)
                         .filter(|c| !same_country || CITIES[*c].country == CITIES[h].country)
-                        .map(|c| (c, geodb::distance_km(&CITIES[h], &CITIES[c])))
+                        .map(|c| (c, world::distance_km(&CITIES[h], &CITIES[c])))
                         .filter(|(_, d)| *d <= 500.0)
                         .min_by(|a, b| a.1.total_cmp(&b.1))
                         .map(|(c, _)| c)
@@ -430,7 +430,7 @@ mod tests {
         for h in 0..CITIES.len() {
             assert_ne!(CITIES[vpn_egress_for(h)].country, CITIES[h].country);
             let r = relay_egress_for(h);
-            assert!(geodb::distance_km(&CITIES[h], &CITIES[r]) <= 500.0);
+            assert!(world::distance_km(&CITIES[h], &CITIES[r]) <= 500.0);
         }
     }
 }

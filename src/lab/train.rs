@@ -3,8 +3,10 @@
 //! card.
 //!
 //! Steps (one command, reproducible: no wall clock and no temp paths reach the outputs):
-//! 1. **Data** (`data`): for every training and held-out seed, `tokenwatch simulate --seed N
-//!    --events E` into a temp folder (GeoIP databases and config included), then the log runs
+//! 1. **Data** (`data`): for every training and held-out seed, the simulator
+//!    ([`crate::lab::simulate::write_files`], called directly with the `simulate` command's
+//!    defaults but seed N and about E events) writes into a temp folder (GeoIP databases and
+//!    config included), then the log runs
 //!    through the real pipeline stages; every event becomes a feature row, its target from
 //!    `data::targets` (the attacker's requests, and the owner's after the attack began that
 //!    carry evidence). Logs given with `--logs/--labels/--config` are
@@ -264,32 +266,17 @@ fn simulate_seed(
     attack_fraction: f64,
     dir: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
-    use clap::Parser;
-    /// `tokenwatch simulate`'s arguments, parsed as the CLI would: whatever the simulator's
-    /// other options are, they keep their defaults.
-    #[derive(Parser)]
-    struct Simulate {
-        #[command(flatten)]
-        args: crate::app::SimulateArgs,
-    }
     let log = dir.join("access.jsonl");
     let labels = dir.join("labels.jsonl");
-    let argv = [
-        "simulate".to_string(),
-        "--out".into(),
-        log.display().to_string(),
-        "--labels".into(),
-        labels.display().to_string(),
-        "--seed".into(),
-        seed.to_string(),
-        "--events".into(),
-        events.to_string(),
-        "--attack-fraction".into(),
-        attack_fraction.to_string(),
-    ];
-    let parsed = Simulate::try_parse_from(argv).context("simulate arguments")?;
-    crate::app::simulate_to_files(&parsed.args)?;
-    // `write_sim_support` names the config beside the log.
+    crate::lab::simulate::write_files(&crate::lab::simulate::Options {
+        out: log.clone(),
+        labels: Some(labels.clone()),
+        seed,
+        events: Some(events),
+        attack_fraction,
+        ..crate::lab::simulate::Options::default()
+    })?;
+    // `write_support` names the config beside the log.
     Ok((log, labels, dir.join("tokenwatch.toml")))
 }
 

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use super::*;
-use crate::geodb::{NetKind, locate};
+use crate::lab::world::{NetKind, locate};
 
 fn start() -> EventTime {
     crate::event::EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap()
@@ -147,7 +147,7 @@ fn every_attack_shows_its_defining_traits() {
             .iter()
             .map(|i| {
                 let (c, k) = city_of(sim.client_ip(*i));
-                geodb::asn(c, k)
+                world::asn(c, k)
             })
             .collect();
         let kind = ATTACK_TYPES
@@ -159,7 +159,7 @@ fn every_attack_shows_its_defining_traits() {
             attack::FAR_REPLAY_ACTIVE => {
                 for ip in &label.attacker_ips {
                     let (c, _) = city_of(*ip);
-                    assert!(geodb::distance_km(&CITIES[home], &CITIES[c]) >= 3000.0);
+                    assert!(world::distance_km(&CITIES[home], &CITIES[c]) >= 3000.0);
                 }
                 // The victim is active: an own request within 5 minutes before the theft.
                 assert!(
@@ -172,7 +172,7 @@ fn every_attack_shows_its_defining_traits() {
             attack::FOREIGN_REPLAY_IDLE => {
                 let (c, k) = city_of(label.attacker_ips[0]);
                 assert_ne!(CITIES[c].country, CITIES[home].country, "session {s}");
-                assert!(!victim_asns.contains(&geodb::asn(c, k)), "session {s}");
+                assert!(!victim_asns.contains(&world::asn(c, k)), "session {s}");
                 for i in &attacker {
                     assert!(!victim_uas.contains(ua_of(sim, *i)), "session {s}");
                 }
@@ -184,7 +184,7 @@ fn every_attack_shows_its_defining_traits() {
                     .max()
                     .unwrap();
                 let hours = (start - last) as f64 / 3.6e6;
-                let km = geodb::distance_km(&CITIES[home], &CITIES[c]);
+                let km = world::distance_km(&CITIES[home], &CITIES[c]);
                 assert!(
                     km / hours < 800.0,
                     "session {s}: {km:.0} km in {hours:.1} h"
@@ -209,7 +209,7 @@ fn every_attack_shows_its_defining_traits() {
                 let (c, k) = city_of(label.attacker_ips[0]);
                 assert_eq!(CITIES[c].country, CITIES[home].country);
                 assert!(matches!(k, NetKind::Hosting | NetKind::AltResidential));
-                assert_ne!(geodb::asn(c, k), geodb::asn(home, NetKind::Residential));
+                assert_ne!(world::asn(c, k), world::asn(home, NetKind::Residential));
             }
             attack::RESIDENTIAL_PROXY_SCRAPE => {
                 for ip in &label.attacker_ips {
@@ -248,7 +248,7 @@ fn every_attack_shows_its_defining_traits() {
                     .count();
                 assert!(interleaved >= 1, "session {s}");
                 let (c, _) = city_of(label.attacker_ips[0]);
-                assert!(geodb::distance_km(&CITIES[home], &CITIES[c]) <= 800.0);
+                assert!(world::distance_km(&CITIES[home], &CITIES[c]) <= 800.0);
             }
             attack::LOW_AND_SLOW => {
                 assert!(attacker.len() >= 3);
@@ -428,6 +428,6 @@ fn config_allowlists_the_corporate_vpn() {
     let path = dir.path().join("t.toml");
     std::fs::write(&path, text).unwrap();
     let (config, _) = crate::config::Config::load(&path, &crate::config::ProcessEnv).unwrap();
-    assert_eq!(config.detect.allow_cidrs, geodb::corporate_vpn_networks());
+    assert_eq!(config.detect.allow_cidrs, world::corporate_vpn_networks());
     assert_eq!(config.tokens.jwt.audiences, vec![keys.audience.clone()]);
 }

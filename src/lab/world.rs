@@ -1,10 +1,14 @@
-//! A small synthetic world for the demo, the simulator and tests: real cities with real
-//! coordinates, made-up address blocks per city and network kind, written as GeoIP2-schema
-//! City and ASN mmdb files so no download is needed.
+//! The lab's synthetic world: a made-up world of real city coordinates, for tests and the
+//! simulator. Real cities with their real coordinates, but made-up address blocks per city and
+//! network kind and made-up ASNs, written as GeoIP2-schema City and ASN mmdb files so no
+//! download is needed. It is not a GeoIP reader (the run-time one is `crate::enrich`) and not
+//! real data.
 //!
-//! Where it sits: outside the pipeline. `simulate` draws client addresses from [`address`];
-//! `demo` and tests call [`write_databases`] and point `geoip.city_db`/`geoip.asn_db` at the
-//! result, so the real `enrich` stage resolves those addresses back to the right city.
+//! Where it sits: outside the pipeline, in the lab. `simulate` draws client addresses from
+//! [`address`]; `demo`, `simulate::write_files` and tests call [`write_databases`] and point
+//! `geoip.city_db`/`geoip.asn_db` at the result, so the real `enrich` stage resolves those
+//! addresses back to the right city. For real data, [`AddressIndex`] and [`find_addresses`]
+//! walk a real City database (through the run-time enricher) to find addresses by city.
 //!
 //! # The address plan (synthetic, documented, deterministic)
 //!
@@ -908,7 +912,7 @@ pub fn write_flat_city_db(path: &Path) -> io::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Real City databases: addresses indexed by city.
 
-/// A real City database that cannot be indexed.
+/// A real City database that cannot be indexed or walked.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// The database cannot be opened or is not a City database.
@@ -1173,7 +1177,113 @@ fn city_of(
     candidates
         .iter()
         .copied()
-        .find(|c| crate::enrich::city_name_matches(&name, CITIES[*c].name))
+        .find(|c| city_name_matches(&name, CITIES[*c].name))
+}
+
+/// Fold a city name for comparison: lower case, common Latin diacritics removed, so
+/// `"São Paulo"` matches DB-IP's `"Sao Paulo"`.
+fn fold_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' | 'ă' | 'ą' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
+                'a'
+            }
+            'é' | 'è' | 'ê' | 'ë' | 'ě' | 'ę' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' | 'ı' | 'Í' | 'Ì' | 'Î' | 'Ï' | 'İ' => 'i',
+            'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'ø' | 'ő' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => {
+                'o'
+            }
+            'ú' | 'ù' | 'û' | 'ü' | 'ű' | 'ů' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
+            'ç' | 'č' | 'ć' | 'Ç' | 'Č' | 'Ć' => 'c',
+            'ñ' | 'ń' | 'Ñ' => 'n',
+            'ș' | 'ş' | 'š' | 'ś' | 'Ș' | 'Ş' | 'Š' | 'Ś' => 's',
+            'ț' | 'ţ' | 'Ț' | 'Ţ' => 't',
+            'ž' | 'ź' | 'ż' | 'Ž' | 'Ź' | 'Ż' => 'z',
+            'ł' | 'Ł' => 'l',
+            'ř' | 'Ř' => 'r',
+            'ğ' | 'Ğ' => 'g',
+            'ý' | 'Ý' => 'y',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Whether a database's city name denotes the city `wanted`: equal ignoring case and
+/// diacritics, or `wanted` with a district in parentheses, as DB-IP writes them
+/// (`"Berlin (Pankow)"`, `"Sao Paulo (Vila Olimpia)"`).
+pub fn city_name_matches(database_name: &str, wanted: &str) -> bool {
+    folded_city_matches(&fold_name(database_name), &fold_name(wanted))
+}
+
+fn folded_city_matches(name: &str, wanted: &str) -> bool {
+    name == wanted
+        || name
+            .strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with(" (") && rest.ends_with(')'))
+}
+
+/// Up to `n` addresses that the City database at `db_path` places in `city`, `country`.
+///
+/// Walks the database's networks in address order and takes one host from each matching
+/// network, located by the run-time [`crate::enrich::Enricher`] (so both City schemas work,
+/// exactly as the pipeline reads them). The city name matches ignoring case and diacritics,
+/// and DB-IP's district suffixes count (`"Berlin (Pankow)"` is Berlin). For tests and
+/// evaluation on real data; a full walk of a 60 MB database takes a few seconds.
+pub fn find_addresses(
+    db_path: &Path,
+    city: &str,
+    country: &str,
+    n: usize,
+) -> Result<Vec<IpAddr>, IndexError> {
+    let enricher = crate::enrich::Enricher::from_config(&crate::config::GeoIpConfig {
+        city_db: Some(db_path.to_path_buf()),
+        ..crate::config::GeoIpConfig::default()
+    })?;
+    let iterate = |e: maxminddb::MaxMindDbError| IndexError::Iterate {
+        path: db_path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let reader = maxminddb::Reader::open_readfile(db_path).map_err(iterate)?;
+    let wanted = fold_name(city);
+    let mut found = Vec::new();
+    if n == 0 {
+        return Ok(found);
+    }
+    // Networks share records (same data offset): judge each record once.
+    let mut matches_by_record: HashMap<usize, bool> = HashMap::new();
+    for item in reader.networks(Default::default()).map_err(iterate)? {
+        let item = item.map_err(iterate)?;
+        let network = item.network().map_err(iterate)?;
+        let host = host_in(network.network(), network.prefix());
+        let judge = || {
+            enricher.enrich(host, None).geo.is_some_and(|geo| {
+                geo.country.as_deref() == Some(country)
+                    && geo
+                        .city
+                        .is_some_and(|name| folded_city_matches(&fold_name(&name), &wanted))
+            })
+        };
+        let matches = match item.offset() {
+            Some(offset) => *matches_by_record.entry(offset).or_insert_with(judge),
+            None => false,
+        };
+        if matches {
+            found.push(host);
+            if found.len() >= n {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The first usable host of a network (the network address itself for /31, /32, /127, /128).
+fn host_in(network: IpAddr, prefix: u8) -> IpAddr {
+    match network {
+        IpAddr::V4(v4) if prefix <= 30 => IpAddr::V4(Ipv4Addr::from(u32::from(v4) + 1)),
+        IpAddr::V6(v6) if prefix <= 126 => IpAddr::V6(Ipv6Addr::from(u128::from(v6) + 1)),
+        other => other,
+    }
 }
 
 /// Where simulated addresses come from: the synthetic plan, or a real database's networks.
@@ -1631,6 +1741,66 @@ mod carrier_and_index_tests {
         for n in 0..64 {
             let ip = plan.address(berlin, NetKind::CorporateVpn, n);
             assert!(nets.iter().any(|net| net.contains(&ip)), "{ip}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod real_database_helper_tests {
+    use super::*;
+    use crate::config::GeoIpConfig;
+    use crate::enrich::Enricher;
+
+    #[test]
+    fn names_fold_for_matching() {
+        assert_eq!(fold_name("São Paulo"), "sao paulo");
+        assert_eq!(fold_name("Sao Paulo (Pinheiros)"), "sao paulo (pinheiros)");
+        assert_eq!(fold_name("Bogotá"), fold_name("BOGOTA"));
+        assert_eq!(fold_name("Chișinău"), "chisinau");
+        assert_eq!(fold_name("Kraków"), "krakow");
+        assert_eq!(fold_name("Łódź"), "lodz");
+        for (name, wanted, matches) in [
+            ("Berlin", "Berlin", true),
+            ("Berlin (Pankow)", "Berlin", true),
+            ("Sao Paulo (Vila Olimpia)", "São Paulo", true),
+            ("BERLIN", "berlin", true),
+            ("Berlingen", "Berlin", false),
+            ("Berlin-Pankow", "Berlin", false),
+            ("Londonderry", "London", false),
+            ("New York (Brooklyn)", "New York", true),
+            ("West Berlin", "Berlin", false),
+        ] {
+            assert_eq!(
+                city_name_matches(name, wanted),
+                matches,
+                "{name} ~ {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_addresses_walks_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (city, asn) = (dir.path().join("c.mmdb"), dir.path().join("a.mmdb"));
+        super::write_databases(&city, &asn).unwrap();
+        let flat = dir.path().join("flat.mmdb");
+        super::write_flat_city_db(&flat).unwrap();
+        let e = Enricher::from_config(&GeoIpConfig {
+            city_db: Some(city.clone()),
+            ..GeoIpConfig::default()
+        })
+        .unwrap();
+        // The synthetic City database has one network per kind and family; the flat one has
+        // only the residential IPv4 block.
+        for (db, networks) in [(&city, 2 * super::NetKind::ALL.len()), (&flat, 1)] {
+            // "Sao Paulo" without the tilde, as DB-IP spells it, finds "São Paulo".
+            let found = find_addresses(db, "Sao Paulo", "BR", 100).unwrap();
+            assert_eq!(found.len(), networks, "{}", db.display());
+            for addr in found {
+                let geo = e.enrich(addr, None).geo.unwrap();
+                assert_eq!(geo.city.as_deref(), Some("São Paulo"));
+            }
+            assert!(find_addresses(db, "Sao Paulo", "PT", 3).unwrap().is_empty());
         }
     }
 }

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use crate::api::Readiness;
 
 /// The shipped model (`models/session-risk.json`), embedded for the demo.
-const SHIPPED_MODEL: &str = include_str!("../models/session-risk.json");
+const SHIPPED_MODEL: &str = include_str!("../../models/session-risk.json");
 
-use crate::app::{Services, build_stages, shutdown_signal, write_sim_support};
+use crate::app::{Services, build_stages, shutdown_signal};
 use crate::config::Config;
 use crate::event::RawLine;
 use crate::identify::Fingerprinter;
+use crate::lab::simulate::write_support;
 use crate::pipeline::{Pipeline, Totals};
 use crate::publish::Publisher;
 
@@ -50,13 +51,13 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
-    use crate::simulate::{SimKeys, SimSpec, generate};
+    use crate::lab::simulate::{SimKeys, SimSpec, generate};
     anyhow::ensure!(args.speed > 0.0, "--speed must be positive");
     let dir = tempfile::Builder::new()
         .prefix("tokenwatch-demo-")
         .tempdir()?;
     let keys = SimKeys::from_seed(args.seed);
-    let files = write_sim_support(
+    let files = write_support(
         dir.path(),
         &keys,
         Some(&dir.path().join("denylist.journal")),
@@ -258,7 +259,7 @@ pub fn explain(d: &crate::event::Decision) -> String {
 /// Detection results against the simulation's ground truth: a session counts as revoked
 /// when any of its tokens was.
 fn demo_report(
-    labels: &[crate::labels::SessionLabel],
+    labels: &[crate::lab::labels::SessionLabel],
     revocations: &[crate::event::Decision],
     totals: &Totals,
     elapsed: Duration,
@@ -301,7 +302,7 @@ fn demo_report(
 /// Ask our own API, over real HTTP, what the middleware would be told.
 async fn self_check(
     services: &Services,
-    tokens: &[crate::simulate::SimToken],
+    tokens: &[crate::lab::simulate::SimToken],
     revocations: &[crate::event::Decision],
     pepper: &str,
     admin_key: &str,

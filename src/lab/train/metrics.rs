@@ -198,7 +198,7 @@ pub fn evaluate(data: &DataSet, scores: &[f64], threshold: f64) -> Evaluation {
     }
     // Issue order first, then any other name.
     types.sort_by_key(|t| {
-        crate::labels::ATTACK_TYPES
+        crate::lab::labels::ATTACK_TYPES
             .iter()
             .position(|a| *a == t.0)
             .unwrap_or(usize::MAX)

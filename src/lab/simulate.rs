@@ -3,11 +3,12 @@
 //!
 //! Where it sits: outside the pipeline, in front of it. [`simulate`] (or [`generate`]) turns a
 //! [`SimSpec`] into access-log lines in the default JSON input format (DESIGN §2) and one
-//! [`SessionLabel`] per session (`labels.jsonl`); `app` writes them, and replaying the lines
+//! [`SessionLabel`] per session (`labels.jsonl`); [`write_files`] writes them (from plain
+//! [`Options`], which `tokenwatch simulate` and `train` both pass), and replaying the lines
 //! through the pipeline is what `evaluate` measures against the labels.
 //!
 //! The world:
-//! - **People** live in the real cities of [`geodb::CITIES`], browse with real browser
+//! - **People** live in the real cities of [`world::CITIES`], browse with real browser
 //!   User-Agents (desktop and mobile; Chrome, Edge, Firefox, Safari, Samsung Internet on
 //!   Windows, macOS, Linux, iOS, Android), log in once and come back in visits that follow
 //!   their local day; a page load bursts into a few API calls (`agents`). Some have a
@@ -20,11 +21,11 @@
 //!   [`SimSpec::refresh_s`] while in use (same `sid`, new `jti`, `exp = iat + lifetime`);
 //!   other sessions carry a long-lived opaque cookie or API key (`session`).
 //! - **Attacks**: a small fraction of people's sessions ([`SimSpec::attack_fraction`]) are
-//!   attacked, the six types of [`crate::labels::ATTACK_TYPES`] dealt in turn (`attack`).
-//! - **Addresses** come from [`SimSpec::addresses`]: the synthetic plan of [`geodb`], or a real
-//!   City database's networks indexed by city ([`geodb::AddressIndex`]).
+//!   attacked, the six types of [`crate::lab::labels::ATTACK_TYPES`] dealt in turn (`attack`).
+//! - **Addresses** come from [`SimSpec::addresses`]: the synthetic plan of [`world`], or a real
+//!   City database's networks indexed by city ([`world::AddressIndex`]).
 //!
-//! Labels (see [`crate::labels`]): `tokens` are the fingerprints, under the simulation's
+//! Labels (see [`crate::lab::labels`]): `tokens` are the fingerprints, under the simulation's
 //! pepper, of every token the session used, in issue order; for attacked sessions
 //! `attack_start` is the first attacker request and `attacker_ips` exactly the addresses the
 //! attacker used, none of which the victim ever uses; `behaviours` names every benign quirk
@@ -33,8 +34,9 @@
 //! Determinism: a plan is drawn from the seed first (who lives where, who is attacked how),
 //! then every session is generated from its own RNG stream (ChaCha8, stream = session + 1),
 //! in parallel; requests are ordered by (event time, session, position in session). The same
-//! spec therefore always gives the same bytes, on any number of threads. This module does no
-//! I/O and never reads the wall clock; `app` writes what it returns.
+//! spec therefore always gives the same bytes, on any number of threads. The generator does no
+//! I/O and never reads the wall clock; [`write_files`] (the `files` submodule) writes what it
+//! returns.
 //!
 //! What it does NOT do: model real ISPs' address allocation, mobile roaming, or anything
 //! after the response (bodies, latency).
@@ -42,6 +44,7 @@
 mod agents;
 mod attack;
 mod catalog;
+mod files;
 mod render;
 mod session;
 mod timing;
@@ -55,11 +58,12 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::event::{EventTime, RawToken};
-use crate::geodb::{self, AddressPlan, CITIES};
 use crate::identify::Fingerprinter;
-use crate::labels::{ATTACK_TYPES, SessionLabel};
+use crate::lab::labels::{ATTACK_TYPES, SessionLabel};
+use crate::lab::world::{self, AddressPlan, CITIES};
 
 pub use agents::BEHAVIOURS;
+pub use files::{Options, SimFiles, write_files, write_support};
 use session::{Credential, Request};
 
 /// What to simulate.
@@ -245,7 +249,7 @@ fn plan_sessions(spec: &SimSpec) -> Vec<Plan> {
     };
     let mut plans: Vec<Plan> = Vec::with_capacity(users + users / 8);
     for u in 0..users {
-        let host = geodb::benign_host(u as u32);
+        let host = world::benign_host(u as u32);
         let mut plan = Plan {
             session: plans.len() as u32,
             user: format!("user-{u}"),
@@ -578,7 +582,7 @@ pub fn config_toml(keys: &SimKeys, city_db: &str, asn_db: &str, journal: Option<
         city_db,
         asn_db,
         journal,
-        &geodb::corporate_vpn_networks(),
+        &world::corporate_vpn_networks(),
     )
 }
 
@@ -649,8 +653,8 @@ relay_asns = [{relay}]
         audience = keys.audience,
         kid = keys.kid,
         secret = keys.jwt_secret,
-        satellite = geodb::SATELLITE_ASN,
-        relay = geodb::RELAY_ASN,
+        satellite = world::SATELLITE_ASN,
+        relay = world::RELAY_ASN,
     )
 }
 

@@ -1,4 +1,4 @@
-//! The six attacks of issue 3 ([`crate::labels::ATTACK_TYPES`], same order): each replays a
+//! The six attacks of issue 3 ([`crate::lab::labels::ATTACK_TYPES`], same order): each replays a
 //! token the victim holds, from the attacker's own network, after the victim's own traffic
 //! is generated.
 //!
@@ -15,7 +15,7 @@
 //! in type 5 the victim makes a request between the attacker's first and last;
 //! every attacker request uses a token the victim already held at the theft (for JWTs the one
 //! current then) and only while it is valid; attacker addresses come from the attacker half of
-//! each block ([`geodb::attacker_host`]), so the victim never uses one. Types 2 and 6 need
+//! each block ([`world::attacker_host`]), so the victim never uses one. Types 2 and 6 need
 //! hours, so their victims hold long-lived session cookies (the planner sees to it).
 
 use std::net::IpAddr;
@@ -28,9 +28,9 @@ use super::catalog::{self, BROWSERS, Browser, PathSpec};
 use super::session::{Method, SessionBuilder};
 use super::timing::{HOUR, MINUTE, between, exp_ms, pick};
 use super::{Plan, World};
-use crate::geodb::{self, CITIES, NetKind};
+use crate::lab::world::{self, CITIES, NetKind};
 
-/// Index of each type in [`crate::labels::ATTACK_TYPES`].
+/// Index of each type in [`crate::lab::labels::ATTACK_TYPES`].
 pub(super) const FAR_REPLAY_ACTIVE: usize = 0;
 pub(super) const FOREIGN_REPLAY_IDLE: usize = 1;
 pub(super) const SCRIPTED_SAME_COUNTRY: usize = 2;
@@ -59,7 +59,7 @@ pub(super) fn plan_idle(w: &World<'_>, rng: &mut ChaCha8Rng, home: usize, login:
     let len = between(rng, 5 * MINUTE, 30 * MINUTE);
     let foreign: Vec<(usize, f64)> = (0..CITIES.len())
         .filter(|c| CITIES[*c].country != CITIES[home].country)
-        .map(|c| (c, geodb::distance_km(&CITIES[home], &CITIES[c])))
+        .map(|c| (c, world::distance_km(&CITIES[home], &CITIES[c])))
         .collect();
     let in_range: Vec<(usize, f64)> = foreign
         .iter()
@@ -193,7 +193,7 @@ pub(super) fn run(
 ) -> Option<Outcome> {
     let a = &w.spec.addresses;
     let home = victim.home;
-    let thief_host = |rng: &mut ChaCha8Rng| geodb::attacker_host(rng.random());
+    let thief_host = |rng: &mut ChaCha8Rng| world::attacker_host(rng.random());
     // The theft: when, which token, and until when it works.
     let theft = match (kind, idle) {
         (FOREIGN_REPLAY_IDLE, Some(plan)) => at_time(victim, plan.start, w.end),
@@ -467,7 +467,7 @@ fn far_city(rng: &mut ChaCha8Rng, home: usize) -> usize {
     let mut best = (home, 0.0);
     for _ in 0..200 {
         let c = rng.random_range(0..CITIES.len());
-        let d = geodb::distance_km(&CITIES[home], &CITIES[c]);
+        let d = world::distance_km(&CITIES[home], &CITIES[c]);
         if d >= 3000.0 {
             return c;
         }
@@ -481,7 +481,7 @@ fn far_city(rng: &mut ChaCha8Rng, home: usize) -> usize {
 /// Another city within `km` of `home` (or `home` itself when none is).
 fn near_city(rng: &mut ChaCha8Rng, home: usize, km: f64) -> usize {
     let near: Vec<usize> = (0..CITIES.len())
-        .filter(|c| *c != home && geodb::distance_km(&CITIES[home], &CITIES[*c]) <= km)
+        .filter(|c| *c != home && world::distance_km(&CITIES[home], &CITIES[*c]) <= km)
         .collect();
     if near.is_empty() {
         home

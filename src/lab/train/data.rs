@@ -20,7 +20,7 @@ use anyhow::Context;
 use crate::config::{Config, ProcessEnv};
 use crate::event::{EventTime, Fingerprint, Observation};
 use crate::features::{self, FEATURE_COUNT};
-use crate::labels::Labels;
+use crate::lab::labels::Labels;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 

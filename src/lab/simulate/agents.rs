@@ -33,7 +33,7 @@ use super::timing::{
     pick, pick_weighted,
 };
 use super::{Plan, World};
-use crate::geodb::{self, CITIES, NetKind};
+use crate::lab::world::{self, CITIES, NetKind};
 
 /// Visits per hour at the busiest local hour.
 const VISITS_PER_PEAK_HOUR: f64 = 0.35;
@@ -315,11 +315,11 @@ fn plan_trip(w: &World<'_>, rng: &mut ChaCha8Rng, home: usize, login: i64) -> Op
     let mut dest = home;
     for _ in 0..50 {
         dest = rng.random_range(0..CITIES.len());
-        if geodb::distance_km(&CITIES[home], &CITIES[dest]) >= 400.0 {
+        if world::distance_km(&CITIES[home], &CITIES[dest]) >= 400.0 {
             break;
         }
     }
-    let km = geodb::distance_km(&CITIES[home], &CITIES[dest]);
+    let km = world::distance_km(&CITIES[home], &CITIES[dest]);
     if km < 400.0 {
         return None;
     }
@@ -389,7 +389,7 @@ fn ip_of(w: &World<'_>, plan: &Plan, home: usize, net: Net, visit: u32) -> IpAdd
         Net::Cellular => a.address(
             home,
             NetKind::CarrierGateway,
-            geodb::benign_host(host.wrapping_mul(7).wrapping_add(visit.wrapping_mul(131))),
+            world::benign_host(host.wrapping_mul(7).wrapping_add(visit.wrapping_mul(131))),
         ),
         Net::Vpn => a.address(
             catalog::vpn_egress_for(home),
@@ -399,17 +399,17 @@ fn ip_of(w: &World<'_>, plan: &Plan, home: usize, net: Net, visit: u32) -> IpAdd
         Net::Relay => a.address(
             catalog::relay_egress_for(home),
             NetKind::Relay,
-            geodb::benign_host(host.wrapping_mul(3).wrapping_add(visit.wrapping_mul(17))),
+            world::benign_host(host.wrapping_mul(3).wrapping_add(visit.wrapping_mul(17))),
         ),
         Net::Satellite(provider) => a.address(
             provider,
             NetKind::Satellite,
-            geodb::benign_host(host.wrapping_add(visit.wrapping_mul(13))),
+            world::benign_host(host.wrapping_add(visit.wrapping_mul(13))),
         ),
         Net::Hotel(city) => a.address(
             city,
             NetKind::Residential,
-            geodb::benign_host(host.wrapping_add(4000)),
+            world::benign_host(host.wrapping_add(4000)),
         ),
     }
 }

@@ -19,7 +19,7 @@ use plotters::prelude::*;
 use super::metrics::{self, PrPoint, RowMetrics, Spread};
 use super::{EvaluateError, Evaluation, Row, RowKind};
 use crate::config::DetectConfig;
-use crate::labels::ATTACK_TYPES;
+use crate::lab::labels::ATTACK_TYPES;
 
 /// One input file of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -802,8 +802,8 @@ fn draw_pr_chart(eval: &Evaluation, zoom: Zoom, svg: &mut String) -> ChartResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::RunStats;
-    use crate::evaluate::metrics::AttackTypeMetrics;
+    use crate::lab::evaluate::RunStats;
+    use crate::lab::evaluate::metrics::AttackTypeMetrics;
 
     fn row(name: &str, kind: RowKind, detected: usize, false_sessions: usize) -> Row {
         Row {

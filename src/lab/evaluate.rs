@@ -41,7 +41,7 @@ use rayon::prelude::*;
 
 use crate::config::{Config, ProcessEnv, Secrets};
 use crate::event::{Action, Decision, Fingerprint};
-use crate::labels::{Labels, LabelsError, SessionLabel};
+use crate::lab::labels::{Labels, LabelsError, SessionLabel};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 

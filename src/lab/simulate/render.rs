@@ -61,8 +61,8 @@ fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::catalog::PathSpec;
-    use crate::simulate::session::Method;
+    use crate::lab::simulate::catalog::PathSpec;
+    use crate::lab::simulate::session::Method;
 
     #[test]
     fn lines_are_json_in_the_default_input_format() {

@@ -29,7 +29,7 @@
 //! What it does NOT do: run detectors, read files or decide what a revocation is.
 
 use crate::event::EventTime;
-use crate::labels::{ATTACK_TYPES, SessionLabel};
+use crate::lab::labels::{ATTACK_TYPES, SessionLabel};
 
 /// One token revocation by a detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         per_session[r.session].push(*r);
     }
 
-    let user_attack_start = crate::labels::attack_starts_by_user(truth.sessions);
+    let user_attack_start = crate::lab::labels::attack_starts_by_user(truth.sessions);
     let types = attack_types(truth.sessions);
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
     let mut requests: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
