@@ -23,9 +23,8 @@
 //! Invariants:
 //! - `GET /v1/check` answers a decision with **200 and an empty body** (allow) or **401** with
 //!   `WWW-Authenticate: Bearer error="invalid_token"` (deny) and nothing else: Envoy allows
-//!   only on 200 and nginx turns other codes into 500 (REFERENCES "Auth middleware
-//!   contracts"). It reads only memory, so it keeps answering whatever happens to the
-//!   journal or Kafka. Fail-open vs fail-closed when tokenwatch is unreachable is the
+//!   only on 200 and nginx turns other codes into 500 (docs/DESIGN.md §7). It reads only
+//!   memory, so it keeps answering whatever happens to the journal or Kafka. Fail-open vs fail-closed when tokenwatch is unreachable is the
 //!   middleware's setting.
 //! - Admin and ingest keys are compared in constant time (SHA-256 of both sides, then
 //!   `subtle`), so neither content nor length leaks through timing. With no admin key

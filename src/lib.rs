@@ -7,6 +7,9 @@
 //! `metrics` support them; `features` and `model` are the trained scorer's run-time half
 //! (inference needs no ML library).
 //!
+//! "DESIGN §N" in the code names a section of `docs/DESIGN.md`, the contract document (CLI,
+//! config, input fields, fingerprint, decision record, HTTP API, metrics).
+//!
 //! [`lab`] (cargo feature `lab`, on by default) is the offline tooling around the daemon: the
 //! simulator and its synthetic world, labels, training, evaluation and the demo. The run-time
 //! modules above never depend on it (`tests/layering.rs` checks), so

@@ -91,27 +91,6 @@ impl Publisher {
         self
     }
 
-    /// The old positional form: `denylist` (none offline), `sink`, and `live` (restamp
-    /// `decided_at`). Kept only until `demo` (another module's owner) calls
-    /// [`Publisher::live`]; prefer the named constructors.
-    pub fn new(
-        denylist: Option<Arc<Denylist>>,
-        sink: Option<Box<dyn Write + Send>>,
-        metrics: Arc<Metrics>,
-        live: bool,
-    ) -> Self {
-        Publisher {
-            denylist,
-            sink,
-            metrics,
-            clock: if live {
-                DecidedAt::WallClock
-            } else {
-                DecidedAt::EventTime
-            },
-        }
-    }
-
     /// Apply one batch of decisions made at `decided`; returns them as applied.
     pub fn publish(
         &mut self,

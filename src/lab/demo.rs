@@ -107,12 +107,7 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     services.readiness.mark_ready(Readiness::GEOIP);
     services.readiness.mark_ready(Readiness::MODEL);
     let mut pipeline = Pipeline::new(stages, services.metrics.clone());
-    let mut publisher = Publisher::new(
-        Some(services.denylist.clone()),
-        None,
-        services.metrics.clone(),
-        true,
-    );
+    let mut publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
 
     // Pace by event time: each wall-clock tick releases the next slice of simulated time.
     let started = Instant::now();

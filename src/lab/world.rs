@@ -783,7 +783,7 @@ pub fn corporate_vpn_networks() -> Vec<IpNet> {
 }
 
 const DESCRIPTION: &str = "tokenwatch synthetic world: real cities, made-up address blocks. \
-                           Not real data; see src/geodb.rs.";
+                           Not real data; see src/lab/world.rs.";
 
 fn to_io(err: mmdb_writer::Error) -> io::Error {
     io::Error::other(err)

@@ -1,5 +1,6 @@
 //! The published impossible-travel rules that `evaluate` compares tokenwatch against
-//! (REFERENCES "Published impossible-travel rules"), as pure functions over one token's uses.
+//! (CrowdSec, Panther and Elastic, as each project publishes them), as pure functions over one
+//! token's uses.
 //!
 //! Data flow: `evaluate` collects, per token fingerprint and in input (event) order, every use
 //! that GeoIP located — `(time, lat, lon, ip)` from the same parse → identify → enrich stages
