@@ -7,8 +7,15 @@
 #
 #   scripts/bench-check.sh ./target/release/tokenwatch [LABEL]
 #
-# Needs wrk and curl (Debian packages). Traffic goes to 127.0.0.1 only; bounded to ~25 s.
+# Needs curl, and wrk (installed with apt-get when missing). Traffic goes to 127.0.0.1 only;
+# bounded to ~25 s.
 set -euo pipefail
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (Debian package)" >&2
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
 bin=$(realpath "$1")
 label=${2:-$1}
 dir=$(mktemp -d)
