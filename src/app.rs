@@ -200,7 +200,7 @@ pub fn summary_table(totals: &Totals, elapsed: Duration) -> String {
         ),
     ];
     for (reason, n) in &totals.parse_errors {
-        rows.push((format!("  parse error: {reason}"), n.to_string()));
+        rows.push((format!("  parse error: {}", reason.code()), n.to_string()));
     }
     for (result, n) in &totals.verifications {
         rows.push((format!("  token: {}", result.code()), n.to_string()));

@@ -246,37 +246,103 @@ pub enum ParseError {
     FutureTime,
 }
 
-impl ParseError {
-    /// Every value [`code`](Self::code) can return, for pre-registering metric labels.
-    pub const CODES: [&'static str; 11] = [
-        "too_large",
-        "invalid_utf8",
-        "invalid_json",
-        "not_an_object",
-        "missing_time",
-        "bad_time",
-        "missing_client_ip",
-        "bad_client_ip",
-        "bad_fingerprint",
-        "too_many_credentials",
-        "future",
+/// Why a record was rejected, without the details: what parse errors are counted by
+/// (`parse_errors_total{reason}`, the replay summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParseReason {
+    /// [`ParseError::TooLarge`].
+    TooLarge,
+    /// [`ParseError::InvalidUtf8`].
+    InvalidUtf8,
+    /// [`ParseError::InvalidJson`].
+    InvalidJson,
+    /// [`ParseError::NotAnObject`].
+    NotAnObject,
+    /// [`ParseError::MissingTime`].
+    MissingTime,
+    /// [`ParseError::BadTime`].
+    BadTime,
+    /// [`ParseError::MissingClientIp`].
+    MissingClientIp,
+    /// [`ParseError::BadClientIp`].
+    BadClientIp,
+    /// [`ParseError::BadFingerprint`].
+    BadFingerprint,
+    /// [`ParseError::TooManyCredentials`].
+    TooManyCredentials,
+    /// [`ParseError::FutureTime`].
+    FutureTime,
+}
+
+impl ParseReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [ParseReason; 11] = [
+        ParseReason::TooLarge,
+        ParseReason::InvalidUtf8,
+        ParseReason::InvalidJson,
+        ParseReason::NotAnObject,
+        ParseReason::MissingTime,
+        ParseReason::BadTime,
+        ParseReason::MissingClientIp,
+        ParseReason::BadClientIp,
+        ParseReason::BadFingerprint,
+        ParseReason::TooManyCredentials,
+        ParseReason::FutureTime,
     ];
 
     /// Bounded reason code (metric label `parse_errors_total{reason}`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
-            ParseError::TooLarge { .. } => "too_large",
-            ParseError::InvalidUtf8 => "invalid_utf8",
-            ParseError::InvalidJson { .. } => "invalid_json",
-            ParseError::NotAnObject => "not_an_object",
-            ParseError::MissingTime => "missing_time",
-            ParseError::BadTime => "bad_time",
-            ParseError::MissingClientIp => "missing_client_ip",
-            ParseError::BadClientIp => "bad_client_ip",
-            ParseError::BadFingerprint => "bad_fingerprint",
-            ParseError::TooManyCredentials => "too_many_credentials",
-            ParseError::FutureTime => "future",
+            ParseReason::TooLarge => "too_large",
+            ParseReason::InvalidUtf8 => "invalid_utf8",
+            ParseReason::InvalidJson => "invalid_json",
+            ParseReason::NotAnObject => "not_an_object",
+            ParseReason::MissingTime => "missing_time",
+            ParseReason::BadTime => "bad_time",
+            ParseReason::MissingClientIp => "missing_client_ip",
+            ParseReason::BadClientIp => "bad_client_ip",
+            ParseReason::BadFingerprint => "bad_fingerprint",
+            ParseReason::TooManyCredentials => "too_many_credentials",
+            ParseReason::FutureTime => "future",
         }
+    }
+}
+
+/// By code, so the replay summary lists reasons alphabetically (the codes are distinct, so
+/// this agrees with equality).
+impl Ord for ParseReason {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(other.code())
+    }
+}
+
+impl PartialOrd for ParseReason {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl ParseError {
+    /// The reason, without the details.
+    pub fn reason(&self) -> ParseReason {
+        match self {
+            ParseError::TooLarge { .. } => ParseReason::TooLarge,
+            ParseError::InvalidUtf8 => ParseReason::InvalidUtf8,
+            ParseError::InvalidJson { .. } => ParseReason::InvalidJson,
+            ParseError::NotAnObject => ParseReason::NotAnObject,
+            ParseError::MissingTime => ParseReason::MissingTime,
+            ParseError::BadTime => ParseReason::BadTime,
+            ParseError::MissingClientIp => ParseReason::MissingClientIp,
+            ParseError::BadClientIp => ParseReason::BadClientIp,
+            ParseError::BadFingerprint => ParseReason::BadFingerprint,
+            ParseError::TooManyCredentials => ParseReason::TooManyCredentials,
+            ParseError::FutureTime => ParseReason::FutureTime,
+        }
+    }
+
+    /// Bounded reason code (metric label `parse_errors_total{reason}`).
+    pub fn code(&self) -> &'static str {
+        self.reason().code()
     }
 }
 

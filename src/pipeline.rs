@@ -26,7 +26,7 @@ use crate::event::{
 };
 use crate::identify::{Identifier, RejectReason};
 use crate::metrics::Metrics;
-use crate::parse::Parser;
+use crate::parse::{ParseReason, Parser};
 use crate::score::Scorer;
 use crate::track::SessionTracker;
 
@@ -54,7 +54,7 @@ enum Front {
     /// identification result for the verification counts.
     Ready(Vec<IdentifiedEvent>, Vec<Verification>),
     Anonymous,
-    ParseError(&'static str),
+    ParseError(ParseReason),
     /// Every credential was rejected; one reason per credential.
     Rejected(Vec<Verification>),
 }
@@ -132,9 +132,8 @@ pub struct Totals {
     pub processed: u64,
     /// Records without a credential.
     pub anonymous: u64,
-    /// Rejected by parse, by reason (`ParseError::code`; parse has no field-free reason type
-    /// to key by yet).
-    pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Rejected by parse, by reason.
+    pub parse_errors: BTreeMap<ParseReason, u64>,
     /// Identification results.
     pub verifications: BTreeMap<Verification, u64>,
     /// Decisions by action.
@@ -249,7 +248,10 @@ impl Pipeline {
                 Front::Anonymous => Outcome::Anonymous,
                 Front::ParseError(reason) => {
                     *self.totals.parse_errors.entry(reason).or_default() += 1;
-                    self.metrics.parse_errors.with_label_values(&[reason]).inc();
+                    self.metrics
+                        .parse_errors
+                        .with_label_values(&[reason.code()])
+                        .inc();
                     Outcome::ParseError
                 }
                 Front::Rejected(reasons) => {
@@ -324,23 +326,16 @@ impl Pipeline {
 /// in the header and the query) is one event.
 fn front(stages: &Stages, line: &RawLine, seq: u64, not_after: EventTime) -> Front {
     if line.truncated {
-        // The source cut it at the cap: it is at least one byte longer than what we hold.
-        let len = line.bytes.len();
-        return Front::ParseError(
-            crate::parse::ParseError::TooLarge {
-                len: len + 1,
-                max: len,
-            }
-            .code(),
-        );
+        // The source cut it at the cap.
+        return Front::ParseError(ParseReason::TooLarge);
     }
     let event = match stages.parser.parse(&line.bytes) {
         Ok(Some(event)) => event,
         Ok(None) => return Front::Anonymous,
-        Err(e) => return Front::ParseError(e.code()),
+        Err(e) => return Front::ParseError(e.reason()),
     };
     if event.time > not_after {
-        return Front::ParseError(crate::parse::ParseError::FutureTime.code());
+        return Front::ParseError(ParseReason::FutureTime);
     }
     let mut identities: Vec<Identity> = Vec::with_capacity(event.credentials.len());
     let mut results = Vec::with_capacity(event.credentials.len());

@@ -636,12 +636,16 @@ fn every_reject_reason() {
         ParseError::TooManyCredentials,
         ParseError::FutureTime,
     ];
-    let codes: Vec<&str> = every_variant.iter().map(ParseError::code).collect();
+    let reasons: Vec<ParseReason> = every_variant.iter().map(ParseError::reason).collect();
     assert_eq!(
-        codes,
-        ParseError::CODES,
-        "CODES lists every code once, in order"
+        reasons,
+        ParseReason::ALL,
+        "ALL lists every reason once, in order"
     );
+    let mut codes: Vec<&str> = reasons.iter().map(|r| r.code()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), ParseReason::ALL.len(), "codes are distinct");
 }
 
 #[test]
