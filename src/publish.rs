@@ -402,6 +402,67 @@ mod tests {
     }
 
     #[test]
+    fn step_ups_are_enforced_as_step_up_entries_with_not_before_on_sid_keys() {
+        for mode in [Mode::Enforce, Mode::Shadow] {
+            let deny = denylist();
+            deny.unrevoke(&DenyKey::Fingerprint(fp(3)), true)
+                .expect("allowlisted");
+            let metrics = Arc::new(Metrics::new());
+            let sink = Shared::default();
+            let mut publisher =
+                Publisher::live(deny.clone(), metrics.clone()).with_sink(Box::new(sink.clone()));
+            let sid: DenyKey = "sid:https://id.example.com:s-1".parse().expect("key");
+            let mut session = decision(1, Action::StepUp, mode);
+            session.key = sid.clone();
+            let before = wall_clock_ms() / 1000;
+            let out = publisher
+                .publish(
+                    vec![
+                        session,
+                        decision(2, Action::StepUp, mode),
+                        decision(3, Action::StepUp, mode),
+                    ],
+                    Instant::now(),
+                )
+                .expect("published");
+            let actions: Vec<_> = out.iter().map(|d| d.action).collect();
+            assert_eq!(
+                actions,
+                [Action::StepUp, Action::StepUp, Action::Flag],
+                "an allowlisted token is flagged, as with a revocation"
+            );
+            let lines = sink.lines();
+            assert_eq!(lines[0]["action"], "step_up");
+            assert_eq!(lines[2]["action"], "flag");
+            assert_eq!(detections(&metrics, Action::StepUp, mode), 2, "{mode:?}");
+            assert_eq!(
+                metrics.revocations.with_label_values(&["detector"]).get(),
+                0,
+                "a step-up is not a revocation"
+            );
+            if mode == Mode::Shadow {
+                assert!(deny.is_empty(), "shadow mode enforces nothing");
+                continue;
+            }
+            let entry = deny.get(&sid).expect("session stepped up");
+            assert_eq!(entry.action, EntryAction::StepUp);
+            assert_eq!(entry.not_before, Some(out[0].decided_at.0.div_euclid(1000)));
+            assert!(
+                entry.not_before >= Some(before),
+                "the decision's (wall-clock) time"
+            );
+            let opaque = deny
+                .get(&DenyKey::Fingerprint(fp(2)))
+                .expect("token stepped up");
+            assert_eq!(
+                (opaque.action, opaque.not_before),
+                (EntryAction::StepUp, None)
+            );
+            assert!(deny.get(&DenyKey::Fingerprint(fp(3))).is_none());
+        }
+    }
+
+    #[test]
     fn a_sink_failure_is_an_output_error_after_the_revocations_are_durable() {
         let deny = denylist();
         let mut publisher =
