@@ -5,6 +5,9 @@
 //! the check path touches.
 //!
 //! Invariants:
+//! - An entry revokes or steps up ([`EntryAction`], DESIGN §5); [`Denylist::check`] returns a
+//!   revocation whenever one matches, a step-up only when none does, and a detector step-up
+//!   never replaces a revocation in force.
 //! - The in-memory maps (DashMap) are wrapped so that no guard ever leaves this module: methods
 //!   return owned values or inspect entries inside the call. A guard can therefore never be held
 //!   across an `.await` or while the same shard is locked again.
