@@ -19,7 +19,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 
 use tokenwatch::api::{ApiState, router};
-use tokenwatch::denylist::{CheckQuery, DenyKey, Denylist, Entry, Origin, wall_clock_ms};
+use tokenwatch::denylist::{
+    CheckQuery, DenyKey, Denylist, Entry, EntryAction, Origin, wall_clock_ms,
+};
 use tokenwatch::event::Fingerprint;
 use tokenwatch::identify::Fingerprinter;
 use tokenwatch::metrics::Metrics;
@@ -40,6 +42,7 @@ fn filled_denylist() -> Denylist {
     let denylist = Denylist::open(None).expect("in memory");
     let now = wall_clock_ms();
     let entry = Entry {
+        action: EntryAction::Revoke,
         reasons: vec!["impossible_travel".into()],
         origin: Origin::Detector,
         created_at_ms: now,
@@ -134,6 +137,7 @@ fn router_check(c: &mut Criterion) {
         .revoke(
             DenyKey::Fingerprint(fingerprinter.fingerprint(revoked_token.as_bytes())),
             Entry {
+                action: EntryAction::Revoke,
                 reasons: vec!["admin".into()],
                 origin: Origin::Admin,
                 created_at_ms: now,

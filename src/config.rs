@@ -350,6 +350,10 @@ pub struct DetectConfig {
     pub mode: Mode,
     /// Score at or above which a session is revoked.
     pub threshold: f64,
+    /// Score at or above which a session is asked to authenticate again (`step_up`, DESIGN
+    /// §5), below `threshold`. Unset = `threshold`: no step-up band, scores below `threshold`
+    /// are flagged as before (read it with [`DetectConfig::step_up_threshold`]).
+    pub step_up_threshold: Option<f64>,
     /// Score at or above which a session is flagged (recorded, not revoked).
     pub flag_threshold: f64,
     /// Trained model artifact (a later issue); empty = rules only.
@@ -388,6 +392,14 @@ pub struct DetectConfig {
     pub revoke_scope: RevokeScope,
 }
 
+impl DetectConfig {
+    /// The score at or above which a session is stepped up: `detect.step_up_threshold`, or
+    /// `threshold` when unset (then nothing is stepped up).
+    pub fn step_up_threshold(&self) -> f64 {
+        self.step_up_threshold.unwrap_or(self.threshold)
+    }
+}
+
 /// Which denylist key a detection writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -404,6 +416,7 @@ impl Default for DetectConfig {
         DetectConfig {
             mode: Mode::Enforce,
             threshold: 0.8,
+            step_up_threshold: None,
             flag_threshold: 0.5,
             model: None,
             allow_cidrs: vec![],
@@ -798,6 +811,21 @@ impl Config {
         if d.flag_threshold > d.threshold {
             errors.push("detect.flag_threshold: must not exceed detect.threshold".into());
         }
+        if let Some(step_up) = d.step_up_threshold {
+            if !(0.0..=1.0).contains(&step_up) {
+                errors.push("detect.step_up_threshold: must be within [0, 1]".into());
+            } else {
+                if step_up > d.threshold {
+                    errors
+                        .push("detect.step_up_threshold: must not exceed detect.threshold".into());
+                }
+                if step_up < d.flag_threshold {
+                    errors.push(
+                        "detect.step_up_threshold: must not be below detect.flag_threshold".into(),
+                    );
+                }
+            }
+        }
         // TOML has `nan` and `inf`; every comparison with NaN is false, so a NaN speed or
         // distance would switch impossible travel off without a word.
         if !(d.max_speed_kmh.is_finite() && d.max_speed_kmh > 0.0) {
@@ -901,6 +929,43 @@ mod tests {
         assert_eq!(config.role, Role::All);
         assert_eq!(config.input.channel_capacity, 64);
         assert_eq!(config.input.drain_timeout.0, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn step_up_threshold_defaults_to_threshold_and_is_validated() {
+        let detect = |extra: &str| {
+            let text = format!("{MINIMAL}\n[detect]\n{extra}\n");
+            Config::parse(&text, Path::new(".")).expect("parses")
+        };
+        // Unset: no step-up band, today's revoke/flag split.
+        let config = detect("threshold = 0.9");
+        assert_eq!(config.detect.step_up_threshold(), 0.9);
+        assert!(config.validate(&[]).is_ok());
+        let config = detect("step_up_threshold = 0.6");
+        assert_eq!(config.detect.step_up_threshold(), 0.6);
+        assert!(config.validate(&[]).is_ok());
+        // The band edges are allowed: step-up = threshold (off), step-up = flag (no flags).
+        for ok in ["step_up_threshold = 0.8", "step_up_threshold = 0.5"] {
+            assert!(detect(ok).validate(&[]).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("step_up_threshold = 1.5", "within [0, 1]"),
+            ("step_up_threshold = nan", "within [0, 1]"),
+            (
+                "step_up_threshold = 0.85",
+                "must not exceed detect.threshold",
+            ),
+            (
+                "step_up_threshold = 0.4",
+                "must not be below detect.flag_threshold",
+            ),
+        ] {
+            let errors = detect(bad).validate(&[]).expect_err(bad).0.join("\n");
+            assert!(
+                errors.contains("detect.step_up_threshold") && errors.contains(says),
+                "{bad}: {errors}"
+            );
+        }
     }
 
     #[test]

@@ -1,16 +1,26 @@
-//! Stage 7, decide: policy maps an [`Assessment`] to a [`Decision`] (revoke or flag), or none.
+//! Stage 7, decide: policy maps an [`Assessment`] to a [`Decision`] (revoke, step up or flag),
+//! or none (DESIGN §5).
 //!
 //! Data flow: `score` → **decide** → `publish`. The policy:
-//! - `hard_rule` or `score ≥ detect.threshold` → revoke; `score ≥ detect.flag_threshold` →
-//!   flag; an assessment with no reason is never a decision.
-//! - A subject in `detect.allow_subjects` is never revoked automatically: flagged instead.
-//! - No duplicates: nothing if the session was already revoked, no flag if already flagged (a
-//!   flagged session can still be revoked when the evidence grows).
+//! - `hard_rule` or `score ≥ detect.threshold` → revoke; `score ≥ detect.step_up_threshold` →
+//!   step up; `score ≥ detect.flag_threshold` → flag; an assessment with no reason is never a
+//!   decision. The hard rules (impossible travel across a border or over `hard_travel_km`,
+//!   concurrent use) always revoke: a step-up would let the thief, who may hold the second
+//!   factor's session too, simply pass it. Unset, the step-up threshold is `threshold`, so
+//!   there is no step-up band.
+//! - A subject in `detect.allow_subjects` is never revoked or stepped up automatically:
+//!   flagged instead.
+//! - No duplicates and no downgrades: nothing unless the action is stronger than the one
+//!   already taken on the session (flag < step up < revoke): a flagged session can still be
+//!   stepped up or revoked, a stepped-up one revoked, when the evidence grows.
 //! - `detect.mode = shadow` produces the same decisions marked `mode: shadow`; `publish` does
 //!   not enforce them. The tracker records them all the same, so shadow mode also shows each
 //!   session once.
-//! - Key: `fp:<fingerprint>`, or with `revoke_scope = session` and a JWT carrying `iss` and
-//!   `sid`: `sid:<iss>:<sid>` (DESIGN §4).
+//! - Key of a revocation: `fp:<fingerprint>`, or with `revoke_scope = session` and a JWT
+//!   carrying `iss` and `sid`: `sid:<iss>:<sid>` (DESIGN §4). Key of a step-up, whatever the
+//!   scope: `sid:<iss>:<sid>` when the JWT names both (`publish` gives the entry a
+//!   `not_before`, so the session's tokens issued after the challenge pass), else `fp:` (the
+//!   fresh token has another fingerprint).
 //! - Times are event time (`decided_at` too; `publish` restamps it in live mode). Expiry: JWT
 //!   `exp` + `tokens.jwt.leeway`, else event time + `tokens.opaque_ttl`.
 //!
@@ -30,6 +40,7 @@ use crate::event::{
 pub struct Policy {
     mode: Mode,
     threshold: f64,
+    step_up_threshold: f64,
     flag_threshold: f64,
     allow_subjects: HashSet<String>,
     revoke_scope: RevokeScope,
@@ -62,6 +73,7 @@ impl Policy {
         Policy {
             mode: detect.mode,
             threshold: detect.threshold,
+            step_up_threshold: detect.step_up_threshold(),
             flag_threshold: detect.flag_threshold,
             allow_subjects: detect.allow_subjects.iter().cloned().collect(),
             revoke_scope: detect.revoke_scope,
@@ -77,6 +89,8 @@ impl Policy {
             None
         } else if assessment.hard_rule || assessment.score >= self.threshold {
             Some(Action::Revoke)
+        } else if assessment.score >= self.step_up_threshold {
+            Some(Action::StepUp)
         } else if assessment.score >= self.flag_threshold {
             Some(Action::Flag)
         } else {
@@ -100,14 +114,16 @@ impl Policy {
         if protected {
             action = Action::Flag;
         }
-        match (prior, action) {
-            (Some(Action::Revoke), _) | (Some(Action::Flag), Action::Flag) => return None,
-            _ => {}
+        if prior.is_some_and(|prior| prior.strength() >= action.strength()) {
+            return None;
         }
 
         let fingerprint = event.identity.fingerprint;
         let event_time = event.event.time;
-        let session_key = self.session_key(claims);
+        let session_key = match action {
+            Action::StepUp => sid_key(claims),
+            Action::Revoke | Action::Flag => self.session_key(claims),
+        };
         let whole_session = session_key.is_some();
         let key = session_key.unwrap_or(DenyKey::Fingerprint(fingerprint));
         Some(Decision {
@@ -138,16 +154,7 @@ impl Policy {
         if self.revoke_scope != RevokeScope::Session {
             return None;
         }
-        let claims = claims?;
-        let key = DenyKey::Sid {
-            iss: claims.iss.clone()?,
-            sid: claims.sid.clone()?,
-        };
-        let holdable = key
-            .to_string()
-            .parse::<DenyKey>()
-            .is_ok_and(|read| read == key);
-        holdable.then_some(key)
+        sid_key(claims)
     }
 
     /// JWT `exp` + leeway, else event time + the opaque TTL. A `sid:` entry must outlive the
@@ -174,6 +181,20 @@ impl Policy {
         // Even an issuer's `exp` of 2^63 − 1 gives an entry that ends.
         EventTime(end.min(now.0.saturating_add(self.max_ttl_ms)))
     }
+}
+
+/// `sid:<iss>:<sid>` when the JWT names both and the denylist can hold the key, else `None`.
+fn sid_key(claims: Option<&Claims>) -> Option<DenyKey> {
+    let claims = claims?;
+    let key = DenyKey::Sid {
+        iss: claims.iss.clone()?,
+        sid: claims.sid.clone()?,
+    };
+    let holdable = key
+        .to_string()
+        .parse::<DenyKey>()
+        .is_ok_and(|read| read == key);
+    holdable.then_some(key)
 }
 
 /// What the reasons rest on: the travel leg (the session's own when impossible travel fired,
@@ -536,6 +557,167 @@ mod tests {
             lax.decide(&event, &Observation::default(), &empty, None)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn step_up_band_between_flag_and_revoke() {
+        // (mode, allow_subjects, score, hard, prior, expected action)
+        let cases = [
+            (Mode::Enforce, false, 0.8, false, None, Some(Action::Revoke)),
+            (
+                Mode::Enforce,
+                false,
+                0.79,
+                false,
+                None,
+                Some(Action::StepUp),
+            ),
+            (Mode::Enforce, false, 0.6, false, None, Some(Action::StepUp)),
+            (Mode::Enforce, false, 0.59, false, None, Some(Action::Flag)),
+            (Mode::Enforce, false, 0.5, false, None, Some(Action::Flag)),
+            (Mode::Enforce, false, 0.49, false, None, None),
+            // Hard rules (impossible travel, concurrent use) revoke whatever the score.
+            (Mode::Enforce, false, 0.65, true, None, Some(Action::Revoke)),
+            (Mode::Enforce, false, 0.1, true, None, Some(Action::Revoke)),
+            // Shadow: the same decision, marked shadow.
+            (Mode::Shadow, false, 0.7, false, None, Some(Action::StepUp)),
+            // An allowlisted subject is flagged instead, like a revocation.
+            (Mode::Enforce, true, 0.7, false, None, Some(Action::Flag)),
+            (Mode::Enforce, true, 0.7, false, Some(Action::Flag), None),
+            // Only ever stronger: flag → step-up → revoke, never back.
+            (
+                Mode::Enforce,
+                false,
+                0.7,
+                false,
+                Some(Action::Flag),
+                Some(Action::StepUp),
+            ),
+            (Mode::Enforce, false, 0.7, false, Some(Action::StepUp), None),
+            (
+                Mode::Enforce,
+                false,
+                0.55,
+                false,
+                Some(Action::StepUp),
+                None,
+            ),
+            (
+                Mode::Enforce,
+                false,
+                0.9,
+                false,
+                Some(Action::StepUp),
+                Some(Action::Revoke),
+            ),
+            (Mode::Enforce, false, 0.7, false, Some(Action::Revoke), None),
+        ];
+        for (mode, allow, score, hard, prior, expected) in cases {
+            let detect = DetectConfig {
+                mode,
+                step_up_threshold: Some(0.6),
+                allow_subjects: if allow { vec!["vip".into()] } else { vec![] },
+                ..DetectConfig::default()
+            };
+            let policy = Policy::new(&detect, &tokens());
+            let event = ev(1, 0).jwt("vip", None, T0 + 600).build();
+            let got = policy.decide(
+                &event,
+                &Observation::default(),
+                &assessment(score, hard),
+                prior,
+            );
+            let case = format!("{mode:?} allow={allow} score={score} hard={hard} prior={prior:?}");
+            assert_eq!(got.as_ref().map(|d| d.action), expected, "{case}");
+            if let Some(d) = got {
+                assert_eq!(d.mode, mode, "{case}");
+            }
+        }
+        // Unset, the step-up threshold is the revoke threshold: no step-up band at all.
+        let policy = Policy::new(&DetectConfig::default(), &tokens());
+        for score in [0.5, 0.7, 0.79] {
+            let got = policy.decide(
+                &ev(1, 0).build(),
+                &Observation::default(),
+                &assessment(score, false),
+                None,
+            );
+            assert_eq!(got.map(|d| d.action), Some(Action::Flag), "{score}");
+        }
+    }
+
+    #[test]
+    fn step_up_keys_the_session_whatever_the_revoke_scope() {
+        let exp = T0 + 900;
+        // (scope, event, expected key of a step-up)
+        let cases = [
+            (
+                RevokeScope::Token,
+                ev(1, 0).jwt("u", Some("s-9"), exp),
+                "sid:https://id.example.com:s-9".to_string(),
+            ),
+            (
+                RevokeScope::Session,
+                ev(1, 0).jwt("u", Some("s-9"), exp),
+                "sid:https://id.example.com:s-9".to_string(),
+            ),
+            // No sid: the token itself (the fresh token has another fingerprint).
+            (
+                RevokeScope::Token,
+                ev(1, 0).jwt("u", None, exp),
+                format!("fp:{}", fp(1)),
+            ),
+            // Opaque token.
+            (RevokeScope::Session, ev(1, 0), format!("fp:{}", fp(1))),
+            // A sid the denylist cannot hold: the token, never nothing.
+            (
+                RevokeScope::Token,
+                ev(1, 0).jwt("u", Some("s\n9"), exp),
+                format!("fp:{}", fp(1)),
+            ),
+        ];
+        for (scope, event, key) in cases {
+            let policy = Policy::new(
+                &DetectConfig {
+                    revoke_scope: scope,
+                    step_up_threshold: Some(0.6),
+                    ..DetectConfig::default()
+                },
+                &tokens(),
+            );
+            let d = policy
+                .decide(
+                    &event.build(),
+                    &Observation::default(),
+                    &assessment(0.7, false),
+                    None,
+                )
+                .expect("decision");
+            assert_eq!(d.action, Action::StepUp);
+            assert_eq!(d.key.to_string(), key, "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn step_up_decision_record_says_step_up() {
+        let policy = Policy::new(
+            &DetectConfig {
+                step_up_threshold: Some(0.6),
+                ..DetectConfig::default()
+            },
+            &tokens(),
+        );
+        let d = policy
+            .decide(
+                &ev(1, 0).build(),
+                &Observation::default(),
+                &assessment(0.7, false),
+                None,
+            )
+            .expect("decision");
+        let json: serde_json::Value = serde_json::to_value(&d).expect("serializes");
+        assert_eq!(json["action"], "step_up");
+        assert_eq!(json["mode"], "enforce");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! the check path touches.
 //!
 //! Invariants:
+//! - An entry revokes or steps up ([`EntryAction`], DESIGN §5); [`Denylist::check`] returns a
+//!   revocation whenever one matches, a step-up only when none does, and a detector step-up
+//!   never replaces a revocation in force.
 //! - The in-memory maps (DashMap) are wrapped so that no guard ever leaves this module: methods
 //!   return owned values or inspect entries inside the call. A guard can therefore never be held
 //!   across an `.await` or while the same shard is locked again.
@@ -110,9 +113,40 @@ impl Origin {
     }
 }
 
+/// What a matching entry does to a token (DESIGN §5, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryAction {
+    /// Denied: the check answers 401 `invalid_token`. What every entry of earlier releases is
+    /// (their journal records have no `action`).
+    #[default]
+    Revoke,
+    /// Challenged: the check answers 401 `insufficient_user_authentication` (RFC 9470) until
+    /// the app issues a new token (for a `sid:` entry, one issued at or after `not_before`).
+    StepUp,
+}
+
+impl EntryAction {
+    /// Wire value (`revoke`, `step_up`).
+    pub fn label(self) -> &'static str {
+        match self {
+            EntryAction::Revoke => "revoke",
+            EntryAction::StepUp => "step_up",
+        }
+    }
+
+    fn is_revoke(&self) -> bool {
+        *self == EntryAction::Revoke
+    }
+}
+
 /// One denylist entry.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
+    /// Revoke or step up. Absent from journal records of earlier releases (and omitted when
+    /// writing a revocation, so revocations are written as before): revoke.
+    #[serde(default, skip_serializing_if = "EntryAction::is_revoke")]
+    pub action: EntryAction,
     /// Reason codes or free text from an admin.
     pub reasons: Vec<String>,
     /// Who revoked.
@@ -121,7 +155,9 @@ pub struct Entry {
     pub created_at_ms: i64,
     /// Wall-clock ms when the entry lapses (it matches while `now < expires_at_ms`).
     pub expires_at_ms: i64,
-    /// For `sub` keys: tokens issued (`iat`) before this many epoch seconds are revoked.
+    /// For `sub` keys, and `sid` keys of a step-up: only tokens issued (`iat`) before this many
+    /// epoch seconds match; the ones issued at or after it (after the password reset, after
+    /// the fresh authentication) pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
     /// Detector score, if any.
@@ -153,13 +189,15 @@ pub struct CheckQuery {
     pub iat: Option<i64>,
 }
 
-/// Whether a `sub` entry with `not_before` covers a token issued at `iat`.
+/// Whether a named (`sub`, or step-up `sid`) entry with `not_before` covers a token issued at
+/// `iat`.
 ///
-/// The entry revokes tokens issued strictly before `not_before` (a token issued at or after it —
-/// after the password reset — is allowed). A token **without `iat`** cannot show it is newer,
-/// so it matches: conservative, because `sub` revocation exists for "the account is
-/// compromised". An entry without `not_before` revokes every token of the subject.
-fn sub_entry_covers(not_before: Option<i64>, iat: Option<i64>) -> bool {
+/// The entry matches tokens issued strictly before `not_before` (a token issued at or after it —
+/// after the password reset, after the fresh authentication of a step-up — is allowed). A token
+/// **without `iat`** cannot show it is newer, so it matches: conservative, because these
+/// entries exist for "the account (session) is compromised". An entry without `not_before`
+/// matches every token of the subject (session).
+fn named_entry_covers(not_before: Option<i64>, iat: Option<i64>) -> bool {
     match (not_before, iat) {
         (Some(not_before), Some(iat)) => iat < not_before,
         _ => true,
@@ -612,6 +650,7 @@ impl Denylist {
                 }
                 _ => true,
             })
+            .filter(|(key, entry)| !self.would_weaken(key, entry))
             .map(|(key, entry)| Change::Revoke(key, entry))
             .collect();
         let applied = changes.len();
@@ -631,6 +670,15 @@ impl Denylist {
             self.append(&mut writer, &bytes, "revoke")?;
         }
         Ok(applied)
+    }
+
+    /// A step-up entry never replaces a revocation in force under the same key: the weaker
+    /// action would let a revoked token through after a fresh authentication.
+    fn would_weaken(&self, key: &DenyKey, entry: &Entry) -> bool {
+        entry.action == EntryAction::StepUp
+            && self.state.get(key).is_some_and(|held| {
+                held.action == EntryAction::Revoke && held.is_live(entry.created_at_ms)
+            })
     }
 
     /// Remove `key`; durable before it returns. Returns whether an entry was present.
@@ -667,19 +715,28 @@ impl Denylist {
         Ok(removed)
     }
 
-    /// The first matching, unexpired entry, looking up in order `fp:`, `jti:`, `sid:`, `sub:`.
+    /// The matching, unexpired entry that enforces most: the first revocation, looking up in
+    /// order `fp:`, `jti:`, `sid:`, `sub:`, else the first step-up in that order (a revocation
+    /// wins over a step-up).
     ///
-    /// The named keys need `iss`. A `sub:` entry matches only tokens issued before its
-    /// `not_before`; a token without `iat` matches (it cannot show it is newer). Allocates
-    /// only to return a hit.
+    /// The named keys need `iss`. A named entry with `not_before` (`sub:`, a step-up's `sid:`)
+    /// matches only tokens issued before it; a token without `iat` matches (it cannot show it
+    /// is newer). Allocates only to return a hit.
     pub fn check(&self, query: &CheckQuery, now_ms: i64) -> Option<(DenyKey, Entry)> {
+        let mut step_up = None;
         if let Some(fp) = query.fingerprint
             && let Some(entry) = self.state.fingerprints.get(&fp)
             && entry.is_live(now_ms)
         {
-            return Some((DenyKey::Fingerprint(fp), entry.value().clone()));
+            let hit = (DenyKey::Fingerprint(fp), entry.value().clone());
+            if entry.action == EntryAction::Revoke {
+                return Some(hit);
+            }
+            step_up = Some(hit);
         }
-        let iss = query.iss.as_deref()?;
+        let Some(iss) = query.iss.as_deref() else {
+            return step_up;
+        };
         let candidates = [
             (NamedKind::Jti, query.jti.as_deref()),
             (NamedKind::Sid, query.sid.as_deref()),
@@ -691,12 +748,17 @@ impl Denylist {
             let Some(entry) = self.state.named.get(&probe as &dyn NamedKeyView) else {
                 continue;
             };
-            let covers = kind != NamedKind::Sub || sub_entry_covers(entry.not_before, query.iat);
-            if entry.is_live(now_ms) && covers {
+            if !(entry.is_live(now_ms) && named_entry_covers(entry.not_before, query.iat)) {
+                continue;
+            }
+            if entry.action == EntryAction::Revoke {
                 return Some((DenyKey::from_named(kind, iss, id), entry.value().clone()));
             }
+            if step_up.is_none() {
+                step_up = Some((DenyKey::from_named(kind, iss, id), entry.value().clone()));
+            }
         }
-        None
+        step_up
     }
 
     /// The entry stored under `key`, expired or not.

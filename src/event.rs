@@ -619,9 +619,13 @@ impl Assessment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Add the token to the denylist.
+    /// Add the token (or session) to the denylist: the check answers 401 `invalid_token`.
     Revoke,
-    /// Record only: suspicious but below the revoke threshold.
+    /// Ask for a fresh authentication (DESIGN §5): the check answers 401
+    /// `insufficient_user_authentication` (RFC 9470) until the app issues a new token; tokens
+    /// of the session issued after the challenge pass.
+    StepUp,
+    /// Record only: suspicious but below the step-up threshold.
     Flag,
 }
 
@@ -630,7 +634,21 @@ impl Action {
     pub fn label(self) -> &'static str {
         match self {
             Action::Revoke => "revoke",
+            Action::StepUp => "step_up",
             Action::Flag => "flag",
+        }
+    }
+
+    /// Every action, strongest first.
+    pub const ALL: [Action; 3] = [Action::Revoke, Action::StepUp, Action::Flag];
+
+    /// How much the action enforces: flag 0, step-up 1, revoke 2. A session's action is only
+    /// ever raised, never lowered by a later, weaker one.
+    pub fn strength(self) -> u8 {
+        match self {
+            Action::Revoke => 2,
+            Action::StepUp => 1,
+            Action::Flag => 0,
         }
     }
 }
@@ -684,7 +702,7 @@ pub struct Evidence {
 /// A decision record, serialized exactly as DESIGN §5 (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    /// `revoke` or `flag`.
+    /// `revoke`, `step_up` or `flag`.
     pub action: Action,
     /// `enforce` or `shadow`.
     pub mode: Mode,

@@ -24,7 +24,7 @@ pub struct Metrics {
     pub detections: IntCounterVec,
     /// `revocations_total{origin}`.
     pub revocations: IntCounterVec,
-    /// `check_requests_total{result}`; result ∈ allow, revoked, no_token.
+    /// `check_requests_total{result}`; result ∈ allow, revoked, step_up, no_token, oversized.
     pub check_requests: IntCounterVec,
     /// `dead_letters_total`: records sent to the dead-letter topic (DESIGN §1). Only Kafka
     /// mode has one (issue 16); in embedded mode, the only mode of this release, no record is
@@ -271,7 +271,7 @@ impl Metrics {
             .expect("unique metric");
 
         for reason in Reason::ALL {
-            for action in [Action::Revoke, Action::Flag] {
+            for action in Action::ALL {
                 for mode in [Mode::Enforce, Mode::Shadow] {
                     detections.with_label_values(&[reason.code(), action.label(), mode.label()]);
                 }
@@ -280,7 +280,7 @@ impl Metrics {
         for origin in ["detector", "admin"] {
             revocations.with_label_values(&[origin]);
         }
-        for result in ["allow", "revoked", "no_token"] {
+        for result in ["allow", "revoked", "step_up", "no_token", "oversized"] {
             check_requests.with_label_values(&[result]);
         }
         for action in ["close_idle", "refuse"] {
@@ -343,6 +343,8 @@ mod tests {
         );
         assert!(text.contains("tokenwatch_detections_total{action=\"revoke\",mode=\"shadow\",reason=\"impossible_travel\"} 0"));
         assert!(text.contains("tokenwatch_check_duration_seconds_bucket"));
+        assert!(text.contains("tokenwatch_detections_total{action=\"step_up\",mode=\"enforce\",reason=\"user_agent_change\"} 0"));
+        assert!(text.contains("tokenwatch_check_requests_total{result=\"step_up\"} 0"));
         assert!(text.contains("tokenwatch_api_connections_shed_total{action=\"refuse\"} 0"));
         assert!(text.contains("tokenwatch_api_connections_open 0"));
     }

@@ -1,10 +1,15 @@
 //! Stage 8, publish: apply decisions (DESIGN §1, §6).
 //!
-//! For every decision of a batch, in order: downgrade a revocation of an admin-allowlisted
-//! session to a flag, count it (`detections_total`), and — in `enforce` mode — add it to the
-//! denylist. All of a batch's revocations go to the denylist in one call, so the journal is
+//! For every decision of a batch, in order: downgrade a revocation or step-up of an
+//! admin-allowlisted session to a flag, count it (`detections_total`), and — in `enforce`
+//! mode — add it to the denylist: a revocation as a revoke entry, a step-up as a step-up entry
+//! (DESIGN §5) whose `sid:` key carries `not_before` = the decision's time in epoch seconds
+//! (`decided_at`, the wall clock in live mode), so the session's tokens issued after the
+//! challenge pass. All of a batch's entries go to the denylist in one call, so the journal is
 //! fsynced once per batch (group commit), and they are visible to `GET /v1/check` when that
 //! call returns. Then every decision is written as one JSON line to the decision sink, if any.
+//! `revocations_total` and `revocation_propagation_seconds` count revocations only; step-ups
+//! are counted by `detections_total{action="step_up"}`.
 //!
 //! [`Publisher::live`] (`run`, `demo`) restamps `decided_at` with the wall clock;
 //! [`Publisher::replay`] keeps event time so its output is deterministic, and publishes to no
@@ -18,7 +23,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::denylist::{Denylist, Entry, Origin, wall_clock_ms};
+use crate::denylist::{DenyKey, Denylist, Entry, EntryAction, Origin, wall_clock_ms};
 use crate::event::{Action, Decision, EventTime, Mode};
 use crate::metrics::Metrics;
 
@@ -102,11 +107,12 @@ impl Publisher {
         }
         let now_ms = wall_clock_ms();
         let mut revocations = Vec::new();
+        let mut step_ups = Vec::new();
         for decision in &mut decisions {
             if self.clock == DecidedAt::WallClock {
                 decision.decided_at = EventTime(now_ms);
             }
-            if decision.action == Action::Revoke
+            if matches!(decision.action, Action::Revoke | Action::StepUp)
                 && self
                     .denylist
                     .as_ref()
@@ -124,33 +130,48 @@ impl Publisher {
                     ])
                     .inc();
             }
-            // Shadow mode records what would have been revoked; only enforce touches the
+            // Shadow mode records what would have been done; only enforce touches the
             // denylist (and `replay` has none to touch).
-            if decision.action == Action::Revoke
-                && decision.mode == Mode::Enforce
-                && self.denylist.is_some()
-            {
-                revocations.push((
-                    decision.key.clone(),
-                    Entry {
-                        reasons: decision
-                            .reasons
-                            .iter()
-                            .map(|r| r.code().to_string())
-                            .collect(),
-                        origin: Origin::Detector,
-                        created_at_ms: now_ms,
-                        expires_at_ms: decision.expires_at.0,
-                        not_before: None,
-                        score: Some(decision.score),
-                    },
-                ));
+            let action = match decision.action {
+                Action::Revoke => EntryAction::Revoke,
+                Action::StepUp => EntryAction::StepUp,
+                Action::Flag => continue,
+            };
+            if decision.mode == Mode::Enforce && self.denylist.is_some() {
+                let not_before = match (&decision.key, action) {
+                    (DenyKey::Sid { .. }, EntryAction::StepUp) => {
+                        Some(decision.decided_at.0.div_euclid(1000))
+                    }
+                    _ => None,
+                };
+                let entry = Entry {
+                    action,
+                    reasons: decision
+                        .reasons
+                        .iter()
+                        .map(|r| r.code().to_string())
+                        .collect(),
+                    origin: Origin::Detector,
+                    created_at_ms: now_ms,
+                    expires_at_ms: decision.expires_at.0,
+                    not_before,
+                    score: Some(decision.score),
+                };
+                match action {
+                    EntryAction::Revoke => revocations.push((decision.key.clone(), entry)),
+                    EntryAction::StepUp => step_ups.push((decision.key.clone(), entry)),
+                }
             }
         }
         if let Some(denylist) = &self.denylist
-            && !revocations.is_empty()
+            && !(revocations.is_empty() && step_ups.is_empty())
         {
-            let count = denylist.revoke_many(revocations)? as u64;
+            let revoking = revocations.len();
+            revocations.append(&mut step_ups);
+            let applied = denylist.revoke_many(revocations)?;
+            // Revocations come first and are skipped only for a token an admin allowlisted
+            // since the check above (a rare race): then this may count one too many.
+            let count = applied.min(revoking) as u64;
             self.metrics
                 .revocations
                 .with_label_values(&["detector"])
@@ -378,6 +399,67 @@ mod tests {
         assert!(deny.get(&DenyKey::Fingerprint(fp(2))).is_some());
         assert_eq!(detections(&metrics, Action::Flag, Mode::Enforce), 1);
         assert_eq!(detections(&metrics, Action::Revoke, Mode::Enforce), 1);
+    }
+
+    #[test]
+    fn step_ups_are_enforced_as_step_up_entries_with_not_before_on_sid_keys() {
+        for mode in [Mode::Enforce, Mode::Shadow] {
+            let deny = denylist();
+            deny.unrevoke(&DenyKey::Fingerprint(fp(3)), true)
+                .expect("allowlisted");
+            let metrics = Arc::new(Metrics::new());
+            let sink = Shared::default();
+            let mut publisher =
+                Publisher::live(deny.clone(), metrics.clone()).with_sink(Box::new(sink.clone()));
+            let sid: DenyKey = "sid:https://id.example.com:s-1".parse().expect("key");
+            let mut session = decision(1, Action::StepUp, mode);
+            session.key = sid.clone();
+            let before = wall_clock_ms() / 1000;
+            let out = publisher
+                .publish(
+                    vec![
+                        session,
+                        decision(2, Action::StepUp, mode),
+                        decision(3, Action::StepUp, mode),
+                    ],
+                    Instant::now(),
+                )
+                .expect("published");
+            let actions: Vec<_> = out.iter().map(|d| d.action).collect();
+            assert_eq!(
+                actions,
+                [Action::StepUp, Action::StepUp, Action::Flag],
+                "an allowlisted token is flagged, as with a revocation"
+            );
+            let lines = sink.lines();
+            assert_eq!(lines[0]["action"], "step_up");
+            assert_eq!(lines[2]["action"], "flag");
+            assert_eq!(detections(&metrics, Action::StepUp, mode), 2, "{mode:?}");
+            assert_eq!(
+                metrics.revocations.with_label_values(&["detector"]).get(),
+                0,
+                "a step-up is not a revocation"
+            );
+            if mode == Mode::Shadow {
+                assert!(deny.is_empty(), "shadow mode enforces nothing");
+                continue;
+            }
+            let entry = deny.get(&sid).expect("session stepped up");
+            assert_eq!(entry.action, EntryAction::StepUp);
+            assert_eq!(entry.not_before, Some(out[0].decided_at.0.div_euclid(1000)));
+            assert!(
+                entry.not_before >= Some(before),
+                "the decision's (wall-clock) time"
+            );
+            let opaque = deny
+                .get(&DenyKey::Fingerprint(fp(2)))
+                .expect("token stepped up");
+            assert_eq!(
+                (opaque.action, opaque.not_before),
+                (EntryAction::StepUp, None)
+            );
+            assert!(deny.get(&DenyKey::Fingerprint(fp(3))).is_none());
+        }
     }
 
     #[test]

@@ -273,7 +273,7 @@ impl SessionTracker {
     }
 
     /// Remember the latest assessment and action, for the session view and to suppress
-    /// duplicate decisions. A revoke is never downgraded by a later flag.
+    /// duplicate decisions. A revoke (or step-up) is never downgraded by a later, weaker action.
     pub fn record(
         &self,
         fingerprint: Fingerprint,
@@ -285,6 +285,7 @@ impl SessionTracker {
             session.last_action = match (session.last_action, action) {
                 (Some(Action::Revoke), _) | (_, Some(Action::Revoke)) => Some(Action::Revoke),
                 (prior, None) => prior,
+                (Some(Action::StepUp), _) | (_, Some(Action::StepUp)) => Some(Action::StepUp),
                 (_, Some(Action::Flag)) => Some(Action::Flag),
             };
             session.recorded = session.recorded.saturating_add(1);

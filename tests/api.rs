@@ -21,13 +21,14 @@ use tokio::task::JoinHandle;
 
 use tokenwatch::api::{ApiState, Readiness, router, serve};
 use tokenwatch::config::{Config, NoTokenPolicy, ProcessEnv};
-use tokenwatch::denylist::{DenyKey, Denylist, wall_clock_ms};
+use tokenwatch::denylist::{DenyKey, Denylist, Entry, EntryAction, Origin, wall_clock_ms};
 use tokenwatch::event::RawLine;
 use tokenwatch::identify::{Fingerprinter, Identifier};
 use tokenwatch::metrics::Metrics;
 
 const ISS: &str = "https://id.example.com";
 const DENY_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
+const STEP_UP_CHALLENGE: &str = r#"Bearer error="insufficient_user_authentication""#;
 
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
@@ -979,5 +980,171 @@ async fn oversized_headers_are_refused_with_431() {
         .await
         .expect("answered");
     assert_eq!(check.status(), StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+/// A detector step-up entry, as `publish` writes it.
+fn step_up_entry(not_before: Option<i64>) -> Entry {
+    let now = wall_clock_ms();
+    Entry {
+        action: EntryAction::StepUp,
+        reasons: vec!["user_agent_change".into()],
+        origin: Origin::Detector,
+        created_at_ms: now,
+        expires_at_ms: now + 3_600_000,
+        not_before,
+        score: Some(0.7),
+    }
+}
+
+async fn check_with(server: &Server, tokens: &[&str]) -> reqwest::Response {
+    let mut request = server.http.get(server.url("/v1/check"));
+    for token in tokens {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.send().await.expect("check")
+}
+
+#[tokio::test]
+async fn step_up_answers_insufficient_user_authentication_and_a_revocation_wins() {
+    let server = start(Setup::default()).await;
+    let (challenged, revoked) = (random_hex(20), random_hex(20));
+    let key: DenyKey = server.fp_key(&challenged).parse().expect("key");
+    assert!(
+        server
+            .state
+            .denylist()
+            .revoke(key, step_up_entry(None))
+            .expect("step up")
+    );
+
+    let response = server.check_bearer(&challenged).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], STEP_UP_CHALLENGE);
+    assert!(response.bytes().await.expect("body").is_empty());
+
+    // POST: the action, with `revoked` true for revoke only.
+    let view: Value = server
+        .http
+        .post(server.url("/v1/check"))
+        .json(&json!({"token": challenged}))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["action"], "step_up", "{view}");
+    assert_eq!(view["revoked"], false, "{view}");
+    assert_eq!(view["key"], server.fp_key(&challenged));
+    assert_eq!(view["reasons"], json!(["user_agent_change"]));
+
+    // A request carrying a step-up token and a revoked one, in either order: revoked.
+    server.revoke_form(&[("token", &revoked)]).await;
+    for tokens in [[&challenged, &revoked], [&revoked, &challenged]] {
+        let tokens = tokens.map(String::as_str);
+        let response = check_with(&server, &tokens).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], DENY_CHALLENGE);
+    }
+    let view: Value = server
+        .http
+        .post(server.url("/v1/check"))
+        .json(&json!({"token": revoked}))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&view["action"], &view["revoked"]),
+        (&json!("revoke"), &json!(true))
+    );
+    let fresh = random_hex(20);
+    let view: Value = server
+        .http
+        .post(server.url("/v1/check"))
+        .json(&json!({"token": fresh}))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (&view["action"], &view["revoked"]),
+        (&json!("allow"), &json!(false))
+    );
+
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "tokenwatch_check_requests_total{result=\"step_up\"} 2",
+        "tokenwatch_check_requests_total{result=\"revoked\"} 3",
+        "tokenwatch_check_requests_total{result=\"allow\"} 1",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn claims_step_up_of_a_session_passes_its_tokens_issued_after_the_challenge() {
+    let server = start(Setup::default()).await;
+    let secret = random_hex(32);
+    let now = now_secs();
+    let token = |iat: i64, sid: &str| {
+        jwt(
+            secret.as_bytes(),
+            json!({"iss": ISS, "sub": "user-1", "sid": sid, "iat": iat, "exp": now + 3600}),
+        )
+    };
+    let stolen = token(now - 600, "s-1");
+    let after_mfa = token(now + 5, "s-1");
+    let at_challenge = token(now, "s-1");
+    let other_session = token(now - 600, "s-2");
+    server
+        .state
+        .denylist()
+        .revoke(
+            format!("sid:{ISS}:s-1").parse().expect("key"),
+            step_up_entry(Some(now)),
+        )
+        .expect("step up");
+
+    let response = server.check_bearer(&stolen).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], STEP_UP_CHALLENGE);
+    for passes in [&after_mfa, &at_challenge, &other_session] {
+        assert_eq!(server.check_status(passes).await, StatusCode::OK);
+    }
+    let view: Value = server
+        .http
+        .post(server.url("/v1/check"))
+        .json(&json!({"token": stolen}))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["action"], "step_up", "{view}");
+    assert_eq!(view["key"], format!("sid:{ISS}:s-1"));
+
+    // An admin revocation of the session replaces the step-up: now even fresh tokens fail.
+    server
+        .revoke_json(json!({"key": format!("sid:{ISS}:s-1")}))
+        .await;
+    let response = server.check_bearer(&after_mfa).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], DENY_CHALLENGE);
     server.stop().await;
 }

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::denylist::{DenyKey, Entry, Origin, wall_clock_ms};
+use crate::denylist::{DenyKey, Entry, EntryAction, Origin, wall_clock_ms};
 use crate::event::{Credential, EventTime, Fingerprint, RawToken};
 use crate::track::SessionSnapshot;
 
@@ -38,6 +38,8 @@ struct EntryView {
     key: String,
     /// In force now.
     revoked: bool,
+    /// `revoke` or `step_up`.
+    action: EntryAction,
     origin: Origin,
     reasons: Vec<String>,
     created_at: String,
@@ -53,6 +55,7 @@ impl EntryView {
         EntryView {
             key: key.to_string(),
             revoked: entry.is_live(now_ms),
+            action: entry.action,
             origin: entry.origin,
             created_at: EventTime(entry.created_at_ms).to_rfc3339(),
             expires_at: EventTime(entry.expires_at_ms).to_rfc3339(),
@@ -151,6 +154,7 @@ pub(super) async fn revoke(
                 return Err(ApiError::bad_request("invalid_request", "no fingerprint"));
             };
             let entry = Entry {
+                action: EntryAction::Revoke,
                 reasons: vec!["rfc7009".into()],
                 origin: Origin::Admin,
                 created_at_ms: now_ms,
@@ -258,6 +262,7 @@ fn key_revocation(
         }
     };
     let entry = Entry {
+        action: EntryAction::Revoke,
         reasons: vec![reason],
         origin: Origin::Admin,
         created_at_ms: now_ms,

@@ -6,7 +6,9 @@
 //! (a memory look-up). The detector's stages (parse → … → publish) fill the denylist it reads.
 //!
 //! Invariants: `GET` answers 200 with an empty body or 401 with
-//! `WWW-Authenticate: Bearer error="invalid_token"` and nothing else; every credential of
+//! `WWW-Authenticate: Bearer error="invalid_token"` (revoked) or
+//! `Bearer error="insufficient_user_authentication"` (step up, RFC 9470) and nothing else; a
+//! revocation of any credential wins over a step-up of another; every credential of
 //! the request is checked (Authorization headers, session cookies, `access_token` in the
 //! check's URI and the original one); an oversized credential (or too many) is a deny; the
 //! check reads only memory, never the journal; a raw token is never logged or echoed.
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::NoTokenPolicy;
 use crate::credential::{Canonical, Collector, lossy};
-use crate::denylist::{CheckQuery, MAX_KEY_BYTES, wall_clock_ms};
+use crate::denylist::{CheckQuery, Entry, EntryAction, MAX_KEY_BYTES, wall_clock_ms};
 use crate::event::{EventTime, Fingerprint, RawToken};
 use crate::identify::unverified_claims_of;
 use crate::metrics::Metrics;
@@ -38,11 +40,15 @@ use super::errors::ApiError;
 use super::{ApiState, MAX_COOKIE_BYTES};
 
 const DENY_CHALLENGE: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
+/// RFC 9470 §3: the token is fine, but the user must authenticate again.
+const STEP_UP_CHALLENGE: HeaderValue =
+    HeaderValue::from_static(r#"Bearer error="insufficient_user_authentication""#);
 
 /// `check_requests_total{result}` counters, resolved once so the hot path does no label lookup.
 pub(super) struct CheckCounters {
     allow: IntCounter,
     revoked: IntCounter,
+    step_up: IntCounter,
     no_token: IntCounter,
     oversized: IntCounter,
 }
@@ -53,6 +59,7 @@ impl CheckCounters {
         CheckCounters {
             allow: counter("allow"),
             revoked: counter("revoked"),
+            step_up: counter("step_up"),
             no_token: counter("no_token"),
             oversized: counter("oversized"),
         }
@@ -141,16 +148,50 @@ pub(super) fn credentials<'h>(
     }
 }
 
-fn deny_response() -> Response {
+fn challenge(value: HeaderValue) -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     response
         .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, DENY_CHALLENGE);
+        .insert(header::WWW_AUTHENTICATE, value);
     response
 }
 
+fn deny_response() -> Response {
+    challenge(DENY_CHALLENGE)
+}
+
+/// The answer for one credential, or a whole request: the strongest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Verdict {
+    Allow,
+    StepUp,
+    Revoke,
+}
+
+impl Verdict {
+    fn of(entry: Option<&Entry>) -> Self {
+        match entry.map(|e| e.action) {
+            None => Verdict::Allow,
+            Some(EntryAction::StepUp) => Verdict::StepUp,
+            Some(EntryAction::Revoke) => Verdict::Revoke,
+        }
+    }
+
+    fn count(self, counters: &CheckCounters) {
+        match self {
+            Verdict::Allow => counters.allow.inc(),
+            Verdict::StepUp => counters.step_up.inc(),
+            Verdict::Revoke => counters.revoked.inc(),
+        }
+    }
+}
+
 /// `GET /v1/check`: the decision for the middleware. 200 with an empty body allows; 401 with
-/// `WWW-Authenticate: Bearer error="invalid_token"` denies.
+/// `WWW-Authenticate: Bearer error="invalid_token"` denies; 401 with
+/// `WWW-Authenticate: Bearer error="insufficient_user_authentication"` asks the app for a
+/// fresh authentication (RFC 9470). Every credential is looked up; a revocation of any of them
+/// wins over a step-up.
 ///
 /// A credential over `tokens.max_token_bytes` (or `Cookie` headers over [`MAX_COOKIE_BYTES`],
 /// or more than [`crate::credential::MAX_CREDENTIALS`] credentials) is denied: the detector rejects such records
@@ -179,18 +220,19 @@ pub(super) async fn check_get(State(state): State<Arc<ApiState>>, request: Reque
         }
         Credentials::Tokens(tokens) => {
             let now_ms = wall_clock_ms();
-            let revoked = tokens.iter().any(|token| {
-                state
-                    .denylist
-                    .check(&state.query_for_token(token), now_ms)
-                    .is_some()
-            });
-            if revoked {
-                counters.revoked.inc();
-                deny_response()
-            } else {
-                counters.allow.inc();
-                StatusCode::OK.into_response()
+            let mut verdict = Verdict::Allow;
+            for token in &tokens {
+                let hit = state.denylist.check(&state.query_for_token(token), now_ms);
+                verdict = verdict.max(Verdict::of(hit.as_ref().map(|(_, entry)| entry)));
+                if verdict == Verdict::Revoke {
+                    break;
+                }
+            }
+            verdict.count(counters);
+            match verdict {
+                Verdict::Allow => StatusCode::OK.into_response(),
+                Verdict::StepUp => challenge(STEP_UP_CHALLENGE),
+                Verdict::Revoke => deny_response(),
             }
         }
     };
@@ -212,8 +254,11 @@ struct CheckBody {
     jti: Option<String>,
 }
 
+/// `POST /v1/check` answer (DESIGN §7): `action` is `allow`, `step_up` or `revoke`; `revoked`
+/// is true for `revoke` only.
 #[derive(Debug, Serialize)]
 struct CheckView {
+    action: Verdict,
     revoked: bool,
     key: Option<String>,
     reasons: Vec<String>,
@@ -224,7 +269,7 @@ pub(super) fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
     Fingerprint::from_hex(text.strip_prefix("fp:").unwrap_or(text))
 }
 
-/// `POST /v1/check`: the same look-up as `GET`, with the reason. 400 on bad input.
+/// `POST /v1/check`: the same look-up as `GET`, with the action and reason. 400 on bad input.
 pub(super) async fn check_post(
     State(state): State<Arc<ApiState>>,
     body: Result<Bytes, BytesRejection>,
@@ -281,25 +326,24 @@ pub(super) async fn check_post(
             ));
         }
     };
-    let view = match state.denylist.check(&query, wall_clock_ms()) {
-        Some((key, entry)) => {
-            state.check_counters.revoked.inc();
-            CheckView {
-                revoked: true,
-                key: Some(key.to_string()),
-                expires_at: Some(EventTime(entry.expires_at_ms).to_rfc3339()),
-                reasons: entry.reasons,
-            }
-        }
-        None => {
-            state.check_counters.allow.inc();
-            CheckView {
-                revoked: false,
-                key: None,
-                reasons: Vec::new(),
-                expires_at: None,
-            }
-        }
+    let hit = state.denylist.check(&query, wall_clock_ms());
+    let verdict = Verdict::of(hit.as_ref().map(|(_, entry)| entry));
+    verdict.count(&state.check_counters);
+    let view = match hit {
+        Some((key, entry)) => CheckView {
+            action: verdict,
+            revoked: verdict == Verdict::Revoke,
+            key: Some(key.to_string()),
+            expires_at: Some(EventTime(entry.expires_at_ms).to_rfc3339()),
+            reasons: entry.reasons,
+        },
+        None => CheckView {
+            action: Verdict::Allow,
+            revoked: false,
+            key: None,
+            reasons: Vec::new(),
+            expires_at: None,
+        },
     };
     Ok(axum::Json(view).into_response())
 }

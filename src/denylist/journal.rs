@@ -11,6 +11,12 @@
 //! 4f2ca2db {"op":"allow","key":"fp:9f86d081884c7d659a2feaa0c55ad015","until_ms":1795449600000}
 //! ```
 //!
+//! A record's `entry` has an optional `action`: `"step_up"` for a step-up entry (DESIGN §5;
+//! its `sid:` key then carries `not_before`); absent means revoke, which is how every record of
+//! earlier releases reads and how revocations are still written (their bytes are unchanged).
+//! The format version stays 2: an older release that ignores the field reads a step-up as a
+//! revocation, which fails safe.
+//!
 //! Every line is `<crc> <json>\n`, where `<crc>` is the CRC-32C (Castagnoli) of the JSON bytes
 //! as 8 lowercase hex digits. The first line is the header: `format` is the version of this
 //! layout, `fingerprint` the version of the token fingerprint (DESIGN §4) the file's `fp:` keys

@@ -12,6 +12,7 @@ fn fp(byte: u8) -> Fingerprint {
 
 fn entry(origin: Origin, expires_at_ms: i64) -> Entry {
     Entry {
+        action: EntryAction::Revoke,
         reasons: vec!["test".into()],
         origin,
         created_at_ms: NOW,
@@ -1280,3 +1281,151 @@ fn a_startup_rewrite_that_cannot_be_written_opens_read_only() {
 
 use std::fs::OpenOptions;
 use std::io::Write;
+
+fn step_up(not_before: Option<i64>) -> Entry {
+    Entry {
+        action: EntryAction::StepUp,
+        origin: Origin::Detector,
+        not_before,
+        ..live(Origin::Detector)
+    }
+}
+
+#[test]
+fn step_up_sid_entries_pass_tokens_issued_at_or_after_not_before() {
+    let not_before = NOW / 1000;
+    // (name, iat, still challenged)
+    let cases = [
+        (
+            "the stolen token, issued before",
+            Some(not_before - 600),
+            true,
+        ),
+        ("issued at the challenge", Some(not_before), false),
+        ("issued after the fresh MFA", Some(not_before + 30), false),
+        ("no iat: cannot show it is newer", None, true),
+    ];
+    for (name, iat, challenged) in cases {
+        let denylist = Denylist::open(None).expect("memory");
+        denylist
+            .revoke(key(&format!("sid:{ISS}:s-1")), step_up(Some(not_before)))
+            .expect("step up");
+        let query = query_for(&[("iss", ISS), ("sid", "s-1")], iat);
+        let hit = denylist.check(&query, NOW);
+        assert_eq!(hit.is_some(), challenged, "{name}");
+        if let Some((_, entry)) = hit {
+            assert_eq!(entry.action, EntryAction::StepUp, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_revocation_wins_over_a_step_up_of_the_same_token() {
+    let denylist = Denylist::open(None).expect("memory");
+    // Step-up on the fingerprint (looked up first), revocation on the subject (looked up last).
+    denylist
+        .revoke(DenyKey::Fingerprint(fp(1)), step_up(None))
+        .expect("step up");
+    let mut query = query_for(&[("iss", ISS), ("sub", "u")], Some(NOW / 1000));
+    query.fingerprint = Some(fp(1));
+    let (hit, entry) = denylist.check(&query, NOW).expect("challenged");
+    assert_eq!(
+        (hit, entry.action),
+        (DenyKey::Fingerprint(fp(1)), EntryAction::StepUp)
+    );
+    denylist
+        .revoke(key(&format!("sub:{ISS}:u")), live(Origin::Admin))
+        .expect("revoke");
+    let (hit, entry) = denylist.check(&query, NOW).expect("revoked");
+    assert_eq!(hit, key(&format!("sub:{ISS}:u")));
+    assert_eq!(entry.action, EntryAction::Revoke);
+}
+
+#[test]
+fn a_step_up_never_replaces_a_revocation_in_force() {
+    let denylist = Denylist::open(None).expect("memory");
+    let sid = key(&format!("sid:{ISS}:s-1"));
+    denylist
+        .revoke(sid.clone(), live(Origin::Admin))
+        .expect("revoke");
+    assert!(
+        !denylist
+            .revoke(sid.clone(), step_up(Some(NOW / 1000)))
+            .expect("skipped")
+    );
+    assert_eq!(
+        denylist.get(&sid).map(|e| e.action),
+        Some(EntryAction::Revoke)
+    );
+    // A lapsed revocation is no reason to skip; and a revocation replaces a step-up.
+    let other = key(&format!("sid:{ISS}:s-2"));
+    denylist
+        .revoke(other.clone(), entry(Origin::Admin, NOW - 1))
+        .expect("lapsed");
+    assert!(
+        denylist
+            .revoke(other.clone(), step_up(None))
+            .expect("applied")
+    );
+    assert!(
+        denylist
+            .revoke(other.clone(), live(Origin::Detector))
+            .expect("applied")
+    );
+    assert_eq!(
+        denylist.get(&other).map(|e| e.action),
+        Some(EntryAction::Revoke)
+    );
+}
+
+#[test]
+fn step_up_entries_round_trip_through_the_journal_and_old_records_read_as_revoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deny.journal");
+    let sid = key(&format!("sid:{ISS}:s-1"));
+    let opaque = DenyKey::Fingerprint(fp(2));
+    let revoked = DenyKey::Fingerprint(fp(3));
+    {
+        let denylist = Denylist::open_at(Some(&path), NOW).expect("open");
+        denylist
+            .revoke_many(vec![
+                (sid.clone(), step_up(Some(NOW / 1000))),
+                (opaque.clone(), step_up(None)),
+                (revoked.clone(), live(Origin::Detector)),
+            ])
+            .expect("durable");
+    }
+    let lines = journal_lines(&path);
+    assert!(lines[0].contains(r#""action":"step_up""#), "{}", lines[0]);
+    assert!(lines[0].contains(&format!(r#""not_before":{}"#, NOW / 1000)));
+    // A revocation is written exactly as earlier releases wrote it: no `action`.
+    assert!(!lines[2].contains("action"), "{}", lines[2]);
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("reopen");
+    assert_eq!(reopened.get(&sid), Some(step_up(Some(NOW / 1000))));
+    assert_eq!(reopened.get(&opaque), Some(step_up(None)));
+    assert_eq!(
+        reopened.get(&revoked).map(|e| e.action),
+        Some(EntryAction::Revoke)
+    );
+    drop(reopened);
+
+    // A record of an earlier release (no `action` field), checksummed as it wrote it.
+    let json = format!(
+        r#"{{"op":"revoke","key":"sid:{ISS}:old","entry":{{"reasons":["impossible_travel"],"origin":"detector","created_at_ms":{NOW},"expires_at_ms":{}}}}}"#,
+        NOW + HOUR_MS
+    );
+    let mut bytes = std::fs::read(&path).expect("journal");
+    bytes.extend_from_slice(format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes())).as_bytes());
+    std::fs::write(&path, bytes).expect("write");
+    let reopened = Denylist::open_at(Some(&path), NOW).expect("old record reads");
+    let old = reopened
+        .get(&key(&format!("sid:{ISS}:old")))
+        .expect("old record");
+    assert_eq!(old.action, EntryAction::Revoke);
+    assert_eq!(old.not_before, None);
+    assert!(
+        reopened
+            .check(&query_for(&[("iss", ISS), ("sid", "old")], Some(NOW)), NOW)
+            .is_some_and(|(_, e)| e.action == EntryAction::Revoke)
+    );
+}
