@@ -196,6 +196,7 @@ fn stream(seed: u64) -> (Vec<IdentifiedEvent>, HashSet<Fingerprint>) {
                     asn: Some(asn),
                     address_class: Some(AddressClass::Public),
                     user_agent: Some(ua),
+                    ..Enrichment::default()
                 },
             });
             // Page loads: a burst of requests, then a pause; thieves hammer.

@@ -21,7 +21,7 @@ use crate::api::{self, ApiState, Readiness};
 use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
-use crate::enrich::Enricher;
+use crate::enrich::{Catalog, Enricher};
 use crate::event::{Action, RawLine};
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
@@ -44,8 +44,11 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
     .map_err(|e| anyhow::anyhow!("{e}"));
     let identifier = Identifier::from_config(&config.tokens, secrets).map_err(anyhow::Error::from);
     let enricher = Enricher::from_config(&config.geoip)
-        .map(Arc::new)
-        .map_err(|e| anyhow::anyhow!("geoip: {e}"));
+        .map_err(|e| anyhow::anyhow!("geoip: {e}"))
+        .and_then(|enricher| {
+            let catalog = Catalog::from_config(&config.networks).map_err(anyhow::Error::from)?;
+            Ok(Arc::new(enricher.with_catalog(catalog)))
+        });
     let scorer = build_scorer(config);
     match (parser, identifier, enricher, scorer) {
         (Ok(parser), Ok(identifier), Ok(enricher), Ok(scorer)) => Ok(Stages {

@@ -106,6 +106,8 @@ struct RawConfig {
     #[serde(default)]
     detect: DetectConfig,
     #[serde(default)]
+    networks: NetworksConfig,
+    #[serde(default)]
     denylist: DenylistConfig,
     #[serde(default)]
     api: ApiConfig,
@@ -129,6 +131,8 @@ pub struct Config {
     pub geoip: GeoIpConfig,
     /// Detection and policy.
     pub detect: DetectConfig,
+    /// The network catalog (satellite, hosting/VPN, relay networks).
+    pub networks: NetworksConfig,
     /// The denylist.
     pub denylist: DenylistConfig,
     /// The HTTP API.
@@ -400,6 +404,70 @@ impl DetectConfig {
     }
 }
 
+/// `[networks]`: the network catalog (DESIGN §5, network knowledge; `config/networks.toml`
+/// ships in the binary). `enrich` classifies addresses with it, `track` acts on the kind.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworksConfig {
+    /// A catalog file replacing the shipped one (same format as `config/networks.toml`).
+    pub catalog: Option<PathBuf>,
+    /// Satellite / in-flight ASNs added to the catalog (overriding its kind for them).
+    pub extra_satellite_asns: Vec<u32>,
+    /// Hosting / VPN egress ASNs likewise.
+    pub extra_hosting_asns: Vec<u32>,
+    /// Privacy-relay ASNs likewise (only ASNs carrying nothing but relay traffic).
+    pub extra_relay_asns: Vec<u32>,
+    /// Satellite / in-flight address ranges.
+    pub extra_satellite_cidrs: Vec<IpNet>,
+    /// Hosting / VPN egress address ranges.
+    pub extra_hosting_cidrs: Vec<IpNet>,
+    /// Privacy-relay egress ranges (e.g. from iCloud Private Relay's published list).
+    pub extra_relay_cidrs: Vec<IpNet>,
+}
+
+impl NetworksConfig {
+    /// Problems with the `extra_*` lists, each naming its key.
+    fn errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let asn_lists = [
+            ("networks.extra_satellite_asns", &self.extra_satellite_asns),
+            ("networks.extra_hosting_asns", &self.extra_hosting_asns),
+            ("networks.extra_relay_asns", &self.extra_relay_asns),
+        ];
+        let mut seen: std::collections::HashMap<u32, &str> = std::collections::HashMap::new();
+        for (key, asns) in asn_lists {
+            for (i, asn) in asns.iter().enumerate() {
+                if *asn == 0 {
+                    errors.push(format!("{key}[{i}]: 0 is not an assigned ASN"));
+                } else if let Some(first) = seen.insert(*asn, key)
+                    && first != key
+                {
+                    errors.push(format!(
+                        "{key}[{i}]: AS{asn} is also in {first} (one kind per network)"
+                    ));
+                }
+            }
+        }
+        let cidr_lists = [
+            (
+                "networks.extra_satellite_cidrs",
+                &self.extra_satellite_cidrs,
+            ),
+            ("networks.extra_hosting_cidrs", &self.extra_hosting_cidrs),
+            ("networks.extra_relay_cidrs", &self.extra_relay_cidrs),
+        ];
+        for (key, nets) in cidr_lists {
+            for (i, net) in nets.iter().enumerate() {
+                // A /0 would make every address one kind: surely a typo.
+                if net.prefix_len() == 0 {
+                    errors.push(format!("{key}[{i}]: {net} covers every address"));
+                }
+            }
+        }
+        errors
+    }
+}
+
 /// Which denylist key a detection writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -656,6 +724,7 @@ impl Config {
             tokens: raw.tokens,
             geoip: raw.geoip,
             detect: raw.detect,
+            networks: raw.networks,
             denylist: raw.denylist,
             api: raw.api,
             base_dir: base_dir.to_path_buf(),
@@ -688,6 +757,7 @@ impl Config {
         fix(&mut self.geoip.city_db);
         fix(&mut self.geoip.asn_db);
         fix(&mut self.detect.model);
+        fix(&mut self.networks.catalog);
         fix(&mut self.denylist.journal);
         for key in &mut self.tokens.jwt.keys {
             fix(&mut key.public_key_pem);
@@ -798,6 +868,8 @@ impl Config {
         if self.geoip.default_accuracy_km < 0.0 || !self.geoip.default_accuracy_km.is_finite() {
             errors.push("geoip.default_accuracy_km: must be a non-negative number".into());
         }
+
+        errors.extend(self.networks.errors());
 
         let d = &self.detect;
         for (name, v) in [
@@ -966,6 +1038,45 @@ mod tests {
                 "{bad}: {errors}"
             );
         }
+    }
+
+    #[test]
+    fn networks_table_parses_resolves_and_validates_naming_keys() {
+        const NO_ENV: [(&str, &str); 0] = [];
+        let text = format!(
+            "{MINIMAL}\n[networks]\ncatalog = \"nets.toml\"\nextra_satellite_asns = [64512]\n\
+             extra_hosting_asns = [64513]\nextra_relay_cidrs = [\"172.224.226.0/27\"]\n"
+        );
+        let config = Config::parse(&text, Path::new("/etc/tw")).expect("parses");
+        assert_eq!(
+            config.networks.catalog.as_deref(),
+            Some(Path::new("/etc/tw/nets.toml"))
+        );
+        assert_eq!(config.networks.extra_satellite_asns, [64512]);
+        config.validate(&NO_ENV).expect("validates");
+
+        let text = format!(
+            "{MINIMAL}\n[networks]\nextra_satellite_asns = [64512, 0]\n\
+             extra_hosting_asns = [64512]\nextra_hosting_cidrs = [\"0.0.0.0/0\"]\n"
+        );
+        let errors = Config::parse(&text, Path::new("."))
+            .expect("parses")
+            .validate(&NO_ENV)
+            .expect_err("invalid")
+            .to_string();
+        for key in [
+            "networks.extra_satellite_asns[1]: 0",
+            "networks.extra_hosting_asns[0]: AS64512 is also in networks.extra_satellite_asns",
+            "networks.extra_hosting_cidrs[0]",
+        ] {
+            assert!(errors.contains(key), "missing {key} in:\n{errors}");
+        }
+        let err = Config::parse(
+            &format!("{MINIMAL}\n[networks]\nextra_vpn_asns = [1]\n"),
+            Path::new("."),
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("extra_vpn_asns"), "{err}");
     }
 
     #[test]

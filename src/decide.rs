@@ -231,6 +231,7 @@ fn evidence(observation: &Observation, assessment: &Assessment) -> Evidence {
             .country_change
             .clone()
             .filter(|_| has(Reason::CountryChange)),
+        network: observation.network.clone(),
         contributions: assessment.contributions.clone(),
     }
 }

@@ -20,6 +20,11 @@
 //!   length) to the mapped one and swaps in a new reader with `arc-swap`; look-ups in flight
 //!   keep the old mapping alive until they finish. A file that fails to open keeps the old
 //!   reader.
+//! - **Network knowledge.** Every public address is looked up in the network [`Catalog`]
+//!   (shipped `config/networks.toml`, replaced or extended by `[networks]`) by ASN, then by
+//!   range: `network_kind` says satellite/in-flight, hosting/VPN or relay, and `network_org`
+//!   who runs it (the ASN database's `autonomous_system_organization` when it has one, else
+//!   the catalog's name). Uncatalogued networks get neither, and cost no allocation.
 //! - **User-Agent** is reduced with `woothee` to a family without version (`Chrome`) and an
 //!   OS without minor versions (`Windows 10`, `iPhone`, `Mac OSX`), so a browser update is not
 //!   a "change". Scripted clients (curl, python-requests, Go-http-client, …) are recognised
@@ -36,15 +41,17 @@
 //!
 //! Files: this one holds [`Enricher`] (the stage's entry point) and address classification;
 //! `geoip` maps and reloads the database files and decodes City records, `asn` decodes ASN
-//! records, `user_agent` reduces User-Agents.
+//! records, `catalog` holds the network catalog, `user_agent` reduces User-Agents.
 
 mod asn;
+mod catalog;
 mod geoip;
 mod user_agent;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
@@ -52,6 +59,7 @@ use maxminddb::MaxMindDbError;
 
 use crate::config::GeoIpConfig;
 use crate::event::{AddressClass, Enrichment, UserAgentInfo};
+pub use catalog::{Catalog, CatalogError, Listed, SHIPPED as SHIPPED_CATALOG};
 use geoip::DbSlot;
 pub use user_agent::MAX_USER_AGENT_BYTES;
 
@@ -74,6 +82,9 @@ pub enum EnrichError {
         /// What the reader said.
         source: MaxMindDbError,
     },
+    /// The network catalog cannot be used.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 }
 
 impl EnrichError {
@@ -82,6 +93,7 @@ impl EnrichError {
         match self {
             EnrichError::Open { .. } => "open",
             EnrichError::Invalid { .. } => "invalid",
+            EnrichError::Catalog(_) => "catalog",
         }
     }
 }
@@ -93,6 +105,7 @@ pub struct Enricher {
     city: Option<DbSlot>,
     asn: Option<DbSlot>,
     default_accuracy_km: f64,
+    catalog: Catalog,
     lookup_errors: AtomicU64,
     user_agents: DashMap<Box<str>, UserAgentInfo>,
 }
@@ -108,7 +121,8 @@ impl fmt::Debug for Enricher {
 }
 
 impl Enricher {
-    /// Open the configured databases (none configured is fine: no geolocation).
+    /// Open the configured databases (none configured is fine: no geolocation), with the
+    /// shipped network catalog ([`Enricher::with_catalog`] replaces it).
     pub fn from_config(config: &GeoIpConfig) -> Result<Self, EnrichError> {
         let city = config.city_db.as_deref().map(DbSlot::open).transpose()?;
         let asn = config.asn_db.as_deref().map(DbSlot::open).transpose()?;
@@ -116,15 +130,23 @@ impl Enricher {
         enricher.city = city;
         enricher.asn = asn;
         enricher.default_accuracy_km = config.default_accuracy_km;
+        enricher.catalog = Catalog::shipped()?;
         Ok(enricher)
     }
 
-    /// No databases: classifies addresses and parses User-Agents only.
+    /// Use `catalog` (from `[networks]`, [`Catalog::from_config`]) to classify networks.
+    pub fn with_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// No databases and no catalog: classifies addresses and parses User-Agents only.
     pub fn empty() -> Self {
         Enricher {
             city: None,
             asn: None,
             default_accuracy_km: GeoIpConfig::default().default_accuracy_km,
+            catalog: Catalog::default(),
             lookup_errors: AtomicU64::new(0),
             user_agents: DashMap::new(),
         }
@@ -139,17 +161,39 @@ impl Enricher {
     pub fn enrich(&self, ip: IpAddr, user_agent: Option<&str>) -> Enrichment {
         let ip = canonical(ip);
         let class = classify(ip);
-        let (geo, asn) = if class == AddressClass::Public {
-            (self.locate(ip), self.asn_of(ip))
+        let (geo, asn, network) = if class == AddressClass::Public {
+            let asn = self.asn_of(ip);
+            let network = self.network_of(ip, asn.as_ref());
+            (self.locate(ip), asn.map(|a| a.number), network)
         } else {
-            (None, None)
+            (None, None, None)
+        };
+        let (network_kind, network_org) = match network {
+            Some((kind, org)) => (Some(kind), org),
+            None => (None, None),
         };
         Enrichment {
             geo,
             asn,
             address_class: Some(class),
             user_agent: user_agent.map(|ua| self.user_agent(ua)),
+            network_kind,
+            network_org,
         }
+    }
+
+    /// The catalogued kind of `ip`'s network and who runs it: the ASN database's organisation
+    /// name when it has one (what an operator sees in whois), else the catalog's.
+    fn network_of(
+        &self,
+        ip: IpAddr,
+        asn: Option<&asn::Asn>,
+    ) -> Option<(crate::event::NetworkKind, Option<Arc<str>>)> {
+        let listed = self.catalog.lookup(ip, asn.map(|a| a.number))?;
+        let org = asn
+            .and_then(|a| a.organisation.clone())
+            .or_else(|| listed.org.clone());
+        Some((listed.kind, org))
     }
 
     /// Reopen databases whose files changed; true if any was reloaded.
@@ -424,5 +468,79 @@ mod tests {
         assert_eq!((geo.lat, geo.lon, geo.radius_km), (1.0, 2.0, 50.0));
         assert_eq!((geo.city, geo.country), (None, None));
         assert_eq!(r.asn, Some(64_500));
+    }
+
+    #[test]
+    fn catalogued_networks_are_classified_with_their_organisation() {
+        use crate::event::NetworkKind;
+        let dir = tempfile::tempdir().unwrap();
+        let asn_db = dir.path().join("a.mmdb");
+        let mut w = mmdb_writer::Writer::new("GeoLite2-ASN");
+        for (net, asn, org) in [
+            ("98.97.0.0/16", 14_593, Some("SPACEX-STARLINK")),
+            ("3.0.0.0/8", 16_509, None),
+            ("8.8.8.0/24", 15_169, Some("GOOGLE")),
+            ("10.0.0.0/8", 14_593, Some("SPACEX-STARLINK")),
+            ("2a0d:3344::/32", 14_593, Some("  ")),
+        ] {
+            let mut fields = vec![("autonomous_system_number", mmdb_writer::Value::U32(asn))];
+            if let Some(org) = org {
+                fields.push((
+                    "autonomous_system_organization",
+                    mmdb_writer::Value::String(org.into()),
+                ));
+            }
+            w.insert_value(
+                net.parse::<ipnet::IpNet>().unwrap(),
+                mmdb_writer::Value::map(fields),
+            )
+            .unwrap();
+        }
+        std::fs::write(&asn_db, w.to_bytes().unwrap()).unwrap();
+        let config = GeoIpConfig {
+            asn_db: Some(asn_db),
+            ..GeoIpConfig::default()
+        };
+        let e = Enricher::from_config(&config).unwrap();
+
+        // Satellite, with the database's organisation name.
+        let r = e.enrich(ip("98.97.1.2"), None);
+        assert_eq!(r.asn, Some(14_593));
+        assert_eq!(r.network_kind, Some(NetworkKind::Satellite));
+        assert_eq!(r.network_org.as_deref(), Some("SPACEX-STARLINK"));
+        // Hosting; the database has no name, so the catalog's.
+        let r = e.enrich(ip("3.4.5.6"), None);
+        assert_eq!(r.network_kind, Some(NetworkKind::Hosting));
+        assert!(r.network_org.as_deref().unwrap().contains("Amazon"));
+        // A blank name in the database falls back to the catalog's too.
+        let r = e.enrich(ip("2a0d:3344::1"), None);
+        assert_eq!(r.network_kind, Some(NetworkKind::Satellite));
+        assert!(r.network_org.as_deref().unwrap().contains("Starlink"));
+        // Not catalogued: no kind, and the organisation is not kept.
+        let r = e.enrich(ip("8.8.8.8"), None);
+        assert_eq!(
+            (r.asn, r.network_kind, r.network_org),
+            (Some(15_169), None, None)
+        );
+        // Private addresses are never looked up, catalogued ASN or not.
+        let r = e.enrich(ip("10.1.2.3"), None);
+        assert_eq!((r.asn, r.network_kind), (None, None));
+
+        // `[networks]` reclassifies: Starlink as hosting (extras override the catalog).
+        let catalog = Catalog::from_config(&crate::config::NetworksConfig {
+            extra_hosting_asns: vec![14_593],
+            ..Default::default()
+        })
+        .unwrap();
+        let e = Enricher::from_config(&config)
+            .unwrap()
+            .with_catalog(catalog);
+        let r = e.enrich(ip("98.97.1.2"), None);
+        assert_eq!(r.network_kind, Some(NetworkKind::Hosting));
+        assert_eq!(r.network_org.as_deref(), Some("SPACEX-STARLINK"));
+
+        // No catalog at all (`Enricher::empty`): nothing is classified.
+        let r = Enricher::empty().enrich(ip("98.97.1.2"), None);
+        assert_eq!(r.network_kind, None);
     }
 }

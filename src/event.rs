@@ -420,6 +420,47 @@ pub struct Enrichment {
     pub address_class: Option<AddressClass>,
     /// Parsed User-Agent, if the record had one.
     pub user_agent: Option<UserAgentInfo>,
+    /// What the network catalog knows about the address's network (public addresses only).
+    pub network_kind: Option<NetworkKind>,
+    /// The catalogued network's organisation (the ASN database's name when it has one, else
+    /// the catalog's), for evidence; set only with `network_kind`.
+    pub network_org: Option<Arc<str>>,
+}
+
+/// What a network is, from the catalog shipped with tokenwatch (`config/networks.toml`) and
+/// the `[networks]` settings (DESIGN §5, network knowledge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// A satellite ISP or in-flight Wi-Fi: its addresses have no meaningful location.
+    Satellite,
+    /// Cloud, hosting or VPN egress: an anonymiser, not the user's own network.
+    Hosting,
+    /// A privacy relay (an ASN that carries nothing else, or listed egress ranges).
+    Relay,
+}
+
+impl NetworkKind {
+    /// Hides who and where the user is (hosting/VPN egress, privacy relays).
+    pub fn is_anonymiser(self) -> bool {
+        matches!(self, NetworkKind::Hosting | NetworkKind::Relay)
+    }
+}
+
+/// A catalogued network a request came from, as the observation and the decision record show
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkEvidence {
+    /// `satellite`, `hosting` or `relay`.
+    pub kind: NetworkKind,
+    /// The ASN, when the ASN database knows the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// Who runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<Arc<str>>,
+    /// An anonymiser network (hosting/VPN egress or privacy relay): not a user's place.
+    pub anonymiser: bool,
 }
 
 /// An event that passed parse, identify and enrich: ready for the stateful stages.
@@ -499,6 +540,10 @@ pub struct Observation {
     pub session_age_s: f64,
     /// The address or its ASN is allowlisted: travel and network changes are not signals.
     pub allowlisted_network: bool,
+    /// The network is catalogued (satellite, hosting, relay): what it is and who runs it.
+    /// Not a model feature (the feature schema is unchanged); shown in the decision's evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkEvidence>,
     /// Seconds since the session's previous request (event time); 0 for its first request
     /// and for a late (out-of-order) one.
     pub since_previous_s: f64,
@@ -695,6 +740,9 @@ pub struct Evidence {
     /// `[before, after]` country.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<(String, String)>,
+    /// The catalogued network (satellite, hosting/VPN, relay) of the deciding request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkEvidence>,
     /// Per-reason contributions to the score.
     pub contributions: Vec<Contribution>,
 }

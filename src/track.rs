@@ -47,6 +47,12 @@
 //!   (`detect.relay_cidrs`, `detect.relay_asns`) are the same except for travel: a relay
 //!   keeps its user's region, so its location counts with an accuracy of [`RELAY_RADIUS_KM`],
 //!   kept apart from the last direct location (a coarse place never replaces a precise one).
+//! - The network catalog (`enrich`'s `network_kind`, DESIGN §5 network knowledge) feeds the
+//!   same roles after the operator's lists: a satellite or in-flight network is handled like
+//!   an allowlisted one (no place, no network change), a catalogued relay like
+//!   `detect.relay_*`. A hosting/VPN network keeps today's behaviour for travel; the
+//!   observation's `network` marks it as an anonymiser (shown in the decision's evidence).
+//!   Whether it should stop being a place is left to the evaluation that follows.
 //! - Out-of-order events (event time going backwards) compare by absolute elapsed time and do
 //!   not overwrite newer "last" values; nothing here panics on any input.
 //!
@@ -82,10 +88,13 @@ use dashmap::mapref::entry::Entry;
 use ipnet::IpNet;
 
 use crate::config::DetectConfig;
-use crate::event::{Action, Assessment, Fingerprint, IdentifiedEvent, Observation};
+use crate::event::{
+    Action, Assessment, Enrichment, Fingerprint, IdentifiedEvent, NetworkEvidence, NetworkKind,
+    Observation,
+};
 
 use eviction::{EvictionQueue, adjust};
-use geometry::NetworkKind;
+use geometry::NetworkRole;
 use session::{PendingObservation, SessionState, carries_signal};
 use user::{UserState, user_key};
 
@@ -168,17 +177,26 @@ impl SessionTracker {
         }
     }
 
-    fn network_kind(&self, ip: IpAddr, asn: Option<u32>) -> NetworkKind {
+    /// The request's role: the operator's lists first (`detect.allow_*`, then
+    /// `detect.relay_*`), then the catalog's kind from `enrich`: a satellite or in-flight
+    /// link is no place (like an allowlisted network), a catalogued relay is a relay. A
+    /// hosting network stays direct for travel; the observation marks it as an anonymiser.
+    fn network_role(&self, ip: IpAddr, enrichment: &Enrichment) -> NetworkRole {
+        let asn = enrichment.asn;
         let listed = |cidrs: &[IpNet], asns: &[u32]| {
             asn.is_some_and(|asn| asns.binary_search(&asn).is_ok())
                 || cidrs.iter().any(|net| net.contains(&ip))
         };
         if listed(&self.allow_cidrs, &self.allow_asns) {
-            NetworkKind::Allowlisted
+            NetworkRole::Allowlisted
         } else if listed(&self.relay_cidrs, &self.relay_asns) {
-            NetworkKind::Relay
+            NetworkRole::Relay
         } else {
-            NetworkKind::Direct
+            match enrichment.network_kind {
+                Some(NetworkKind::Satellite) => NetworkRole::Allowlisted,
+                Some(NetworkKind::Relay) => NetworkRole::Relay,
+                Some(NetworkKind::Hosting) | None => NetworkRole::Direct,
+            }
         }
     }
 
@@ -186,7 +204,7 @@ impl SessionTracker {
     /// arrive in order (the pipeline guarantees it); a late one is handled, not trusted.
     pub fn observe(&self, event: &IdentifiedEvent) -> Observation {
         let fingerprint = event.identity.fingerprint;
-        let kind = self.network_kind(event.event.client_ip, event.enrichment.asn);
+        let kind = self.network_role(event.event.client_ip, &event.enrichment);
         let place = kind.place(event.enrichment.geo.as_ref());
         let spot = event
             .enrichment
@@ -194,6 +212,15 @@ impl SessionTracker {
             .map(|asn| kind.spot(asn, event.event.client_ip, event.enrichment.geo.as_ref()));
         let mut obs = Observation {
             allowlisted_network: kind.is_shared(),
+            network: event
+                .enrichment
+                .network_kind
+                .map(|network_kind| NetworkEvidence {
+                    kind: network_kind,
+                    asn: event.enrichment.asn,
+                    org: event.enrichment.network_org.clone(),
+                    anonymiser: network_kind.is_anonymiser(),
+                }),
             ..Observation::default()
         };
         let user = event

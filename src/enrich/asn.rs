@@ -6,10 +6,14 @@
 //! and `track` treats a change of ASN within a session as evidence. The database file is
 //! mapped and reloaded by `geoip`'s `DbSlot`, like the City database.
 //!
-//! What it does NOT do: name the organisation (only `autonomous_system_number` is decoded), or
-//! treat ASN 0 (unassigned) as a network.
+//! The organisation (`autonomous_system_organization`) is decoded borrowed and kept only for a
+//! network the catalog lists (evidence for a satellite, hosting or relay network), so the
+//! common case allocates nothing.
+//!
+//! What it does NOT do: treat ASN 0 (unassigned) as a network.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -17,22 +21,41 @@ use super::Enricher;
 use super::geoip::Number;
 
 #[derive(Deserialize)]
-struct AsnRecord {
+struct AsnRecord<'a> {
     autonomous_system_number: Option<Number>,
+    #[serde(borrow)]
+    autonomous_system_organization: Option<&'a str>,
+}
+
+/// An address's autonomous system.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Asn {
+    pub number: u32,
+    /// The database's organisation name, kept only for catalogued networks.
+    pub organisation: Option<Arc<str>>,
 }
 
 impl Enricher {
     /// The autonomous system `ip` (a public address) belongs to, if the database knows it.
-    pub(super) fn asn_of(&self, ip: IpAddr) -> Option<u32> {
+    pub(super) fn asn_of(&self, ip: IpAddr) -> Option<Asn> {
         let db = self.asn.as_ref()?.current.load();
         if ip.is_ipv6() && db.reader.metadata().ip_version == 4 {
             return None;
         }
         let found = self.count_error(db.reader.lookup(ip))?;
-        let record: AsnRecord = self.count_error(found.decode())??;
-        record
+        let record: AsnRecord<'_> = self.count_error(found.decode())??;
+        let number = record
             .autonomous_system_number
             .and_then(|n| n.as_u32())
-            .filter(|n| *n != 0)
+            .filter(|n| *n != 0)?;
+        let organisation = record
+            .autonomous_system_organization
+            .map(str::trim)
+            .filter(|org| !org.is_empty() && self.catalog.lookup(ip, Some(number)).is_some())
+            .map(Arc::from);
+        Some(Asn {
+            number,
+            organisation,
+        })
     }
 }

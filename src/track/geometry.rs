@@ -1,6 +1,6 @@
 //! Where a request puts its user, and how far apart two places are: great-circle distance,
 //! the uncertainty-aware travel leg between two located uses, and what a request's network
-//! (direct, privacy relay, allowlisted) says about its user's place.
+//! (direct, privacy relay, allowlisted or satellite) says about its user's place.
 //!
 //! Data flow: `enrich` → **track** (this file serves `session` and `user`) → `features` →
 //! `score`. The crate's one haversine lives here (GeoIP and the lab use it too).
@@ -8,8 +8,9 @@
 //! Invariants: pure arithmetic; non-finite input gives 0 km (no travel rather than a made-up
 //! one); a leg's distance and elapsed time are never negative and elapsed is floored at 1 s.
 //!
-//! What it does NOT do: classify an address (the tracker's allow and relay lists do, in
-//! `track.rs`), keep state, or judge a speed (that is `score`).
+//! What it does NOT do: classify an address (the tracker's allow and relay lists and the
+//! catalog's kind from `enrich` do, in `track.rs`), keep state, or judge a speed (that is
+//! `score`).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -79,35 +80,37 @@ fn finite_non_negative(value: f64) -> f64 {
     }
 }
 
-/// What a request's network says about where its user is.
+/// What a request's network says about where its user is (its role for travel and network
+/// changes; the catalog's [`crate::event::NetworkKind`] is one input to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NetworkKind {
+pub(super) enum NetworkRole {
     /// The user's own connection: its location, ASN and country describe the user.
     Direct,
     /// A privacy relay: shared egress that keeps the user's region ([`RELAY_RADIUS_KM`]).
     Relay,
-    /// Allowlisted (VPN egress, satellite): nothing about where the user is.
+    /// Allowlisted (`detect.allow_*`) or a catalogued satellite / in-flight network: nothing
+    /// about where the user is.
     Allowlisted,
 }
 
-impl NetworkKind {
+impl NetworkRole {
     /// Shared egress: no ASN, country or network change (`allowlisted_network`).
     pub(super) fn is_shared(self) -> bool {
-        self != NetworkKind::Direct
+        self != NetworkRole::Direct
     }
 
     /// Where a request on this network puts its user, for travel.
     pub(super) fn place(self, geo: Option<&GeoPoint>) -> Option<Cow<'_, GeoPoint>> {
         let geo = geo?;
         match self {
-            NetworkKind::Direct => Some(Cow::Borrowed(geo)),
-            NetworkKind::Relay => Some(Cow::Owned(GeoPoint {
+            NetworkRole::Direct => Some(Cow::Borrowed(geo)),
+            NetworkRole::Relay => Some(Cow::Owned(GeoPoint {
                 radius_km: geo.radius_km.max(RELAY_RADIUS_KM),
                 // The egress may sit across a border from its users: no border to cross.
                 country: None,
                 ..geo.clone()
             })),
-            NetworkKind::Allowlisted => None,
+            NetworkRole::Allowlisted => None,
         }
     }
 
@@ -119,7 +122,7 @@ impl NetworkKind {
             asn,
             ipv6: ip.to_canonical().is_ipv6(),
             place: geo
-                .filter(|_| self == NetworkKind::Direct)
+                .filter(|_| self == NetworkRole::Direct)
                 .map(|g| (g.lat, g.lon)),
         }
     }

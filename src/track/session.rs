@@ -22,7 +22,7 @@ use crate::event::{
     UserAgentInfo,
 };
 
-use super::geometry::{NetworkKind, travel_leg};
+use super::geometry::{NetworkRole, travel_leg};
 use super::rate::RateState;
 use super::snapshot::SignalSnapshot;
 use super::{memory, networks};
@@ -198,12 +198,12 @@ impl SessionState {
     }
 
     /// Compare `event` with the session so far, fill `obs`, then fold the event in.
-    /// `place`: where the request puts its user ([`NetworkKind::place`]); `spot`: its network
-    /// ([`NetworkKind::spot`]), when the ASN is known.
+    /// `place`: where the request puts its user ([`NetworkRole::place`]); `spot`: its network
+    /// ([`NetworkRole::spot`]), when the ASN is known.
     pub(super) fn observe(
         &mut self,
         event: &IdentifiedEvent,
-        kind: NetworkKind,
+        kind: NetworkRole,
         place: Option<&GeoPoint>,
         spot: Option<networks::Spot>,
         obs: &mut Observation,
@@ -234,9 +234,9 @@ impl SessionState {
                 ip,
             };
             match (kind, &mut self.last_relayed) {
-                (NetworkKind::Relay, Some(prev)) if now >= prev.at => **prev = latest,
-                (NetworkKind::Relay, Some(_)) => {}
-                (NetworkKind::Relay, slot @ None) => *slot = Some(Box::new(latest)),
+                (NetworkRole::Relay, Some(prev)) if now >= prev.at => **prev = latest,
+                (NetworkRole::Relay, Some(_)) => {}
+                (NetworkRole::Relay, slot @ None) => *slot = Some(Box::new(latest)),
                 _ if self.last_located.as_ref().is_none_or(|p| now >= p.at) => {
                     self.last_located = Some(latest);
                 }
@@ -426,8 +426,8 @@ pub(super) fn geo_heap_bytes(point: &GeoPoint) -> usize {
         + point.country.as_ref().map_or(0, memory::arc_str)
 }
 
-/// The blocks an observation owns beyond itself: the places of its travel legs and the
-/// names of its changes.
+/// The blocks an observation owns beyond itself: the places of its travel legs, the names of
+/// its changes and its catalogued network's organisation (shared, so charged in full).
 fn observation_heap_bytes(obs: &Observation) -> usize {
     let leg = |t: &Option<TravelEvidence>| {
         t.as_ref()
@@ -439,6 +439,11 @@ fn observation_heap_bytes(obs: &Observation) -> usize {
     };
     leg(&obs.travel)
         + leg(&obs.user_travel)
+        + obs
+            .network
+            .as_ref()
+            .and_then(|n| n.org.as_ref())
+            .map_or(0, memory::arc_str)
         + pair(&obs.user_agent_change)
         + pair(&obs.os_change)
         + pair(&obs.country_change)

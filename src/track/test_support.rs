@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::event::{
     AccessEvent, AddressClass, Claims, Credential, Enrichment, EventTime, Fingerprint, GeoPoint,
-    IdentifiedEvent, Identity, TokenKind, UserAgentInfo,
+    IdentifiedEvent, Identity, NetworkKind, TokenKind, UserAgentInfo,
 };
 
 /// A test fingerprint: `n` repeated.
@@ -81,6 +81,7 @@ pub fn ev(n: u8, offset_s: i64) -> Ev {
             asn: Some(3320),
             address_class: Some(AddressClass::Public),
             user_agent: Some(chrome_windows()),
+            ..Enrichment::default()
         },
     })
 }
@@ -100,6 +101,12 @@ impl Ev {
     }
     pub fn asn(mut self, asn: Option<u32>) -> Self {
         self.0.enrichment.asn = asn;
+        self
+    }
+    /// A network the catalog knows (what `enrich` sets for a catalogued ASN).
+    pub fn network(mut self, kind: NetworkKind, org: &str) -> Self {
+        self.0.enrichment.network_kind = Some(kind);
+        self.0.enrichment.network_org = Some(Arc::from(org));
         self
     }
     pub fn ua(mut self, ua: UserAgentInfo) -> Self {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::test_support::*;
 use super::*;
 use crate::config::HumanDuration;
-use crate::event::{Claims, Contribution, EventTime, GeoPoint};
+use crate::event::{Claims, Contribution, EventTime, GeoPoint, NetworkKind};
 
 fn tracker() -> SessionTracker {
     SessionTracker::new(&DetectConfig::default())
@@ -334,6 +334,101 @@ fn allowlisted_networks_neither_trigger_nor_poison() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn a_satellite_network_is_no_place_and_no_network_change() {
+    // Catalogued networks need no setting: the defaults list nothing.
+    let tracker = SessionTracker::new(&DetectConfig::default());
+    // Home in Berlin, then in-flight Wi-Fi over Starlink geolocated in São Paulo ten minutes
+    // later, then (landed) home again.
+    let sky = ev(1, 600)
+        .ip("98.97.1.2")
+        .asn(Some(14_593))
+        .geo(Some(sao_paulo()))
+        .network(NetworkKind::Satellite, "SPACEX-STARLINK");
+    let obs = observe_all(&tracker, vec![ev(1, 0), sky, ev(1, 1200)]);
+    let plane = &obs[1];
+    assert!(plane.travel.is_none(), "{:?}", plane.travel);
+    assert!(plane.asn_change.is_none() && plane.country_change.is_none());
+    assert!(!plane.new_asn && plane.recent_network_changes == 0);
+    assert!(
+        plane.allowlisted_network,
+        "handled like an allowlisted network"
+    );
+    let network = plane.network.as_ref().expect("catalogued");
+    assert_eq!(network.kind, NetworkKind::Satellite);
+    assert_eq!(network.asn, Some(14_593));
+    assert_eq!(network.org.as_deref(), Some("SPACEX-STARLINK"));
+    assert!(!network.anonymiser);
+    // Home again: compared with Berlin, not the ground station.
+    let back = &obs[2];
+    assert!(
+        back.travel.is_none() && back.asn_change.is_none(),
+        "{back:?}"
+    );
+    assert!(back.network.is_none());
+}
+
+#[test]
+fn a_hosting_network_is_an_anonymiser_that_still_counts_for_travel() {
+    let tracker = SessionTracker::new(&DetectConfig::default());
+    let vpn = ev(1, 600)
+        .ip("3.4.5.6")
+        .asn(Some(16_509))
+        .geo(Some(sao_paulo()))
+        .network(NetworkKind::Hosting, "Amazon.com, Inc. (AWS)");
+    let obs = observe_all(&tracker, vec![ev(1, 0), vpn]);
+    let o = &obs[1];
+    let network = o.network.as_ref().expect("catalogued");
+    assert_eq!(network.kind, NetworkKind::Hosting);
+    assert!(network.anonymiser, "hosting/VPN egress is an anonymiser");
+    // Travel and network change as before (until the evaluation decides otherwise), and the
+    // model's allowlist feature is untouched.
+    assert!(o.travel.is_some() && o.asn_change == Some((3320, 16_509)));
+    assert!(!o.allowlisted_network);
+    // The decision record's evidence shows it.
+    let json = serde_json::to_value(o).expect("json");
+    assert_eq!(json["network"]["kind"], "hosting");
+    assert_eq!(json["network"]["anonymiser"], true);
+    // An uncatalogued network adds nothing to the record.
+    assert!(
+        serde_json::to_value(&obs[0])
+            .expect("json")
+            .get("network")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_catalogued_relay_is_a_relay_and_operator_lists_come_first() {
+    let relay = |s| {
+        ev(1, s)
+            .ip("172.224.226.5")
+            .asn(Some(64_501))
+            .geo(Some(paris()))
+            .network(NetworkKind::Relay, "iCloud Private Relay")
+    };
+    let far = |s| ev(1, s).ip("198.51.100.7").geo(Some(sao_paulo()));
+    let obs = observe_all(
+        &SessionTracker::new(&DetectConfig::default()),
+        vec![relay(0), relay(1), far(60)],
+    );
+    assert!(obs[0].allowlisted_network && obs[0].network.as_ref().unwrap().anonymiser);
+    let leg = obs[2].travel.as_ref().expect("relay region to São Paulo");
+    let expected = haversine_km(&paris(), &sao_paulo()) - RELAY_RADIUS_KM - 50.0;
+    assert!((leg.distance_km - expected).abs() < 1e-6, "{leg:?}");
+
+    // The operator's allowlist wins over the catalog: no place at all.
+    let config = DetectConfig {
+        allow_asns: vec![64_501],
+        ..DetectConfig::default()
+    };
+    let obs = observe_all(
+        &SessionTracker::new(&config),
+        vec![relay(0), relay(1), far(60)],
+    );
+    assert!(obs[2].travel.is_none(), "{:?}", obs[2].travel);
 }
 
 #[test]

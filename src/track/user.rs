@@ -187,7 +187,7 @@ impl SessionTracker {
     /// The user's view of `event`: concurrent use (travel from the same user's most recent
     /// located use by another token, into `obs.user_travel`) and, for a JWT with a `sid`, the
     /// network signals of its login session across refreshed tokens. `here`: where the
-    /// request puts its user ([`NetworkKind::place`](super::geometry::NetworkKind::place)); `spot`: its network.
+    /// request puts its user ([`NetworkRole::place`](super::geometry::NetworkRole::place)); `spot`: its network.
     pub(super) fn observe_user(
         &self,
         event: &IdentifiedEvent,
