@@ -360,7 +360,7 @@ pub struct DetectConfig {
     pub step_up_threshold: Option<f64>,
     /// Score at or above which a session is flagged (recorded, not revoked).
     pub flag_threshold: f64,
-    /// Trained model artifact (a later issue); empty = rules only.
+    /// Trained model artifact (`models/session-risk.json`); empty = rules only.
     pub model: Option<PathBuf>,
     /// Networks whose addresses are not travel or network-change signals (VPN egress …).
     pub allow_cidrs: Vec<IpNet>,

@@ -1,8 +1,8 @@
 //! Stage 6, score: an [`Observation`] → an [`Assessment`] (risk in [0, 1], reasons, hard rules).
 //!
 //! Data flow: `track` → **score** → `decide`. [`Scorer`] is the seam: [`RuleScorer`] (here) is
-//! a transparent rule set; the trained model of a later issue is another implementation over
-//! the same [`Observation`] features with the same output shape.
+//! a transparent rule set; the trained model (`model::ModelScorer`) is another implementation
+//! over the same [`Observation`] features with the same output shape.
 //!
 //! Output shape (both scorers): each reason that fires contributes a weight `wᵢ` in [0, 1]; the
 //! score is the noisy-OR `1 − Π(1 − wᵢ)` (independent pieces of evidence, none of which can

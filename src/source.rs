@@ -12,7 +12,7 @@
 //! at EOF when reading to the end.
 //!
 //! This module does blocking I/O on its own threads and does not parse, batch across sources
-//! or know what a line means. Kafka (a later issue) is one more variant of [`Source`].
+//! or know what a line means. Kafka (issue 16) will be one more variant of [`Source`].
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek};
