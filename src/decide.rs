@@ -186,15 +186,7 @@ impl Policy {
 /// `sid:<iss>:<sid>` when the JWT names both and the denylist can hold the key, else `None`.
 fn sid_key(claims: Option<&Claims>) -> Option<DenyKey> {
     let claims = claims?;
-    let key = DenyKey::Sid {
-        iss: claims.iss.clone()?,
-        sid: claims.sid.clone()?,
-    };
-    let holdable = key
-        .to_string()
-        .parse::<DenyKey>()
-        .is_ok_and(|read| read == key);
-    holdable.then_some(key)
+    DenyKey::sid(claims.iss.as_deref()?, claims.sid.as_deref()?).ok()
 }
 
 /// What the reasons rest on: the travel leg (the session's own when impossible travel fired,

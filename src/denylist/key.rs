@@ -138,6 +138,30 @@ impl DenyKey {
         }
     }
 
+    /// `sid:<iss>:<sid>`, if the denylist can hold it: the rules of parsing its text, so the
+    /// key reads back as itself from the journal.
+    pub fn sid(iss: &str, sid: &str) -> Result<DenyKey, KeyParseError> {
+        DenyKey::named(NamedKind::Sid, iss, sid)
+    }
+
+    /// A named key from its parts (the id unescaped), checked as its written form will be read.
+    fn named(kind: NamedKind, iss: &str, id: &str) -> Result<DenyKey, KeyParseError> {
+        if iss.is_empty() || id.is_empty() {
+            return Err(KeyParseError::MissingPart);
+        }
+        if iss.chars().chain(id.chars()).any(char::is_control) {
+            return Err(KeyParseError::ControlCharacter);
+        }
+        // The written form escapes every `%` and `:` of the id, so a lone `%` read literally
+        // comes back three bytes long: a key under the limit as read could be over it as
+        // written, and the journal could then not read its own record back.
+        let escaped = id.bytes().filter(|b| matches!(b, b'%' | b':')).count();
+        if kind.prefix().len() + 1 + iss.len() + 1 + id.len() + 2 * escaped > MAX_KEY_BYTES {
+            return Err(KeyParseError::TooLong);
+        }
+        Ok(DenyKey::from_named(kind, iss, id))
+    }
+
     pub(super) fn from_named(kind: NamedKind, iss: &str, id: &str) -> DenyKey {
         let (iss, id) = (iss.to_owned(), id.to_owned());
         match kind {
@@ -221,18 +245,7 @@ impl FromStr for DenyKey {
             _ => return Err(KeyParseError::UnknownKind),
         };
         let (iss, id) = rest.rsplit_once(':').ok_or(KeyParseError::MissingPart)?;
-        if iss.is_empty() || id.is_empty() {
-            return Err(KeyParseError::MissingPart);
-        }
-        let id = unescape_id(id);
-        // The written form escapes every `%` and `:` of the id, so a lone `%` read literally
-        // comes back three bytes long: a key under the limit as read could be over it as
-        // written, and the journal could then not read its own record back.
-        let escaped = id.bytes().filter(|b| matches!(b, b'%' | b':')).count();
-        if prefix.len() + 1 + iss.len() + 1 + id.len() + 2 * escaped > MAX_KEY_BYTES {
-            return Err(KeyParseError::TooLong);
-        }
-        Ok(DenyKey::from_named(kind, iss, &id))
+        DenyKey::named(kind, iss, &unescape_id(id))
     }
 }
 
