@@ -181,15 +181,15 @@ impl ApiState {
         state.config = config.api.clone();
         state.default_ttl = config.denylist.default_ttl.0;
         state.max_line_bytes = config.input.max_line_bytes;
-        let mut required = vec![Readiness::DENYLIST];
+        let mut required = vec![ReadyFlag::Denylist];
         if config.denylist.journal.is_some() {
-            required.push(Readiness::JOURNAL);
+            required.push(ReadyFlag::Journal);
         }
         if config.geoip.city_db.is_some() {
-            required.push(Readiness::GEOIP);
+            required.push(ReadyFlag::Geoip);
         }
         if config.detect.model.is_some() {
-            required.push(Readiness::MODEL);
+            required.push(ReadyFlag::Model);
         }
         state.readiness = Arc::new(Readiness::new(&required));
         state

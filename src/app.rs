@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Readiness};
+use crate::api::{self, ApiState, Readiness, ReadyFlag};
 use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
@@ -287,10 +287,10 @@ impl Services {
             None
         };
         let readiness = state.readiness.clone();
-        readiness.mark_ready(Readiness::DENYLIST);
+        readiness.mark_ready(ReadyFlag::Denylist);
         let journal_ready = readiness.clone();
         denylist.on_writable_change(move |writable| {
-            journal_ready.set(Readiness::JOURNAL, writable);
+            journal_ready.set(ReadyFlag::Journal, writable);
         });
         let state = Arc::new(state);
         let options = api::ServeOptions {
@@ -511,8 +511,8 @@ pub async fn run(
     if config.input.stdin {
         Source::Stdin.spawn(limits, tx.clone(), stop.clone());
     }
-    services.readiness.mark_ready(Readiness::GEOIP);
-    services.readiness.mark_ready(Readiness::MODEL);
+    services.readiness.mark_ready(ReadyFlag::Geoip);
+    services.readiness.mark_ready(ReadyFlag::Model);
     drop(tx);
 
     shutdown.await;

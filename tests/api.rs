@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use tokenwatch::api::{ApiState, Readiness, router, serve};
+use tokenwatch::api::{ApiState, ReadyFlag, router, serve};
 use tokenwatch::config::{Config, NoTokenPolicy, ProcessEnv};
 use tokenwatch::denylist::{DenyKey, Denylist, Entry, EntryAction, Origin, wall_clock_ms};
 use tokenwatch::event::RawLine;
@@ -743,12 +743,12 @@ async fn readyz_waits_for_every_flag() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["missing"], json!(["denylist", "geoip", "model"]));
 
-    server.state.readiness.mark_ready(Readiness::DENYLIST);
-    server.state.readiness.mark_ready(Readiness::GEOIP);
+    server.state.readiness.mark_ready(ReadyFlag::Denylist);
+    server.state.readiness.mark_ready(ReadyFlag::Geoip);
     let body: Value = readyz().await.expect("readyz").json().await.expect("json");
     assert_eq!(body["missing"], json!(["model"]));
 
-    server.state.readiness.mark_ready(Readiness::MODEL);
+    server.state.readiness.mark_ready(ReadyFlag::Model);
     let response = readyz().await.expect("readyz");
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("json");

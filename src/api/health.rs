@@ -51,16 +51,6 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// The journal (or denylist topic) has been replayed.
-    pub const DENYLIST: ReadyFlag = ReadyFlag::Denylist;
-    /// The GeoIP databases are loaded.
-    pub const GEOIP: ReadyFlag = ReadyFlag::Geoip;
-    /// The scoring model is loaded.
-    pub const MODEL: ReadyFlag = ReadyFlag::Model;
-    /// The denylist journal accepts writes (cleared while it cannot be written; see
-    /// `Denylist::on_writable_change`).
-    pub const JOURNAL: ReadyFlag = ReadyFlag::Journal;
-
     /// Readiness that waits for each of `required`.
     pub fn new(required: &[ReadyFlag]) -> Self {
         Readiness {
@@ -105,7 +95,7 @@ impl Readiness {
 impl Default for Readiness {
     /// Waits for the denylist, GeoIP and the model (the `all` role).
     fn default() -> Self {
-        Readiness::new(&[Readiness::DENYLIST, Readiness::GEOIP, Readiness::MODEL])
+        Readiness::new(&[ReadyFlag::Denylist, ReadyFlag::Geoip, ReadyFlag::Model])
     }
 }
 

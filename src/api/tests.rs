@@ -197,15 +197,15 @@ fn readiness_from_config_waits_only_for_what_is_configured() {
 fn readiness_names_what_is_missing() {
     let readiness = Readiness::default();
     assert_eq!(readiness.missing(), vec!["denylist", "geoip", "model"]);
-    assert!(readiness.mark_ready(Readiness::GEOIP));
+    assert!(readiness.mark_ready(ReadyFlag::Geoip));
     assert!(
-        !readiness.mark_ready(Readiness::JOURNAL),
+        !readiness.mark_ready(ReadyFlag::Journal),
         "not a required flag"
     );
     assert_eq!(readiness.missing(), vec!["denylist", "model"]);
-    readiness.mark_ready(Readiness::DENYLIST);
-    readiness.mark_ready(Readiness::MODEL);
+    readiness.mark_ready(ReadyFlag::Denylist);
+    readiness.mark_ready(ReadyFlag::Model);
     assert!(readiness.is_ready());
-    readiness.set(Readiness::MODEL, false);
+    readiness.set(ReadyFlag::Model, false);
     assert!(!readiness.is_ready());
 }

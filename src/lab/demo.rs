@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::api::Readiness;
+use crate::api::ReadyFlag;
 
 /// The shipped model (`models/session-risk.json`), embedded for the demo.
 const SHIPPED_MODEL: &str = include_str!("../../models/session-risk.json");
@@ -104,8 +104,8 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     let stages = build_stages(&config, &secrets)?;
     let tracker = stages.tracker.clone();
     let services = Services::start(&config, &secrets, Some(tracker), None).await?;
-    services.readiness.mark_ready(Readiness::GEOIP);
-    services.readiness.mark_ready(Readiness::MODEL);
+    services.readiness.mark_ready(ReadyFlag::Geoip);
+    services.readiness.mark_ready(ReadyFlag::Model);
     let mut pipeline = Pipeline::new(stages, services.metrics.clone());
     let mut publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
 
