@@ -2,12 +2,16 @@
 //! or none (DESIGN §5).
 //!
 //! Data flow: `score` → **decide** → `publish`. The policy:
-//! - `hard_rule` or `score ≥ detect.threshold` → revoke; `score ≥ detect.step_up_threshold` →
-//!   step up; `score ≥ detect.flag_threshold` → flag; an assessment with no reason is never a
-//!   decision. The hard rules (impossible travel across a border or over `hard_travel_km`,
-//!   concurrent use) always revoke: a step-up would let the thief, who may hold the second
-//!   factor's session too, simply pass it. Unset, the step-up threshold is `threshold`, so
-//!   there is no step-up band.
+//! - Revoke only on evidence a person can verify from the decision record (DESIGN §5): a
+//!   `hard_rule` (impossible travel across a border or over `hard_travel_km`, concurrent use,
+//!   between located networks that are not anonymisers) always revokes — a step-up would let
+//!   a thief who also holds the second factor's session simply pass it — and so does
+//!   `score ≥ detect.threshold` when a scripted client replays a browser's token. Any other
+//!   `score ≥ detect.threshold` (rates, device and network changes, the model's weighing of
+//!   them) steps up: uncertain risk asks the user to prove themselves, which a thief cannot.
+//!   `score ≥ detect.step_up_threshold` → step up; `score ≥ detect.flag_threshold` → flag; an
+//!   assessment with no reason is never a decision. Unset, the step-up threshold is
+//!   `threshold`, so there is no step-up band below it.
 //! - A subject in `detect.allow_subjects` is never revoked or stepped up automatically:
 //!   flagged instead.
 //! - No duplicates and no downgrades: nothing unless the action is stronger than the one
@@ -53,6 +57,19 @@ fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Whether the assessment rests on evidence a person can verify from the decision record
+/// alone (DESIGN §5): the hard rules (impossible travel or use from two places at once,
+/// between located networks that are not anonymisers) and a scripted client replaying a
+/// browser's token. Rates, device and network changes are real signals but have honest
+/// explanations (a new phone, a VPN, a page-load burst): on those, uncertain risk steps up.
+fn verifiable(assessment: &Assessment) -> bool {
+    assessment.hard_rule
+        || assessment
+            .contributions
+            .iter()
+            .any(|c| c.reason == Reason::ScriptedClient)
+}
+
 /// Round for a person reading the record; the decision was made on the exact values.
 fn round_to(value: f64, step: f64) -> f64 {
     (value / step).round() * step
@@ -87,8 +104,15 @@ impl Policy {
     fn action_for(&self, assessment: &Assessment) -> Option<Action> {
         if assessment.contributions.is_empty() && !assessment.hard_rule {
             None
-        } else if assessment.hard_rule || assessment.score >= self.threshold {
+        } else if assessment.hard_rule {
             Some(Action::Revoke)
+        } else if assessment.score >= self.threshold {
+            // High risk, but only a person-checkable signal revokes; the rest steps up.
+            Some(if verifiable(assessment) {
+                Action::Revoke
+            } else {
+                Action::StepUp
+            })
         } else if assessment.score >= self.step_up_threshold {
             Some(Action::StepUp)
         } else if assessment.score >= self.flag_threshold {
@@ -249,19 +273,65 @@ mod tests {
         .tokens
     }
 
+    /// An assessment on verifiable evidence: a hard rule's impossible travel, or a scripted
+    /// client replaying a browser's token (so `score ≥ threshold` revokes).
     fn assessment(score: f64, hard_rule: bool) -> Assessment {
+        let reason = if hard_rule {
+            Reason::ImpossibleTravel
+        } else {
+            Reason::ScriptedClient
+        };
+        assessment_of(score, hard_rule, reason)
+    }
+
+    fn assessment_of(score: f64, hard_rule: bool, reason: Reason) -> Assessment {
         Assessment {
             score,
             contributions: vec![Contribution {
-                reason: if hard_rule {
-                    Reason::ImpossibleTravel
-                } else {
-                    Reason::UserAgentChange
-                },
+                reason,
                 weight: score,
             }],
             hard_rule,
         }
+    }
+
+    #[test]
+    fn only_verifiable_evidence_revokes_uncertain_risk_steps_up() {
+        let policy = Policy::new(&DetectConfig::default(), &tokens());
+        let event = ev(1, 0).build();
+        let action = |a: &Assessment| {
+            policy
+                .decide(&event, &Observation::default(), a, None)
+                .map(|d| d.action)
+        };
+        for reason in [
+            Reason::RateAnomaly,
+            Reason::UserAgentChange,
+            Reason::OsChange,
+            Reason::AsnChange,
+            Reason::CountryChange,
+            Reason::ImpossibleTravel, // a domestic hop, not a hard rule
+            Reason::ConcurrentUse,
+        ] {
+            assert_eq!(
+                action(&assessment_of(0.99, false, reason)),
+                Some(Action::StepUp),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(
+            action(&assessment_of(0.8, false, Reason::ScriptedClient)),
+            Some(Action::Revoke)
+        );
+        assert_eq!(
+            action(&assessment_of(0.3, true, Reason::ConcurrentUse)),
+            Some(Action::Revoke)
+        );
+        // Below the threshold a scripted client is no revocation either.
+        assert_eq!(
+            action(&assessment_of(0.79, false, Reason::ScriptedClient)),
+            Some(Action::Flag)
+        );
     }
 
     /// The pipeline's calling sequence (DESIGN §1): observe the batch, score it in one call,
@@ -367,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn scenario_c_rate_jump_from_a_new_user_agent_is_revoked() {
+    fn scenario_c_rate_jump_from_a_new_user_agent_is_stepped_up() {
         let detector = Detector::new(DetectConfig::default());
         let mut events = Vec::new();
         // 12 minutes at ~5 requests a minute.
@@ -379,10 +449,13 @@ mod tests {
             events.push(ev(1, 720 + k).ua(ua("Firefox", "Windows 10", false)));
         }
         let decisions = detector.run(events);
+        // Real signals with honest explanations (a second browser, a burst): the user is
+        // asked to prove themselves rather than logged out.
+        assert!(decisions.iter().all(|d| d.action != Action::Revoke));
         let revoke = decisions
             .iter()
-            .find(|d| d.action == Action::Revoke)
-            .expect("revoked");
+            .find(|d| d.action == Action::StepUp)
+            .expect("stepped up");
         assert!(
             revoke.reasons.contains(&Reason::RateAnomaly),
             "{:?}",
@@ -402,9 +475,9 @@ mod tests {
             revoke.evidence.user_agent,
             Some(("Chrome".into(), "Firefox".into()))
         );
-        // Flagged at the first Firefox request, revoked once the rate confirmed it, then quiet.
+        // Flagged at the first Firefox request, stepped up once the rate confirmed it, then quiet.
         let actions: Vec<_> = decisions.iter().map(|d| d.action).collect();
-        assert_eq!(actions, vec![Action::Flag, Action::Revoke]);
+        assert_eq!(actions, vec![Action::Flag, Action::StepUp]);
         assert_eq!(decisions[0].seq, 60);
     }
 
@@ -815,8 +888,8 @@ mod tests {
         let scored = RuleScorer::new(&DetectConfig::default()).assess(&observation);
         let d = policy
             .decide(&ev(1, 0).build(), &observation, &scored, None)
-            .expect("UA + OS + ASN revokes");
-        assert_eq!(d.action, Action::Revoke);
+            .expect("UA + OS + ASN steps up");
+        assert_eq!(d.action, Action::StepUp);
         assert!(d.evidence.travel.is_none(), "travel was not a reason");
         assert_eq!(d.evidence.user_agent, observation.user_agent_change);
         assert_eq!(d.evidence.os, observation.os_change);

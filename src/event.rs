@@ -538,10 +538,14 @@ pub struct Observation {
     pub distinct_countries: u32,
     /// Seconds since the session's first use (event time).
     pub session_age_s: f64,
-    /// The address or its ASN is allowlisted: travel and network changes are not signals.
+    /// Shared egress (allowlisted, relay, satellite): travel and network changes are not
+    /// signals.
     pub allowlisted_network: bool,
+    /// On the operator's allowlist (`detect.allow_*`): vouched for, the request contributes
+    /// nothing to any score (scorers assess it as nothing).
+    pub vouched_network: bool,
     /// The network is catalogued (satellite, hosting, relay): what it is and who runs it.
-    /// Not a model feature (the feature schema is unchanged); shown in the decision's evidence.
+    /// Its `anonymiser` flag is a model feature; shown in the decision's evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkEvidence>,
     /// Seconds since the session's previous request (event time); 0 for its first request
@@ -579,7 +583,9 @@ pub struct Observation {
     pub network_lone_requests: u32,
 }
 
-/// A detector's reason code. Bounded: used as a metric label.
+/// A detector's reason code: a signal a person can check in the decision's evidence. Bounded:
+/// used as a metric label. There is deliberately no "the model said so" code: the model's
+/// contribution is explained in terms of these signals (`model`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -599,13 +605,11 @@ pub enum Reason {
     CountryChange,
     /// A scripted client on a browser session.
     ScriptedClient,
-    /// The trained model's score (used by the model scorer of a later stage).
-    ModelScore,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric label values.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 8] = [
         Reason::ImpossibleTravel,
         Reason::ConcurrentUse,
         Reason::RateAnomaly,
@@ -614,7 +618,6 @@ impl Reason {
         Reason::AsnChange,
         Reason::CountryChange,
         Reason::ScriptedClient,
-        Reason::ModelScore,
     ];
 
     /// The snake_case code, as in decision records and metric labels.
@@ -628,7 +631,6 @@ impl Reason {
             Reason::AsnChange => "asn_change",
             Reason::CountryChange => "country_change",
             Reason::ScriptedClient => "scripted_client",
-            Reason::ModelScore => "model_score",
         }
     }
 }
@@ -643,7 +645,7 @@ pub struct Contribution {
 }
 
 /// The scorer's verdict on one event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Assessment {
     /// Risk in [0, 1].
     pub score: f64,

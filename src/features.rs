@@ -66,9 +66,10 @@ pub struct FeatureSpec {
     pub unit: &'static str,
     /// Transform applied.
     pub transform: Transform,
-    /// The reason code this feature's contribution is reported under (`model_score` for
-    /// context that is not itself a reason, such as the session's age).
-    pub reason: Reason,
+    /// The signal this feature's contribution is reported under; `None` for context that is
+    /// not itself a signal (the session's age, counts, an anonymising network): the model
+    /// explains its share through the signals present (`model`).
+    pub reason: Option<Reason>,
     /// What it means, for the model card.
     pub doc: &'static str,
 }
@@ -77,7 +78,7 @@ const fn f(
     name: &'static str,
     unit: &'static str,
     transform: Transform,
-    reason: Reason,
+    reason: Option<Reason>,
     doc: &'static str,
 ) -> FeatureSpec {
     FeatureSpec {
@@ -99,183 +100,190 @@ pub const FEATURES: &[FeatureSpec] = &[
         "travel_speed_kmh",
         "km/h",
         LOG,
-        R::ImpossibleTravel,
+        Some(R::ImpossibleTravel),
         "Lower-bound speed from the session's previous located use (great-circle distance minus both GeoIP accuracy radii, over the elapsed time); 0 without a leg.",
     ),
     f(
         "travel_distance_km",
         "km",
         LOG,
-        R::ImpossibleTravel,
+        Some(R::ImpossibleTravel),
         "Lower-bound distance of that leg; 0 without a leg.",
     ),
     f(
         "user_travel_speed_kmh",
         "km/h",
         LOG,
-        R::ConcurrentUse,
+        Some(R::ConcurrentUse),
         "Lower-bound speed from the same user's other token's latest use (concurrent tokens); 0 without one.",
     ),
     f(
         "user_travel_distance_km",
         "km",
         LOG,
-        R::ConcurrentUse,
+        Some(R::ConcurrentUse),
         "Lower-bound distance of that leg; 0 without one.",
     ),
     f(
         "rate_per_minute",
         "requests/min",
         LOG,
-        R::RateAnomaly,
+        Some(R::RateAnomaly),
         "Requests of the session in the last 60 s of event time; 0 until the session has a baseline.",
     ),
     f(
         "rate_ratio",
         "ratio",
         LOG,
-        R::RateAnomaly,
+        Some(R::RateAnomaly),
         "That rate over the session's own EWMA baseline (floored at 1/min); 0 until the session has a baseline.",
     ),
     f(
         "rate_known",
         "flag",
         IND,
-        R::ModelScore,
+        None,
         "The session has a rate baseline (3 full active minutes).",
     ),
     f(
         "user_agent_change",
         "flag",
         IND,
-        R::UserAgentChange,
+        Some(R::UserAgentChange),
         "User-Agent family differs from the device the session was established on.",
     ),
     f(
         "os_change",
         "flag",
         IND,
-        R::OsChange,
+        Some(R::OsChange),
         "OS differs from the session's device.",
     ),
     f(
         "scripted_client",
         "flag",
         IND,
-        R::ScriptedClient,
+        Some(R::ScriptedClient),
         "A scripted client (curl, python-requests, Go-http-client …) on a session that began in a browser.",
     ),
     f(
         "asn_change",
         "flag",
         IND,
-        R::AsnChange,
+        Some(R::AsnChange),
         "The network (ASN) differs from the session's previous one.",
     ),
     f(
         "new_asn",
         "flag",
         IND,
-        R::AsnChange,
+        Some(R::AsnChange),
         "The ASN is not among the networks this session used recently.",
     ),
     f(
         "recent_network_changes",
         "changes",
         LOG,
-        R::AsnChange,
+        Some(R::AsnChange),
         "ASN changes of the session in the last 10 minutes, this one included.",
     ),
     f(
         "distinct_asns",
         "count",
         LOG,
-        R::AsnChange,
+        Some(R::AsnChange),
         "Distinct ASNs the session has used.",
     ),
     f(
         "country_change",
         "flag",
         IND,
-        R::CountryChange,
+        Some(R::CountryChange),
         "The country differs from the session's previous one.",
     ),
     f(
         "distinct_countries",
         "count",
         LOG,
-        R::CountryChange,
+        Some(R::CountryChange),
         "Distinct countries the session has been used from.",
     ),
     f(
         "new_ip",
         "flag",
         IND,
-        R::ModelScore,
+        None,
         "The client IP was not seen before in this session.",
     ),
     f(
         "distinct_ips",
         "count",
         LOG,
-        R::ModelScore,
+        None,
         "Distinct client IPs the session has used.",
     ),
     f(
         "session_age_s",
         "s",
         LOG,
-        R::ModelScore,
+        None,
         "Seconds since the session's first request (event time).",
     ),
     f(
         "session_requests",
         "requests",
         LOG,
-        R::ModelScore,
+        None,
         "Requests of the session so far, this one included.",
     ),
     f(
         "since_previous_s",
         "s",
         LOG,
-        R::ModelScore,
+        None,
         "Seconds since the session's previous request; 0 for its first.",
     ),
     f(
         "allowlisted_network",
         "flag",
         IND,
-        R::ModelScore,
+        None,
         "The address or its ASN is allowlisted or a privacy relay (detect.allow_* / relay_*): no network or country change was computed, and travel only for a relay, at its region's accuracy.",
     ),
     f(
         "network_returns",
         "returns",
         LOG,
-        R::ConcurrentUse,
+        Some(R::ConcurrentUse),
         "Switches back to the network the session had just left and used within the last 2 minutes (A → B → A), counted over the last 10 minutes, this one included: two parties interleaving on one token. A network is an ASN and, inside it, a GeoIP place more than 100 km from its others of the same address family (a carrier's gateway region and a city block, two cities): one device behind one address does not alternate between them, while an office's or a carrier's NAT pool in one city stays one network. For a JWT with a `sid`, the larger of the token's count and its login session's across refreshed tokens (owner on the new token, thief on the old).",
     ),
     f(
         "network_rate_per_minute",
         "requests/min",
         LOG,
-        R::RateAnomaly,
+        Some(R::RateAnomaly),
         "Requests of the session from this network in the last 60 s when it is not the network the session started on (0 there): a second party's rate, undiluted by the owner's.",
     ),
     f(
         "network_age_s",
         "s",
         LOG,
-        R::ModelScore,
+        None,
         "Seconds since the session first used this network.",
     ),
     f(
         "network_lone_requests",
         "requests",
         LOG,
-        R::AsnChange,
+        Some(R::AsnChange),
         "Earlier requests of the session from this network that stood alone (no other from it within 10 s either side), where people's page loads burst into API calls; 0 on the network the session started on (an API client's steady polling).",
+    ),
+    f(
+        "anonymiser_network",
+        "flag",
+        IND,
+        None,
+        "The request comes from a catalogued hosting/VPN network or privacy relay (`config/networks.toml`): it hides who and where the user is. Context, not evidence: many honest people use a VPN.",
     ),
 ];
 
@@ -317,6 +325,7 @@ fn raw_values(o: &Observation) -> [f64; FEATURE_COUNT] {
         f64::from(o.network_rate_per_minute),
         o.network_age_s,
         f64::from(o.network_lone_requests),
+        flag(o.network.as_ref().is_some_and(|n| n.anonymiser)),
     ]
 }
 
@@ -358,14 +367,13 @@ const EVIDENCE: [(usize, f64); 12] = [
 ];
 
 /// Whether `x` carries evidence for `reason`: one of the `EVIDENCE` features reported under
-/// it is over its bound (`model_score` always does). A model's contribution through a
-/// feature whose reason has no evidence here (a travel feature at 0) is reported under
-/// `model_score` instead, so every named reason is backed by what the request showed.
+/// it is over its bound. A model's contribution through a feature whose reason has no
+/// evidence here (a travel feature at 0) is context, explained through the signals that do
+/// have evidence, so every named reason is backed by what the request showed.
 pub fn evidence_for(reason: Reason, x: &[f64; FEATURE_COUNT]) -> bool {
-    reason == Reason::ModelScore
-        || EVIDENCE
-            .iter()
-            .any(|(i, above)| FEATURES[*i].reason == reason && x[*i] > *above)
+    EVIDENCE
+        .iter()
+        .any(|(i, above)| FEATURES[*i].reason == Some(reason) && x[*i] > *above)
 }
 
 /// Whether a feature vector carries any evidence (see `EVIDENCE`). The model scores a row
@@ -779,10 +787,10 @@ mod tests {
         for (i, above) in EVIDENCE {
             let mut x = [0.0; FEATURE_COUNT];
             x[i] = above + 0.01;
-            let own = FEATURES[i].reason;
+            let own = FEATURES[i].reason.expect("evidence features name a signal");
             assert!(evidence_for(own, &x), "{}", FEATURES[i].name);
-            for other in FEATURES.iter().map(|f| f.reason) {
-                if other != own && other != Reason::ModelScore {
+            for other in FEATURES.iter().filter_map(|f| f.reason) {
+                if other != own {
                     assert!(
                         !evidence_for(other, &x),
                         "{} as {other:?}",
@@ -794,7 +802,6 @@ mod tests {
             x[i] = above;
             assert!(!evidence_for(own, &x), "{} at its bound", FEATURES[i].name);
         }
-        assert!(evidence_for(Reason::ModelScore, &[0.0; FEATURE_COUNT]));
     }
 
     #[test]

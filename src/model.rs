@@ -26,10 +26,11 @@
 //!
 //! Explanations: per-feature contributions (logistic: `wᵢ·(xᵢ − μᵢ)/σᵢ` in log-odds; forest:
 //! Saabas path attribution, the change in node value at every split on the path, averaged
-//! over trees) are summed per [`Reason`] (each feature names its reason in
-//! `features::FEATURES`; a reason whose evidence is absent from the observation reports under
-//! `model_score`), and the score is shared out among the positive ones, so the weights sum to
-//! the score. The hard rules of [`RuleScorer`] stay explicit overrides: impossible travel and
+//! over trees) are summed per [`Reason`] — a signal the observation shows evidence of (each
+//! feature names its signal in `features::FEATURES`). Context (age, counts, an anonymising
+//! network, a signal feature without evidence) is no reason of its own: its share is spread
+//! over the evidenced signals. The score is shared out among them, so the weights sum to the
+//! score and every reason has its evidence in the decision record. The hard rules of [`RuleScorer`] stay explicit overrides: impossible travel and
 //! concurrent use revoke whatever the model says, with their own reason codes.
 //!
 //! What it does NOT do: train (that is `train`), read the clock, or decide.
@@ -595,6 +596,10 @@ impl ModelScorer {
 
     /// Score one observation.
     pub fn assess(&self, observation: &Observation) -> Assessment {
+        // The operator vouches for the network: nothing from it counts, not even its rate.
+        if observation.vouched_network {
+            return Assessment::default();
+        }
         let x = features::extract(observation);
         let mut per_feature = [0.0; FEATURE_COUNT];
         let p = self.artifact.model.explain(&x, &mut per_feature);
@@ -630,7 +635,14 @@ impl ModelScorer {
     }
 }
 
-/// Share `score` among the reasons whose features pushed it up.
+/// Share `score` among the signals (reasons) the observation shows evidence of.
+///
+/// A feature whose signal has evidence here adds its positive contribution to that signal.
+/// Context — features that are no signal (age, counts, an anonymising network) and signal
+/// features without evidence (a travel feature at 0) — only modulates evidence, so its
+/// positive share is spread over the evidenced signals in proportion to their own shares
+/// (evenly when none pushed the score up by itself). There is no "the model said so" reason:
+/// every weight sits on a signal whose evidence is in the decision record.
 fn explain(
     score: f64,
     per_feature: &[f64; FEATURE_COUNT],
@@ -639,28 +651,46 @@ fn explain(
     if score <= 0.0 {
         return Vec::new();
     }
-    let mut by_reason: Vec<(Reason, f64)> = Vec::new();
+    let mut by_reason: Vec<(Reason, f64)> = Reason::ALL
+        .into_iter()
+        .filter(|r| features::evidence_for(*r, x))
+        .map(|r| (r, 0.0))
+        .collect();
+    if by_reason.is_empty() {
+        // The evidence gate scores such a row 0; never name a reason without evidence.
+        return Vec::new();
+    }
+    let mut context = 0.0;
     for (spec, c) in FEATURES.iter().zip(per_feature) {
-        if *c <= 0.0 {
+        if !(*c > 0.0 && c.is_finite()) {
             continue;
         }
-        let reason = if features::evidence_for(spec.reason, x) {
-            spec.reason
-        } else {
-            Reason::ModelScore
-        };
-        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+        match spec
+            .reason
+            .and_then(|r| by_reason.iter_mut().find(|(have, _)| *have == r))
+        {
             Some((_, sum)) => *sum += c,
-            None => by_reason.push((reason, *c)),
+            None => context += c,
         }
+    }
+    let direct: f64 = by_reason.iter().map(|(_, c)| c).sum();
+    let evidenced = by_reason.len() as f64;
+    for (_, c) in &mut by_reason {
+        *c += if direct > 0.0 {
+            context * *c / direct
+        } else {
+            context / evidenced
+        };
     }
     let total: f64 = by_reason.iter().map(|(_, c)| c).sum();
     if !(total > 0.0 && total.is_finite()) {
-        return vec![Contribution {
-            reason: Reason::ModelScore,
-            weight: score,
-        }];
+        // Nothing pushed the score up (a model whose intercept alone clears the threshold):
+        // the evidenced signals share it evenly.
+        for (_, c) in &mut by_reason {
+            *c = 1.0;
+        }
     }
+    let total: f64 = by_reason.iter().map(|(_, c)| c).sum();
     // Small shares are dropped and the rest renormalised: weights sum to the score.
     by_reason.retain(|(_, c)| c / total >= MIN_SHARE);
     let kept: f64 = by_reason.iter().map(|(_, c)| c).sum();

@@ -50,9 +50,12 @@
 //! - The network catalog (`enrich`'s `network_kind`, DESIGN §5 network knowledge) feeds the
 //!   same roles after the operator's lists: a satellite or in-flight network is handled like
 //!   an allowlisted one (no place, no network change), a catalogued relay like
-//!   `detect.relay_*`. A hosting/VPN network keeps today's behaviour for travel; the
-//!   observation's `network` marks it as an anonymiser (shown in the decision's evidence).
-//!   Whether it should stop being a place is left to the evaluation that follows.
+//!   `detect.relay_*`. A hosting/VPN network is an anonymiser, not a place (DESIGN §5): no
+//!   travel leg and no country from it (a consumer VPN's egress abroad is not a trip), but a
+//!   move onto it is a network change, and the observation marks it as an anonymiser (a
+//!   model feature, and shown in the decision's evidence).
+//! - The operator's allowlist is vouched for: `vouched_network` tells the scorers that the
+//!   request contributes nothing (no score, no decision).
 //! - Out-of-order events (event time going backwards) compare by absolute elapsed time and do
 //!   not overwrite newer "last" values; nothing here panics on any input.
 //!
@@ -179,8 +182,8 @@ impl SessionTracker {
 
     /// The request's role: the operator's lists first (`detect.allow_*`, then
     /// `detect.relay_*`), then the catalog's kind from `enrich`: a satellite or in-flight
-    /// link is no place (like an allowlisted network), a catalogued relay is a relay. A
-    /// hosting network stays direct for travel; the observation marks it as an anonymiser.
+    /// link is no place, a catalogued relay is a relay, a hosting/VPN network an anonymiser
+    /// (no place either, but a network change).
     fn network_role(&self, ip: IpAddr, enrichment: &Enrichment) -> NetworkRole {
         let asn = enrichment.asn;
         let listed = |cidrs: &[IpNet], asns: &[u32]| {
@@ -193,9 +196,10 @@ impl SessionTracker {
             NetworkRole::Relay
         } else {
             match enrichment.network_kind {
-                Some(NetworkKind::Satellite) => NetworkRole::Allowlisted,
+                Some(NetworkKind::Satellite) => NetworkRole::NoPlace,
                 Some(NetworkKind::Relay) => NetworkRole::Relay,
-                Some(NetworkKind::Hosting) | None => NetworkRole::Direct,
+                Some(NetworkKind::Hosting) => NetworkRole::Anonymiser,
+                None => NetworkRole::Direct,
             }
         }
     }
@@ -212,6 +216,7 @@ impl SessionTracker {
             .map(|asn| kind.spot(asn, event.event.client_ip, event.enrichment.geo.as_ref()));
         let mut obs = Observation {
             allowlisted_network: kind.is_shared(),
+            vouched_network: kind == NetworkRole::Allowlisted,
             network: event
                 .enrichment
                 .network_kind

@@ -166,16 +166,19 @@ fn shipped_model_catches_every_simulated_attack_type() {
     );
 
     let labels = tokenwatch::lab::labels::Labels::load(&labels).unwrap();
-    // First revocation per session.
+    // First stop (revoke or step-up) per session; sessions revoked.
     let mut revoked: HashMap<usize, tokenwatch::event::EventTime> = HashMap::new();
+    let mut hard_revoked = std::collections::HashSet::new();
     for line in std::fs::read_to_string(&decisions).unwrap().lines() {
         let d: serde_json::Value = serde_json::from_str(line).unwrap();
-        if d["action"] != "revoke" {
+        if d["action"] != "revoke" && d["action"] != "step_up" {
             continue;
         }
+        let reasons = d["reasons"].as_array().unwrap();
+        assert!(!reasons.is_empty(), "every stop says why: {d}");
         assert!(
-            !d["reasons"].as_array().unwrap().is_empty(),
-            "every revocation says why: {d}"
+            reasons.iter().all(|r| r != "model_score"),
+            "reasons are named signals: {d}"
         );
         let fingerprint =
             tokenwatch::event::Fingerprint::from_hex(d["fingerprint"].as_str().unwrap());
@@ -184,6 +187,9 @@ fn shipped_model_catches_every_simulated_attack_type() {
             .expect("a labelled token");
         let at =
             tokenwatch::event::EventTime::parse_rfc3339(d["event_time"].as_str().unwrap()).unwrap();
+        if d["action"] == "revoke" {
+            hard_revoked.insert(session);
+        }
         revoked
             .entry(session)
             .and_modify(|t| *t = (*t).min(at))
@@ -191,7 +197,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
     }
     // (sessions, caught) per attack type; benign sessions revoked.
     let mut per_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    let mut benign = (0, 0);
+    let mut benign = (0, 0, 0);
     for (i, s) in labels.sessions.iter().enumerate() {
         match (&s.attack_type, s.attack_start) {
             (Some(t), Some(start)) => {
@@ -202,6 +208,7 @@ fn shipped_model_catches_every_simulated_attack_type() {
             _ => {
                 benign.0 += 1;
                 benign.1 += usize::from(revoked.contains_key(&i));
+                benign.2 += usize::from(hard_revoked.contains(&i));
             }
         }
     }
@@ -219,8 +226,9 @@ fn shipped_model_catches_every_simulated_attack_type() {
         );
     }
     assert!(
-        benign.1 <= 1,
-        "benign sessions revoked: {} of {}",
+        benign.2 <= 1 && benign.1 <= 3,
+        "benign sessions revoked {} and stopped {} of {}",
+        benign.2,
         benign.1,
         benign.0
     );

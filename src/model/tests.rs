@@ -205,22 +205,24 @@ fn contributions_sum_to_the_score_and_name_the_evidence() {
 }
 
 #[test]
-fn a_feature_without_its_evidence_reports_as_model_score() {
+fn context_is_explained_through_the_evidenced_signals() {
     // A negative-mean standardisation makes an absent travel leg push the score up: the
-    // explanation must not then claim impossible travel.
+    // explanation must not then claim impossible travel, and its share goes to the signals
+    // the request does show, so the weights still sum to the score.
     let mut m = logistic();
     m.mean[index("travel_speed_kmh")] = -10.0;
-    let a = scorer(Model::Logistic(m)).assess(&stolen_cookie());
-    assert!(
-        !a.reasons().contains(&Reason::ImpossibleTravel),
-        "{:?}",
-        a.reasons()
-    );
-    assert!(
-        a.reasons().contains(&Reason::ModelScore),
-        "{:?}",
-        a.reasons()
-    );
+    let observation = stolen_cookie();
+    let a = scorer(Model::Logistic(m)).assess(&observation);
+    assert!(a.score > 0.0);
+    let reasons = a.reasons();
+    assert!(!reasons.contains(&Reason::ImpossibleTravel), "{reasons:?}");
+    assert!(!reasons.is_empty());
+    let x = crate::features::extract(&observation);
+    for reason in &reasons {
+        assert!(crate::features::evidence_for(*reason, &x), "{reason:?}");
+    }
+    let sum: f64 = a.contributions.iter().map(|c| c.weight).sum();
+    assert!((sum - a.score).abs() < 1e-9, "{sum} vs {}", a.score);
 }
 
 #[test]

@@ -88,15 +88,23 @@ pub(super) enum NetworkRole {
     Direct,
     /// A privacy relay: shared egress that keeps the user's region ([`RELAY_RADIUS_KM`]).
     Relay,
-    /// Allowlisted (`detect.allow_*`) or a catalogued satellite / in-flight network: nothing
-    /// about where the user is.
+    /// A catalogued hosting/VPN network: an anonymiser, not a place. No travel leg and no
+    /// country from it; a move onto it is still a network (ASN) change, and the observation
+    /// marks it as an anonymiser.
+    Anonymiser,
+    /// A catalogued satellite / in-flight link: nothing about where the user is.
+    NoPlace,
+    /// On the operator's allowlist (`detect.allow_*`): vouched for, it contributes nothing.
     Allowlisted,
 }
 
 impl NetworkRole {
     /// Shared egress: no ASN, country or network change (`allowlisted_network`).
     pub(super) fn is_shared(self) -> bool {
-        self != NetworkRole::Direct
+        matches!(
+            self,
+            NetworkRole::Relay | NetworkRole::NoPlace | NetworkRole::Allowlisted
+        )
     }
 
     /// Where a request on this network puts its user, for travel.
@@ -110,7 +118,7 @@ impl NetworkRole {
                 country: None,
                 ..geo.clone()
             })),
-            NetworkRole::Allowlisted => None,
+            NetworkRole::Anonymiser | NetworkRole::NoPlace | NetworkRole::Allowlisted => None,
         }
     }
 

@@ -371,22 +371,36 @@ fn a_satellite_network_is_no_place_and_no_network_change() {
 }
 
 #[test]
-fn a_hosting_network_is_an_anonymiser_that_still_counts_for_travel() {
-    let tracker = SessionTracker::new(&DetectConfig::default());
-    let vpn = ev(1, 600)
-        .ip("3.4.5.6")
-        .asn(Some(16_509))
-        .geo(Some(sao_paulo()))
-        .network(NetworkKind::Hosting, "Amazon.com, Inc. (AWS)");
-    let obs = observe_all(&tracker, vec![ev(1, 0), vpn]);
+fn a_hosting_network_is_an_anonymiser_not_a_place() {
+    let tracker = SessionTracker::new(&DetectConfig {
+        allow_cidrs: vec!["198.51.100.0/24".parse().expect("cidr")],
+        ..DetectConfig::default()
+    });
+    let vpn = |s| {
+        ev(1, s)
+            .ip("3.4.5.6")
+            .asn(Some(16_509))
+            .geo(Some(sao_paulo()))
+            .network(NetworkKind::Hosting, "Amazon.com, Inc. (AWS)")
+    };
+    // Home (Berlin), a consumer VPN "in São Paulo" a minute later, home again, then the
+    // operator's own allowlisted VPN.
+    let corporate = ev(1, 240).ip("198.51.100.9").geo(Some(sao_paulo()));
+    let obs = observe_all(&tracker, vec![ev(1, 0), vpn(60), ev(1, 120), corporate]);
     let o = &obs[1];
     let network = o.network.as_ref().expect("catalogued");
     assert_eq!(network.kind, NetworkKind::Hosting);
     assert!(network.anonymiser, "hosting/VPN egress is an anonymiser");
-    // Travel and network change as before (until the evaluation decides otherwise), and the
-    // model's allowlist feature is untouched.
-    assert!(o.travel.is_some() && o.asn_change == Some((3320, 16_509)));
-    assert!(!o.allowlisted_network);
+    // No place: no travel leg and no country from the egress, but a network change.
+    assert!(o.travel.is_none(), "{:?}", o.travel);
+    assert!(o.country_change.is_none());
+    assert_eq!(o.asn_change, Some((3320, 16_509)));
+    assert!(!o.allowlisted_network && !o.vouched_network);
+    // Back home: no travel either, as the egress never became the last place.
+    assert!(obs[2].travel.is_none(), "{:?}", obs[2].travel);
+    // Only the operator's list is vouched for.
+    assert!(obs[3].vouched_network && obs[3].allowlisted_network);
+    assert!(crate::features::extract(o)[crate::features::FEATURE_COUNT - 1] > 0.0);
     // The decision record's evidence shows it.
     let json = serde_json::to_value(o).expect("json");
     assert_eq!(json["network"]["kind"], "hosting");

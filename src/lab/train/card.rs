@@ -188,7 +188,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
             f.name,
             f.unit,
             f.transform.name(),
-            f.reason.code(),
+            f.reason.map_or("context", |r| r.code()),
             logistic.map_or("–".into(), |m| format!("{:+.3}", m.weights[i])),
             splits.as_ref().map_or("–".into(), |n| n[i].to_string()),
             f.doc
@@ -196,8 +196,9 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
     }
     let _ = writeln!(
         s,
-        "\nNot a feature: whether a network is a hosting/datacenter ASN. The simulator knows; \
-         tokenwatch has no such database, so the model must not learn it."
+        "\nA `context` feature is no reason of its own: its share of a score is explained \
+         through the signals the request shows evidence of. `anonymiser_network` is what the \
+         shipped network catalog (`config/networks.toml`) says, not what the simulator knows."
     );
     s
 }
