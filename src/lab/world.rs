@@ -300,10 +300,14 @@ fn destination(from: (f64, f64), bearing_deg: f64, km: f64) -> (f64, f64) {
     (lat2.to_degrees(), lon2)
 }
 
+mod asn;
 mod cities;
+mod kinds;
 mod real;
 
+pub use asn::*;
 pub use cities::CITIES;
+pub use kinds::*;
 pub use real::*;
 
 /// Index of a city by name (exact, case-sensitive, diacritics included: `"São Paulo"`).
@@ -964,7 +968,7 @@ mod carrier_and_index_tests {
     fn index_of_a_city_database_draws_addresses_located_in_each_city() {
         let dir = tempfile::tempdir().unwrap();
         let enricher = enricher(dir.path());
-        let index = AddressIndex::build(&dir.path().join("city.mmdb")).unwrap();
+        let index = AddressIndex::build(&dir.path().join("city.mmdb"), None).unwrap();
         // The synthetic database places 8 kinds × 2 families in every city (gateways have no
         // city and are not indexed).
         assert_eq!(index.cities_found(), CITIES.len());
