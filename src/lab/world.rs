@@ -38,6 +38,9 @@
 //! With a real City database instead, [`AddressIndex`] walks its networks once and indexes
 //! them by the cities of [`CITIES`], so the simulator draws real addresses that the real
 //! database places in the intended city ([`AddressPlan`] hides which of the two is used).
+//! With ip-location-db's ASN table as well ([`AsnTable`], `world/asn.rs`), every network
+//! carries its real ASN and organisation and its real kind ([`Classifier`], `world/kinds.rs`)
+//! decides which [`NetKind`] draws from it: the real-data world of `docs/real-world.md`.
 //!
 //! Invariants: the plan depends only on [`CITIES`] (its order and country set); the same
 //! binary always writes the same networks and answers [`address`]/[`asn`] the same way.
