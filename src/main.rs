@@ -107,6 +107,11 @@ struct SimulateArgs {
     /// written beside `--out`.
     #[arg(long)]
     geoip: Option<PathBuf>,
+    /// ip-location-db's `asn-ipv4.csv` (scripts/fetch-asn.sh): with `--geoip`, real ASNs,
+    /// organisations and network kinds (home ISP, mobile, hosting, satellite...) for the
+    /// simulated addresses.
+    #[arg(long, requires = "geoip")]
+    asn_csv: Option<PathBuf>,
 }
 
 #[cfg(feature = "lab")]
@@ -127,6 +132,7 @@ impl SimulateArgs {
             attack_fraction: self.attack_fraction,
             refresh: self.refresh.into(),
             geoip: self.geoip,
+            asn_csv: self.asn_csv,
         })
     }
 }

@@ -15,26 +15,40 @@
 //! test, so a green CI run proves the real-data check ran. A variable naming a missing file
 //! always fails. The synthetic-database tests in `src/` cover the code paths.
 //!
+//! The real-data world (`docs/real-world.md`) also needs ip-location-db's ASN table, named by
+//! `TOKENWATCH_ASN_CSV` (the path of `asn-ipv4.csv`, `scripts/fetch-asn.sh`; CC BY 4.0 by
+//! RouteViews, NRO and DB-IP), with the same skip and CI rules:
+//!
+//! ```sh
+//! TOKENWATCH_DBIP_CITY=$(scripts/fetch-dbip.sh) TOKENWATCH_ASN_CSV=$(scripts/fetch-asn.sh) \
+//!     cargo test --locked --test geoip_real
+//! ```
+//!
 //! What is checked: addresses that DB-IP itself places in Berlin, São Paulo, London, Tokyo and
 //! New York resolve through [`Enricher`] to the right country, and to coordinates within the
 //! stated accuracy of the real city (plus a margin for the city's own extent); and the
-//! coordinates of the synthetic world (`world::CITIES`) agree with DB-IP's.
+//! coordinates of the synthetic world (`world::CITIES`) agree with DB-IP's; and the index the
+//! simulator builds on both real files hands out real networks of the right kind, with their
+//! real ASN in the overlay it writes.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use ipnet::IpNet;
 use tokenwatch::config::GeoIpConfig;
-use tokenwatch::enrich::Enricher;
-use tokenwatch::event::AddressClass;
-use tokenwatch::lab::world::{CITIES, city_index};
+use tokenwatch::enrich::{Catalog, Enricher};
+use tokenwatch::event::{AddressClass, NetworkKind};
+use tokenwatch::lab::world::{
+    AddressIndex, AsnTable, CITIES, NetKind, RELAY_ASNS, VPN_HOSTER_ASNS, city_index,
+};
 use tokenwatch::lab::world::{city_name_matches, find_addresses};
 use tokenwatch::track::great_circle_km;
 
@@ -44,36 +58,48 @@ const CITY_EXTENT_KM: f64 = 50.0;
 
 /// The environment variable naming the DB-IP City file.
 const DBIP_ENV: &str = "TOKENWATCH_DBIP_CITY";
+/// The environment variable naming ip-location-db's `asn-ipv4.csv`.
+const ASN_ENV: &str = "TOKENWATCH_ASN_CSV";
 
 /// The DB-IP City file named by [`DBIP_ENV`], or `None` (after printing why) when it is not
 /// set outside CI. Panics when it is not set under `CI=true`, or names no file.
 fn dbip_city() -> Option<&'static Path> {
     static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let Some(path) = std::env::var_os(DBIP_ENV).filter(|p| !p.is_empty()) else {
-            let how = format!(
-                "{DBIP_ENV} is not set; scripts/test.sh sets it, or run \
-                 `{DBIP_ENV}=$(scripts/fetch-dbip.sh) cargo test --test geoip_real`"
-            );
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and no real GeoIP data: {how}"
-            );
-            // Straight to the process's stderr: the test harness captures `eprintln!` of a
-            // passing test, and a skip must be visible in a green run.
-            let _ = writeln!(std::io::stderr(), "SKIP geoip_real: {how}");
-            return None;
-        };
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{DBIP_ENV}={} is not a file; scripts/fetch-dbip.sh prints the right path",
-            path.display()
+    PATH.get_or_init(|| data_file(DBIP_ENV, "fetch-dbip.sh"))
+        .as_deref()
+}
+
+/// The ASN table named by [`ASN_ENV`], with the same rules as [`dbip_city`].
+fn asn_csv() -> Option<&'static Path> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| data_file(ASN_ENV, "fetch-asn.sh"))
+        .as_deref()
+}
+
+/// The file named by the variable `env`, which `scripts/{script}` prints.
+fn data_file(env: &str, script: &str) -> Option<PathBuf> {
+    let Some(path) = std::env::var_os(env).filter(|p| !p.is_empty()) else {
+        let how = format!(
+            "{env} is not set; scripts/test.sh sets it, or run \
+             `{env}=$(scripts/{script}) cargo test --test geoip_real`"
         );
-        eprintln!("geoip_real: using {}", path.display());
-        Some(path)
-    })
-    .as_deref()
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no real GeoIP data: {how}"
+        );
+        // Straight to the process's stderr: the test harness captures `eprintln!` of a
+        // passing test, and a skip must be visible in a green run.
+        let _ = writeln!(std::io::stderr(), "SKIP geoip_real: {how}");
+        return None;
+    };
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{env}={} is not a file; scripts/{script} prints the right path",
+        path.display()
+    );
+    eprintln!("geoip_real: using {}", path.display());
+    Some(path)
 }
 
 #[test]
@@ -274,4 +300,198 @@ fn berlin_to_sao_paulo_on_real_addresses_is_revoked() {
     assert_eq!(d["evidence"]["from"]["radius_km"].as_f64(), Some(50.0));
     let distance = d["evidence"]["distance_km"].as_f64().unwrap();
     assert!((9_900.0..10_300.0).contains(&distance), "{distance}");
+}
+
+/// The real-data world: the simulator's index built on DB-IP Lite and ip-location-db's ASN
+/// table, once for all tests that need it (`None` when either file is missing outside CI).
+fn real_world() -> Option<&'static AddressIndex> {
+    static INDEX: OnceLock<Option<AddressIndex>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let (db, csv) = (dbip_city()?, asn_csv()?);
+            let started = Instant::now();
+            let index = AddressIndex::build(db, Some(csv)).expect("index builds");
+            eprintln!(
+                "geoip_real: real-world index in {:.1} s: {} walked, {} kept, {} cities; {}",
+                started.elapsed().as_secs_f64(),
+                index.networks_walked(),
+                index.networks_kept(),
+                index.cities_found(),
+                index.kind_summary().unwrap_or_default()
+            );
+            Some(index)
+        })
+        .as_ref()
+}
+
+/// Cities whose `kind` address DB-IP places in the city itself (not borrowed from another).
+fn cities_with_own(index: &AddressIndex, enricher: &Enricher, kind: NetKind) -> usize {
+    (0..CITIES.len())
+        .filter(|c| {
+            enricher
+                .enrich(index.address(*c, kind, 1), None)
+                .geo
+                .and_then(|g| g.city)
+                .is_some_and(|name| city_name_matches(&name, CITIES[*c].name))
+        })
+        .count()
+}
+
+#[test]
+fn real_world_kinds_draw_real_networks_of_that_kind() {
+    let Some(index) = real_world() else { return };
+    let db = dbip_city().unwrap();
+    let enricher = Enricher::from_config(&GeoIpConfig {
+        city_db: Some(db.to_path_buf()),
+        ..GeoIpConfig::default()
+    })
+    .unwrap();
+    assert!(index.has_real_asns());
+    assert!(index.cities_found() * 10 >= CITIES.len() * 9);
+    // Most cities have their own home ISP, second network, mobile carrier and hosting.
+    for (kind, share) in [
+        (NetKind::Residential, 0.8),
+        (NetKind::AltResidential, 0.8),
+        (NetKind::Mobile, 0.5),
+        (NetKind::Hosting, 0.5),
+        (NetKind::CorporateVpn, 0.5),
+    ] {
+        let own = cities_with_own(index, &enricher, kind);
+        eprintln!("geoip_real: {kind:?}: {own} of {} cities own", CITIES.len());
+        assert!(
+            own as f64 >= share * CITIES.len() as f64,
+            "{kind:?}: only {own} of {} cities have their own",
+            CITIES.len()
+        );
+    }
+    let catalog = Catalog::shipped().unwrap();
+    let satellite = catalog.asns(NetworkKind::Satellite);
+    let mut vpn_hosters = 0;
+    let mut mobile_networks = 0;
+    for (c, city) in CITIES.iter().enumerate() {
+        let asns = |kind| -> Vec<u32> {
+            index
+                .networks_with_asn(c, kind)
+                .into_iter()
+                .map(|(_, asn, _)| asn)
+                .collect()
+        };
+        for kind in NetKind::EVERY {
+            assert!(!asns(kind).is_empty(), "{} {kind:?}", city.name);
+        }
+        for asn in asns(NetKind::Satellite) {
+            assert!(satellite.contains(&asn), "satellite AS{asn}");
+        }
+        for asn in asns(NetKind::Relay) {
+            assert!(RELAY_ASNS.contains(&asn), "relay AS{asn}");
+        }
+        // Phones and home broadband are different networks.
+        let home: HashSet<u32> = asns(NetKind::Residential).into_iter().collect();
+        for asn in asns(NetKind::Mobile) {
+            assert!(!home.contains(&asn), "{}: AS{asn}", city.name);
+        }
+        vpn_hosters += usize::from(
+            asns(NetKind::Vpn)
+                .iter()
+                .all(|a| VPN_HOSTER_ASNS.contains(a)),
+        );
+        mobile_networks += index.networks_of(c, NetKind::Mobile).len();
+    }
+    eprintln!(
+        "geoip_real: VPN-typical hosters in {vpn_hosters} cities; {:.1} mobile networks a city",
+        mobile_networks as f64 / CITIES.len() as f64
+    );
+    assert!(vpn_hosters * 2 >= CITIES.len(), "{vpn_hosters}");
+    // A carrier's users spread over its blocks.
+    let berlin = city_index("Berlin").unwrap();
+    let blocks: HashSet<IpNet> = (0..64)
+        .map(|n| index.address(berlin, NetKind::Mobile, n))
+        .filter_map(|ip| {
+            index
+                .networks_of(berlin, NetKind::Mobile)
+                .into_iter()
+                .find(|net| net.contains(&ip))
+        })
+        .collect();
+    assert!(blocks.len() > 1, "{blocks:?}");
+}
+
+#[test]
+fn real_world_overlay_and_config_carry_the_real_networks() {
+    let Some(index) = real_world() else { return };
+    let (db, csv) = (dbip_city().unwrap(), asn_csv().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("asn.mmdb");
+    index.write_asn_db(&overlay).unwrap();
+    let enricher = Enricher::from_config(&GeoIpConfig {
+        city_db: Some(db.to_path_buf()),
+        asn_db: Some(overlay),
+        ..GeoIpConfig::default()
+    })
+    .unwrap();
+    let table = AsnTable::load(csv).unwrap();
+    for name in [
+        "Berlin",
+        "London",
+        "Tokyo",
+        "New York",
+        "São Paulo",
+        "Lagos",
+    ] {
+        let c = city_index(name).unwrap();
+        for kind in NetKind::EVERY {
+            for n in [0, 3, 4097] {
+                let ip = index.address(c, kind, n);
+                let IpAddr::V4(v4) = ip else {
+                    panic!("{ip}: the real world is IPv4")
+                };
+                let real = table.lookup(v4).unwrap();
+                let e = enricher.enrich(ip, None);
+                assert_eq!(e.asn, Some(real.asn), "{name} {kind:?} {ip}");
+                if kind == NetKind::Satellite {
+                    assert_eq!(e.network_kind, Some(NetworkKind::Satellite), "{ip}");
+                }
+            }
+        }
+    }
+
+    // `tokenwatch simulate --geoip --asn-csv` allowlists the corporate VPN's real blocks.
+    let out = dir.path().join("sim").join("access.jsonl");
+    tokenwatch::lab::simulate::write_files(&tokenwatch::lab::simulate::Options {
+        out: out.clone(),
+        users: 40,
+        geoip: Some(db.to_path_buf()),
+        asn_csv: Some(csv.to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    let config_path = dir.path().join("sim").join("tokenwatch.toml");
+    let (config, _) =
+        tokenwatch::config::Config::load(&config_path, &tokenwatch::config::ProcessEnv).unwrap();
+    let egress = tokenwatch::lab::simulate::corporate_vpn_egress_cities();
+    assert!(!egress.is_empty());
+    for c in egress {
+        for net in index.networks_of(c, NetKind::CorporateVpn) {
+            assert!(
+                config.detect.allow_cidrs.contains(&net),
+                "{net} not allowlisted"
+            );
+            for kind in [NetKind::Hosting, NetKind::Vpn] {
+                assert!(!index.networks_of(c, kind).contains(&net), "{kind:?} {net}");
+            }
+        }
+    }
+    // The config's databases (the real City file, the real-ASN overlay written beside the
+    // log) answer the real ASN for a handed-out address.
+    let replayed = Enricher::from_config(&config.geoip).unwrap();
+    let berlin = city_index("Berlin").unwrap();
+    for kind in [NetKind::Residential, NetKind::Mobile, NetKind::Vpn] {
+        let ip = index.address(berlin, kind, 11);
+        let IpAddr::V4(v4) = ip else { unreachable!() };
+        assert_eq!(
+            replayed.enrich(ip, None).asn,
+            table.lookup(v4).map(|r| r.asn),
+            "{kind:?} {ip}"
+        );
+    }
 }

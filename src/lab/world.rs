@@ -38,6 +38,9 @@
 //! With a real City database instead, [`AddressIndex`] walks its networks once and indexes
 //! them by the cities of [`CITIES`], so the simulator draws real addresses that the real
 //! database places in the intended city ([`AddressPlan`] hides which of the two is used).
+//! With ip-location-db's ASN table as well ([`AsnTable`], `world/asn.rs`), every network
+//! carries its real ASN and organisation and its real kind ([`Classifier`], `world/kinds.rs`)
+//! decides which [`NetKind`] draws from it: the real-data world of `docs/real-world.md`.
 //!
 //! Invariants: the plan depends only on [`CITIES`] (its order and country set); the same
 //! binary always writes the same networks and answers [`address`]/[`asn`] the same way.
@@ -300,10 +303,14 @@ fn destination(from: (f64, f64), bearing_deg: f64, km: f64) -> (f64, f64) {
     (lat2.to_degrees(), lon2)
 }
 
+mod asn;
 mod cities;
+mod kinds;
 mod real;
 
+pub use asn::*;
 pub use cities::CITIES;
+pub use kinds::*;
 pub use real::*;
 
 /// Index of a city by name (exact, case-sensitive, diacritics included: `"São Paulo"`).
@@ -964,7 +971,7 @@ mod carrier_and_index_tests {
     fn index_of_a_city_database_draws_addresses_located_in_each_city() {
         let dir = tempfile::tempdir().unwrap();
         let enricher = enricher(dir.path());
-        let index = AddressIndex::build(&dir.path().join("city.mmdb")).unwrap();
+        let index = AddressIndex::build(&dir.path().join("city.mmdb"), None).unwrap();
         // The synthetic database places 8 kinds × 2 families in every city (gateways have no
         // city and are not indexed).
         assert_eq!(index.cities_found(), CITIES.len());

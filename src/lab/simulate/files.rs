@@ -47,6 +47,9 @@ pub struct Options {
     /// A real City database to draw client addresses from; without it, the synthetic
     /// databases of [`world`] are written beside `out`.
     pub geoip: Option<PathBuf>,
+    /// ip-location-db's `asn-ipv4.csv` (needs `geoip`): real ASNs, organisations and network
+    /// kinds for the indexed networks; without it the overlay's ASNs are synthetic.
+    pub asn_csv: Option<PathBuf>,
 }
 
 impl Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             attack_fraction: SimSpec::DEFAULT_ATTACK_FRACTION,
             refresh: Duration::from_secs(15 * 60),
             geoip: None,
+            asn_csv: None,
         }
     }
 }
@@ -119,12 +123,19 @@ pub fn write_files(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let keys = SimKeys::from_seed(options.seed);
 
+    anyhow::ensure!(
+        options.asn_csv.is_none() || options.geoip.is_some(),
+        "--asn-csv needs --geoip (the ASN table classifies the City database's networks)"
+    );
     // Addresses: a real City database indexed by city, or the synthetic plan.
     let (addresses, files) = match &options.geoip {
         Some(city_db) => {
             let started = Instant::now();
-            let index = AddressIndex::build(city_db)
+            let index = AddressIndex::build(city_db, options.asn_csv.as_deref())
                 .with_context(|| format!("--geoip {}", city_db.display()))?;
+            if let Some(kinds) = index.kind_summary() {
+                eprintln!("{kinds}");
+            }
             eprintln!(
                 "indexed {}: {} networks walked, {} kept, {} of {} cities found ({:.1} s)",
                 city_db.display(),
