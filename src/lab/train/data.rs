@@ -73,16 +73,62 @@ pub struct DataSet {
     pub sessions: Vec<SessionInfo>,
     /// Lines read.
     pub lines: u64,
+    /// Where each appended log (world) lies in `rows` and `sessions`, in append order, so
+    /// thresholds can be checked world by world.
+    pub worlds: Vec<WorldSpan>,
+}
+
+/// One appended log's rows and sessions inside a [`DataSet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorldSpan {
+    /// Its rows.
+    pub rows: std::ops::Range<usize>,
+    /// Its sessions.
+    pub sessions: std::ops::Range<usize>,
 }
 
 impl DataSet {
+    /// The rows and sessions of world `span` as a set of its own (sessions renumbered from 0).
+    pub fn world(&self, span: &WorldSpan) -> DataSet {
+        let offset = u32::try_from(span.sessions.start).unwrap_or(u32::MAX);
+        DataSet {
+            x: self.x[span.rows.clone()].to_vec(),
+            rows: self.rows[span.rows.clone()]
+                .iter()
+                .map(|r| Row {
+                    session: r.session.saturating_sub(offset),
+                    ..*r
+                })
+                .collect(),
+            sessions: self.sessions[span.sessions.clone()].to_vec(),
+            lines: 0,
+            worlds: vec![WorldSpan {
+                rows: 0..span.rows.len(),
+                sessions: 0..span.sessions.len(),
+            }],
+        }
+    }
+
     /// Rows made by an attacker.
     pub fn positives(&self) -> usize {
         self.rows.iter().filter(|r| r.attacker).count()
     }
 
-    /// Append `other`, renumbering its sessions.
+    /// Append `other` (one or more worlds), renumbering its sessions.
     pub fn append(&mut self, other: DataSet) {
+        let (row_base, session_base) = (self.rows.len(), self.sessions.len());
+        let spans = if other.worlds.is_empty() {
+            vec![WorldSpan {
+                rows: 0..other.rows.len(),
+                sessions: 0..other.sessions.len(),
+            }]
+        } else {
+            other.worlds
+        };
+        self.worlds.extend(spans.into_iter().map(|w| WorldSpan {
+            rows: w.rows.start + row_base..w.rows.end + row_base,
+            sessions: w.sessions.start + session_base..w.sessions.end + session_base,
+        }));
         let offset = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
         self.x.extend(other.x);
         self.rows.extend(other.rows.into_iter().map(|mut r| {
@@ -266,6 +312,7 @@ mod tests {
                 },
             ],
             lines: 5,
+            worlds: Vec::new(),
         };
         assert_eq!(targets(&data), [false, true, true, false, false]);
     }

@@ -340,6 +340,28 @@ pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f6
     (logit_midpoint(must_exceed, upper), reachable)
 }
 
+/// The threshold that keeps every world of `data` ([`DataSet::worlds`]) within `targets` on
+/// its own — the strictest world's — and whether every world's target is reachable. A
+/// pooled threshold can hide one bad world behind the others' clean sessions.
+pub fn choose_threshold_worst_world(
+    data: &DataSet,
+    scores: &[f64],
+    targets: Targets,
+) -> (f64, bool) {
+    let per_world = data
+        .worlds
+        .iter()
+        .map(|span| choose_threshold(&data.world(span), &scores[span.rows.clone()], targets));
+    let (threshold, reachable) = per_world.fold((f64::NEG_INFINITY, true), |(t, ok), (w, r)| {
+        (t.max(w), ok && r)
+    });
+    if threshold.is_finite() {
+        (threshold, reachable)
+    } else {
+        choose_threshold(data, scores, targets)
+    }
+}
+
 /// The point halfway between two probabilities in log-odds (clamped away from 0 and 1).
 fn logit_midpoint(low: f64, high: f64) -> f64 {
     use crate::model::{logit, sigmoid};
@@ -385,6 +407,7 @@ mod tests {
                 },
             ],
             lines: 7,
+            worlds: Vec::new(),
         };
         (data, vec![0.1, 0.3, 0.2, 0.2, 0.7, 0.9, 0.6])
     }
@@ -436,6 +459,34 @@ mod tests {
         let (t, _) = choose_threshold(&data, &scores, targets(200_000.0, 1.0));
         assert!((t - logit_midpoint(0.6, 0.9)).abs() < 1e-12, "{t}");
         assert!((logit_midpoint(0.5, 0.5) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_threshold_holds_in_the_worst_world_not_only_pooled() {
+        // World A: benign sessions peak at 0.75 and 0.8; world B: all benign rows low.
+        let (a, mut a_scores) = data();
+        a_scores[1] = 0.75;
+        a_scores[6] = 0.8;
+        let (b, _) = data();
+        let b_scores = vec![0.05, 0.05, 0.05, 0.2, 0.7, 0.9, 0.05];
+        let mut both = DataSet::default();
+        both.append(a.clone());
+        both.append(b.clone());
+        let scores: Vec<f64> = a_scores.iter().chain(&b_scores).copied().collect();
+        assert_eq!(both.worlds.len(), 2);
+        assert_eq!(both.world(&both.worlds[1]).sessions.len(), 3);
+        // One benign session in two may be stopped, per world.
+        let half = targets(1e9, 500.0);
+        let (pooled, _) = choose_threshold(&both, &scores, half);
+        assert!(
+            evaluate(&a, &a_scores, pooled).false_revocations > 1,
+            "{pooled}"
+        );
+        let (t, ok) = choose_threshold_worst_world(&both, &scores, half);
+        assert!(ok);
+        assert!((t - logit_midpoint(0.75, 0.9)).abs() < 1e-12, "{t}");
+        assert!(evaluate(&a, &a_scores, t).false_revocations <= 1);
+        assert_eq!(evaluate(&b, &b_scores, t).session_recall, 1.0);
     }
 
     #[test]
