@@ -68,6 +68,8 @@ fn train_save_load_round_trip_gives_identical_scores() {
         holdout_seeds: "2".into(),
         events: 6_000,
         attack_fraction: 0.15,
+        geoip: None,
+        asn_csv: None,
         logs: vec![],
         labels: vec![],
         config: vec![],

@@ -73,6 +73,14 @@ pub struct TrainArgs {
     /// rate, which does not depend on it).
     #[arg(long, default_value_t = 0.15)]
     pub attack_fraction: f64,
+    /// A real City database (DB-IP Lite, `scripts/fetch-dbip.sh`) the simulated worlds draw
+    /// their networks from, as `simulate --geoip` does; without it, the made-up world.
+    #[arg(long)]
+    pub geoip: Option<PathBuf>,
+    /// ip-location-db's `asn-ipv4.csv` (`scripts/fetch-asn.sh`): with `--geoip`, real ASNs,
+    /// organisations and network kinds, as `simulate --asn-csv` does.
+    #[arg(long, requires = "geoip")]
+    pub asn_csv: Option<PathBuf>,
     /// Extra training log (repeatable; each with a --labels and a --config, in order).
     #[arg(long)]
     pub logs: Vec<PathBuf>,
@@ -243,6 +251,11 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
         args.forest_seed,
         args.out.display(),
     );
+    for (flag, path) in [("--geoip", &args.geoip), ("--asn-csv", &args.asn_csv)] {
+        if let Some(path) = path {
+            c += &format!(" {flag} {}", path.display());
+        }
+    }
     for (flag, paths) in [
         ("--logs", &args.logs),
         ("--labels", &args.labels),
@@ -261,11 +274,11 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
     c
 }
 
-/// Simulate one seed into `dir` with the `simulate` command's own defaults.
+/// Simulate one seed into `dir` with the `simulate` command's own defaults and the run's
+/// address source.
 fn simulate_seed(
+    args: &TrainArgs,
     seed: u64,
-    events: u64,
-    attack_fraction: f64,
     dir: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
     let log = dir.join("access.jsonl");
@@ -274,8 +287,10 @@ fn simulate_seed(
         out: log.clone(),
         labels: Some(labels.clone()),
         seed,
-        events: Some(events),
-        attack_fraction,
+        events: Some(args.events),
+        attack_fraction: args.attack_fraction,
+        geoip: args.geoip.clone(),
+        asn_csv: args.asn_csv.clone(),
         ..crate::lab::simulate::Options::default()
     })?;
     // `write_support` names the config beside the log.
@@ -341,7 +356,7 @@ fn gather(
             "[{step}/{total}] {role} seed {seed}: simulating {} events",
             args.events
         );
-        let (log, labels, config) = simulate_seed(seed, args.events, args.attack_fraction, &dir)?;
+        let (log, labels, config) = simulate_seed(args, seed, &dir)?;
         let set = data::load_set(&log, &labels, &config)?;
         let digest = data::digest_files(&[&log, &labels])?;
         eprintln!(
