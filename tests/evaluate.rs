@@ -1,6 +1,7 @@
-//! `tokenwatch evaluate` end to end: the real binary simulates a small labelled log, then
-//! evaluates it; the markdown must have every detector row, the HTML an inline SVG chart, and
-//! the same inputs must give the same report bytes.
+//! `tokenwatch evaluate` end to end: the real binary simulates small labelled logs (worlds),
+//! then evaluates them; stdout must have the per-world and targets tables, the markdown file
+//! every detector row, the HTML an inline SVG chart, and the same inputs must give the same
+//! report bytes. A world whose config sets `detect.step_up_threshold` shows its step-ups.
 //!
 //! Labels: `evaluate` reads `labels::SessionLabel` lines. A simulator that still writes its
 //! older format (one `fingerprint` per session, no `attacker_ips`) is adapted here: the
@@ -67,6 +68,11 @@ impl Sim {
         self.root.join(name)
     }
 
+    /// The world's name in the report: its folder's, as it has no `world.json`.
+    fn world(&self) -> String {
+        self.root.file_name().unwrap().to_str().unwrap().to_string()
+    }
+
     fn arg(&self, name: &str) -> String {
         self.path(name).to_str().unwrap().to_string()
     }
@@ -90,16 +96,33 @@ impl Sim {
     }
 }
 
-/// The table row of `detector` in the first markdown table that has one.
-fn row_of<'a>(markdown: &'a str, detector: &str) -> Vec<&'a str> {
-    let line = markdown
-        .lines()
-        .find(|l| l.starts_with(&format!("| {detector} ")))
-        .unwrap_or_else(|| panic!("no row {detector}:\n{markdown}"));
+/// The cells of a markdown table line.
+fn cells(line: &str) -> Vec<&str> {
     line.split('|')
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect()
+}
+
+/// The lines of the markdown table under the heading that starts with `heading`.
+fn table<'a>(markdown: &'a str, heading: &str) -> Vec<&'a str> {
+    let (_, after) = markdown
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("no table {heading}:\n{markdown}"));
+    after
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect()
+}
+
+/// The row of `first_cell` in the table under `heading`.
+fn row_in<'a>(markdown: &'a str, heading: &str, first_cell: &str) -> Vec<&'a str> {
+    let line = table(markdown, heading)
+        .into_iter()
+        .find(|l| l.starts_with(&format!("| {first_cell} ")))
+        .unwrap_or_else(|| panic!("no row {first_cell} under {heading}:\n{markdown}"));
+    cells(line)
 }
 
 #[test]
@@ -113,24 +136,32 @@ fn evaluate_reports_every_row_with_charts_and_same_bytes_twice() {
         "evaluate failed: {stderr}\n{stdout}"
     );
 
-    for name in ROWS {
-        assert!(stdout.contains(&format!("| {name} ")), "{name}:\n{stdout}");
-    }
+    // With --out, stdout has the per-world and targets tables; the files have the rest.
+    assert!(
+        stdout.starts_with("### Per world: tokenwatch rules only (worst world first)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("### Targets (issue 15): tokenwatch rules only"));
+    assert!(
+        !stdout.contains("| CrowdSec impossible-travel "),
+        "{stdout}"
+    );
     // No model anywhere: the model row is left out, with a note saying so.
-    assert!(!stdout.contains("| tokenwatch model "), "{stdout}");
+    assert!(!stdout.contains("Per world: tokenwatch model"), "{stdout}");
     assert!(stdout.contains("tokenwatch model: left out"), "{stdout}");
 
-    // Overall row: detector, precision, recall, F1, …. Baselines see only travel between city
-    // centroids: the scripted and same-city attacks are beyond them, not beyond tokenwatch.
+    let md = text(&sim.path("report/evaluation.md"));
+    // Revocation row: detector, precision, recall, F1, …. Baselines see only travel between
+    // city centroids: the scripted and same-city attacks are beyond them, not beyond
+    // tokenwatch.
     let recall_of = |name: &str| -> f64 {
-        let row = row_of(&stdout, name);
+        let row = row_in(&md, "### Revocations only", name);
         row[2].trim_end_matches(" %").parse().unwrap()
     };
     let recall = recall_of("tokenwatch rules only");
-    assert!((0.0..=100.0).contains(&recall), "{stdout}");
-    assert!(recall > recall_of("CrowdSec impossible-travel"), "{stdout}");
+    assert!((0.0..=100.0).contains(&recall), "{md}");
+    assert!(recall > recall_of("CrowdSec impossible-travel"), "{md}");
 
-    let md = text(&sim.path("report/evaluation.md"));
     assert!(md.starts_with("# e2e <seed 5>\n"), "{md}");
     for name in ROWS {
         assert!(md.contains(&format!("| {name} ")), "{name}:\n{md}");
@@ -195,7 +226,7 @@ fn evaluate_pools_several_logs_and_reports_each() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        text(&sim.path("alone/evaluation.md"))
     };
     let (alone_a, alone_b) = (single(&a), single(&b));
 
@@ -224,11 +255,12 @@ fn evaluate_pools_several_logs_and_reports_each() {
         line.split(' ').next().unwrap().parse().unwrap()
     };
     assert_eq!(sessions(&stdout), sessions(&alone_a) + sessions(&alone_b));
+    let revocations = "### Revocations only";
     for name in ROWS {
         let (p, x, y) = (
-            row_of(&stdout, name),
-            row_of(&alone_a, name),
-            row_of(&alone_b, name),
+            row_in(&stdout, revocations, name),
+            row_in(&alone_a, revocations, name),
+            row_in(&alone_b, revocations, name),
         );
         for column in [4, 5, 6] {
             let n = |cells: &[&str]| -> u64 { count_in(cells[column]).parse().unwrap() };
@@ -236,23 +268,26 @@ fn evaluate_pools_several_logs_and_reports_each() {
         }
     }
 
-    // One row per log in the per-input table, each with that log's own recall cells.
-    let table = stdout
-        .split("### Per input (tokenwatch rules only)")
-        .nth(1)
-        .unwrap();
+    // One line per world in the per-world table (named by its folder), each with that
+    // world's own stop counts per attack type, then the pooled line.
+    let per_world = table(&stdout, "### Per world: tokenwatch rules only");
+    let header = cells(per_world[0]);
+    assert_eq!(
+        cells(per_world.last().unwrap())[0],
+        "pooled (every world)",
+        "{stdout}"
+    );
     for (sim, alone) in [(&a, &alone_a), (&b, &alone_b)] {
-        let line = table
-            .lines()
-            .find(|l| l.contains(&sim.arg("access.jsonl")))
-            .unwrap_or_else(|| panic!("no row for {}:\n{table}", sim.arg("access.jsonl")));
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // The recall table's rules row: "pct (detected/sessions)" per attack type, in order.
-        let recall = alone.split("### Recall by attack type").nth(1).unwrap();
-        let rules = row_of(recall, "tokenwatch rules only");
-        for (k, cell) in rules[1..].iter().enumerate() {
-            let per_input = cells[4 + k].split(',').next().unwrap();
-            assert_eq!(per_input, count_in(cell), "{line}");
+        let world = sim.world();
+        let line = row_in(&stdout, "### Per world: tokenwatch rules only", &world);
+        // The stop table's rules row: "pct (stopped/sessions)" per attack type.
+        let stopped = table(alone, "### Stopped by attack type");
+        let types = cells(stopped[0]);
+        let rules = row_in(alone, "### Stopped by attack type", "tokenwatch rules only");
+        for (attack_type, cell) in types.iter().zip(&rules).skip(1) {
+            let column = header.iter().position(|h| h == attack_type).unwrap();
+            let counts = count_in(line[column].trim_end_matches(" ✗"));
+            assert_eq!(counts, count_in(cell), "{world} {attack_type}:\n{stdout}");
         }
     }
 
@@ -269,4 +304,114 @@ fn evaluate_pools_several_logs_and_reports_each() {
         stderr.contains("one --labels and one --config per --logs"),
         "{stderr}"
     );
+}
+
+/// Badness of a per-world line as the report orders it: honest revoked and stepped up per
+/// 1,000 (higher is worse), then the lowest stop rate of the ≥ 99 % group (lower is worse).
+fn badness(header: &[&str], line: &[&str]) -> (f64, f64, f64) {
+    let number = |cell: &str| -> f64 {
+        cell.split([' ', '%'])
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a number: {cell}"))
+    };
+    let lowest = [
+        "1 far replay",
+        "2 foreign idle",
+        "3 scripted",
+        "5 concurrent",
+    ]
+    .iter()
+    .filter_map(|t| header.iter().position(|h| h == t))
+    .filter(|&c| line[c] != "—")
+    .map(|c| number(line[c]) / 100.0)
+    .fold(1.0, f64::min);
+    (number(line[2]), number(line[3]), -lowest)
+}
+
+#[test]
+fn evaluate_lists_each_world_worst_first_with_its_step_ups() {
+    let (plain, stepping) = (Sim::new(11), Sim::new(12));
+    // The second world steps up from 0.3 (flagged from there too) and is named by world.json.
+    let config = stepping.path("tokenwatch.toml");
+    let text_before = text(&config);
+    let with_band = text_before.replacen(
+        "\nthreshold = 0.8\n",
+        "\nthreshold = 0.8\nstep_up_threshold = 0.3\nflag_threshold = 0.3\n",
+        1,
+    );
+    assert_ne!(
+        with_band, text_before,
+        "the simulated config sets threshold = 0.8"
+    );
+    std::fs::write(&config, with_band).unwrap();
+    std::fs::write(
+        stepping.path("world.json"),
+        r#"{"name": "world-12", "seed": 12}"#,
+    )
+    .unwrap();
+
+    let report = plain.path("report");
+    let mut args = vec!["evaluate".to_string()];
+    for sim in [&plain, &stepping] {
+        for (flag, file) in [
+            ("--logs", "access.jsonl"),
+            ("--labels", "labels.jsonl"),
+            ("--config", "tokenwatch.toml"),
+        ] {
+            args.extend([flag.to_string(), sim.arg(file)]);
+        }
+    }
+    args.extend(["--out".to_string(), report.to_str().unwrap().to_string()]);
+    let out = tokenwatch(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let heading = "### Per world: tokenwatch rules only (worst world first)";
+    let lines: Vec<Vec<&str>> = table(&stdout, heading).into_iter().map(cells).collect();
+    let header = &lines[0];
+    assert_eq!(header[3], "honest stepped up /1k", "{stdout}");
+    // Header, separator, both worlds, pooled.
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let names: Vec<&str> = lines[2..].iter().map(|l| l[0]).collect();
+    let plain_name = plain.world();
+    assert!(names.contains(&"world-12"), "{stdout}");
+    assert!(names.contains(&plain_name.as_str()), "{stdout}");
+    assert_eq!(names[2], "pooled (every world)");
+    // Worst first.
+    let (first, second) = (badness(header, &lines[2]), badness(header, &lines[3]));
+    assert!(
+        first.partial_cmp(&second).is_some_and(|o| o.is_ge()),
+        "{first:?} before {second:?}:\n{stdout}"
+    );
+
+    // Honest sessions stepped up show in the step-up column of the world with the band only;
+    // a world without one never steps up.
+    let stepped = |name: &str| -> String {
+        let line = lines.iter().find(|l| l[0] == name).unwrap();
+        count_in(line[3].trim_end_matches(" ✗"))
+    };
+    assert_ne!(stepped("world-12"), "0", "{stdout}");
+    assert_eq!(stepped(&plain_name), "0", "{stdout}");
+    let pooled: u64 = stepped("pooled (every world)").parse().unwrap();
+    assert_eq!(pooled, stepped("world-12").parse::<u64>().unwrap());
+
+    // The targets table checks the worst world and the pooled sample.
+    let targets = table(&stdout, "### Targets (issue 15): tokenwatch rules only");
+    let step_up = targets
+        .iter()
+        .map(|l| cells(l))
+        .find(|c| c[0].starts_with("honest sessions stepped up"))
+        .unwrap();
+    assert!(step_up[1].ends_with("(world-12)"), "{stdout}");
+    assert!(["✅", "❌"].contains(&step_up[3]), "{stdout}");
+
+    // The full report keeps the revocation-only tables: a step-up is not a revocation.
+    let md = text(&report.join("evaluation.md"));
+    assert!(md.contains("### Revocations only (sessions)"), "{md}");
+    assert!(md.contains(heading), "{md}");
 }

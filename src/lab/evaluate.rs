@@ -1,34 +1,43 @@
-//! `tokenwatch evaluate`: precision, recall and time to detect per attack type, for
-//! tokenwatch and the published impossible-travel rules, side by side, on labelled logs.
+//! `tokenwatch evaluate`: how often tokenwatch stops a stolen token (revokes it or steps the
+//! session up), how many attacker requests it serves first and how many honest sessions it
+//! revokes or challenges, per attack type and per world, beside the published
+//! impossible-travel rules, on labelled logs.
 //!
 //! Data flow: the log is read once, in batches (`source::read_all`). Each batch goes through a
 //! full [`Pipeline`] per tokenwatch row — the rules-only config (`detect.model` unset) and,
 //! when a model is given, the model config — built by `app::build_stages`, exactly as `replay`
 //! runs it. `Pipeline::process_batch_observed` shows every event that reached detection with
-//! its assessment: its score feeds the precision–recall curves and its `revoke` decisions are
-//! the row's revocations. The first pipeline's identified and enriched events also give the
-//! ground truth per event (`Labels::is_attacker_request`) and, per token fingerprint, the
-//! located uses the baselines ([`baselines`]) run over — so baselines see the very same parse,
-//! identify and enrich results, with no second parser. [`metrics`] turns revocations into the
-//! numbers; [`report`] renders the markdown and HTML.
+//! its assessment: its score feeds the precision–recall curves, and its `revoke` and `step_up`
+//! decisions are the row's stops ([`metrics::Stop`]; a step-up is a stop, never a
+//! revocation). The first pipeline's identified and enriched events also give the ground
+//! truth per event (`Labels::is_attacker_request`) and, per token fingerprint, the located
+//! uses the baselines ([`baselines`]) run over — so baselines see the very same parse,
+//! identify and enrich results, with no second parser; baselines only revoke. [`metrics`]
+//! turns stops into the numbers, [`targets`] checks issue 15's targets and orders the worlds
+//! worst first, [`report`] renders the markdown and HTML.
 //!
-//! Several logs (seeds) are pooled: each is replayed on its own, through fresh pipelines
-//! built from its own config (its keys and GeoIP databases), and its sessions join one list
-//! with their indices offset and their user ids prefixed by the log's position (a simulated
-//! user id in one seed is not that user in another). Per-log metrics are kept beside the
-//! pooled ones ([`Evaluation::per_input`]), so one bad seed stays visible.
+//! Worlds: each `--logs/--labels/--config` triple is a world, named by the `name` of the
+//! `world.json` beside its log, else by the log's folder ([`world_name`]). Each is replayed on
+//! its own, through fresh pipelines built from its own config (its keys and GeoIP databases),
+//! and its sessions join one pooled list with their indices offset and their user ids
+//! prefixed by the world's position (a simulated user id in one world is not that user in
+//! another). Per-world metrics are kept beside the pooled ones ([`Evaluation::per_input`]):
+//! the report shows every world, worst first, and checks the targets on the worst world as
+//! well as on the pooled sample, so one bad world stays visible.
 //!
 //! Invariants: deterministic for the same inputs (event time only; pipelines keep input
-//! order); nothing here prints or stores a token — only fingerprints ever reach this module.
-//! Memory grows with the located uses of one log's labelled tokens (about 50 bytes each), not
-//! with the logs' bytes.
+//! order; worlds are ordered with ties kept in command-line order); nothing here prints or
+//! stores a token — only fingerprints ever reach this module. Memory grows with the located
+//! uses of one log's labelled tokens (about 50 bytes each) and with the decisions made (at
+//! most one step-up and one revocation per token), not with the logs' bytes.
 //!
 //! What it does NOT do: train, simulate or publish to a denylist; `flag` decisions are not
-//! revocations.
+//! stops.
 
 pub mod baselines;
 pub mod metrics;
 pub mod report;
+pub mod targets;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -46,7 +55,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
 use baselines::{BASELINES, Point};
-use metrics::{PrPoint, Revocation, RowMetrics, SessionScore, Truth};
+use metrics::{PrPoint, RowMetrics, SessionScore, Stop, StopKind, Truth};
 
 /// `tokenwatch evaluate` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -171,9 +180,11 @@ impl RunStats {
     }
 }
 
-/// One input log's own numbers, when several are pooled.
+/// One world's own numbers: a world is one `--logs/--labels/--config` triple.
 #[derive(Debug, Clone)]
 pub struct InputMetrics {
+    /// The world's name ([`world_name`]), unique within the evaluation.
+    pub world: String,
     /// The log, as named on the command line.
     pub name: String,
     /// Its counts.
@@ -193,7 +204,7 @@ pub struct Evaluation {
     pub attacked_by_type: Vec<usize>,
     /// Counts.
     pub stats: RunStats,
-    /// Per input log, in command-line order (one entry for a single log).
+    /// Per world (input log), in command-line order (one entry for a single log).
     pub per_input: Vec<InputMetrics>,
     /// Things the reader must know (a row left out, unlabelled events …).
     pub notes: Vec<String>,
@@ -231,9 +242,7 @@ impl ScoredRow {
                     scores[s].observe(assessment.score, after);
                 }
             });
-        self.output
-            .revocations
-            .extend(revocations_of(&decisions, labels));
+        self.output.stops.extend(stops_of(&decisions, labels));
     }
 }
 
@@ -265,14 +274,14 @@ struct RowOutput {
     definition: String,
     kind: RowKind,
     scores: Vec<SessionScore>,
-    revocations: Vec<Revocation>,
+    stops: Vec<Stop>,
 }
 
-/// One log's pass: every row's revocations and session scores, the ground truth and the
+/// One log's pass: every row's stops and session scores, the ground truth and the
 /// baselines' revocations, with session indices local to the log.
 struct Pass {
     rows: Vec<RowOutput>,
-    baselines: Vec<Vec<Revocation>>,
+    baselines: Vec<Vec<Stop>>,
     gathered: Gathered,
     notes: Vec<String>,
 }
@@ -306,17 +315,19 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
     let mut attacker_requests: Vec<Vec<u64>> = Vec::new();
     let mut stats = RunStats::default();
     let mut rows: Vec<RowOutput> = Vec::new();
-    let mut baselines: Vec<Vec<Revocation>> = vec![Vec::new(); BASELINES.len()];
+    let mut baselines: Vec<Vec<Stop>> = vec![Vec::new(); BASELINES.len()];
     let mut per_input = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
+    let worlds = unique_names(inputs.iter().map(|i| world_name(i.logs)).collect());
+    for ((i, input), world) in inputs.iter().enumerate().zip(worlds) {
         let name = input.logs.display().to_string();
         let pass = replay(input, model)?;
         let offset = sessions.len();
-        let shift = |r: &Revocation| Revocation {
+        let shift = |r: &Stop| Stop {
             session: r.session + offset,
             ..*r
         };
         per_input.push(InputMetrics {
+            world,
             name: name.clone(),
             stats: pass.gathered.stats.clone(),
             metrics: measure_pass(input.labels, &pass),
@@ -337,7 +348,7 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
             pooled.extend(local.iter().map(shift));
         }
         for (k, mut row) in pass.rows.into_iter().enumerate() {
-            row.revocations.iter_mut().for_each(|r| *r = shift(r));
+            row.stops.iter_mut().for_each(|r| *r = shift(r));
             match rows.get_mut(k) {
                 Some(pooled) => {
                     if pooled.definition != row.definition {
@@ -347,7 +358,7 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
                         ));
                     }
                     pooled.scores.extend(row.scores);
-                    pooled.revocations.extend(row.revocations);
+                    pooled.stops.extend(row.stops);
                 }
                 None => rows.push(row),
             }
@@ -362,11 +373,11 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
     let mut out: Vec<Row> = BASELINES
         .iter()
         .zip(&baselines)
-        .map(|(baseline, revocations)| Row {
+        .map(|(baseline, stops)| Row {
             name: baseline.name.to_string(),
             definition: baseline.definition.to_string(),
             kind: RowKind::Baseline,
-            metrics: metrics::measure(&truth, revocations),
+            metrics: metrics::measure(&truth, stops),
             curve: Vec::new(),
         })
         .collect();
@@ -375,7 +386,7 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
             name: row.name.to_string(),
             definition: row.definition,
             kind: row.kind,
-            metrics: metrics::measure(&truth, &row.revocations),
+            metrics: metrics::measure(&truth, &row.stops),
             curve: metrics::pr_curve(&row.scores),
         });
     }
@@ -399,6 +410,39 @@ pub fn evaluate(inputs: &[LabelledLog<'_>], model: Option<&Path>) -> anyhow::Res
         notes,
         elapsed: started.elapsed(),
     })
+}
+
+/// The name of the world a log was simulated in: the `name` field of `world.json` beside the
+/// log when that file exists and has one (`simulate --world-seed N` writes
+/// `{"name": "world-N", …}`), else the log's folder name, else the log's path.
+pub fn world_name(log: &Path) -> String {
+    let folder = log.parent().filter(|p| !p.as_os_str().is_empty());
+    let from_file = folder
+        .and_then(|dir| std::fs::read(dir.join("world.json")).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|json| Some(json.get("name")?.as_str()?.trim().to_string()))
+        .filter(|name| !name.is_empty());
+    from_file
+        .or_else(|| {
+            let dir = folder.map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            Some(dir.file_name()?.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| log.display().to_string())
+}
+
+/// Names made unique: a repeated name gets ` #2`, ` #3` … by command-line position, so two
+/// worlds in folders of the same name stay apart in the per-world table.
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let repeats = names[..i].iter().filter(|n| *n == name).count();
+        out.push(match repeats {
+            0 => name.clone(),
+            n => format!("{name} #{}", n + 1),
+        });
+    }
+    out
 }
 
 /// One log through every tokenwatch row (one read, the rows side by side) and the baselines.
@@ -494,10 +538,11 @@ fn replay(input: &LabelledLog<'_>, model: Option<&Path>) -> anyhow::Result<Pass>
                 .par_iter()
                 .filter_map(|(_, (session, points))| {
                     let i = (baseline.first_alert)(points)?;
-                    Some(Revocation {
+                    Some(Stop {
                         session: *session,
                         seq: points[i].seq,
                         time: points[i].time,
+                        kind: StopKind::Revoke,
                     })
                 })
                 .collect()
@@ -521,8 +566,8 @@ fn measure_pass(labels: &Labels, pass: &Pass) -> Vec<RowMetrics> {
     };
     pass.baselines
         .iter()
-        .chain(pass.rows.iter().map(|r| &r.revocations))
-        .map(|revocations| metrics::measure(&truth, revocations))
+        .chain(pass.rows.iter().map(|r| &r.stops))
+        .map(|stops| metrics::measure(&truth, stops))
         .collect()
 }
 
@@ -562,7 +607,7 @@ fn scored_row(
                 RowKind::Rules
             },
             scores: blank_scores.to_vec(),
-            revocations: Vec::new(),
+            stops: Vec::new(),
         },
     })
 }
@@ -607,22 +652,22 @@ fn gather(
     }
 }
 
-/// `revoke` decisions on labelled tokens as revocations (shadow-mode ones count: they are
-/// what would have been revoked).
-fn revocations_of<'a>(
-    decisions: &'a [Decision],
-    labels: &'a Labels,
-) -> impl Iterator<Item = Revocation> + 'a {
-    decisions
-        .iter()
-        .filter(|d| d.action == Action::Revoke)
-        .filter_map(|d| {
-            Some(Revocation {
-                session: labels.index_of(d.fingerprint)?,
-                seq: d.seq,
-                time: d.event_time,
-            })
+/// `revoke` and `step_up` decisions on labelled tokens as stops (shadow-mode ones count: they
+/// are what would have been enforced); `flag` decisions stop nothing.
+fn stops_of<'a>(decisions: &'a [Decision], labels: &'a Labels) -> impl Iterator<Item = Stop> + 'a {
+    decisions.iter().filter_map(|d| {
+        let kind = match d.action {
+            Action::Revoke => StopKind::Revoke,
+            Action::StepUp => StopKind::StepUp,
+            Action::Flag => return None,
+        };
+        Some(Stop {
+            session: labels.index_of(d.fingerprint)?,
+            seq: d.seq,
+            time: d.event_time,
+            kind,
         })
+    })
 }
 
 /// Run `tokenwatch evaluate`.
@@ -699,8 +744,12 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
         files,
         detect: report::detect_summary(&first_config.detect),
     };
-    let markdown = report::markdown(&evaluation, &inputs, false);
-    print!("{markdown}");
+    // With --out the files hold the full report and stdout the per-world and targets tables;
+    // without, stdout gets every table (they start with those two).
+    match &args.out {
+        Some(_) => print!("{}", report::summary(&evaluation)),
+        None => print!("{}", report::markdown(&evaluation, &inputs, false)),
+    }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let md_path = dir.join("evaluation.md");
@@ -748,4 +797,33 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
         context.update(&buf[..n]);
     }
     Ok(hex::encode(context.finish().as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_is_named_by_its_world_json_else_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("seed-7");
+        let plain = dir.path().join("seed-8");
+        for folder in [&named, &plain] {
+            std::fs::create_dir(folder).unwrap();
+        }
+        std::fs::write(
+            named.join("world.json"),
+            r#"{"name": "world-7", "cities": 12}"#,
+        )
+        .unwrap();
+        assert_eq!(world_name(&named.join("access.jsonl")), "world-7");
+        assert_eq!(world_name(&plain.join("access.jsonl")), "seed-8");
+        // A world.json without a name is no name.
+        std::fs::write(plain.join("world.json"), r#"{"seed": 8}"#).unwrap();
+        assert_eq!(world_name(&plain.join("access.jsonl")), "seed-8");
+        assert_eq!(
+            unique_names(vec!["a".into(), "b".into(), "a".into(), "a".into()]),
+            ["a", "b", "a #2", "a #3"]
+        );
+    }
 }

@@ -1,45 +1,78 @@
-//! Detection quality from revocations and ground truth: recall and time to detect per attack
-//! type, false revocations on benign traffic, session-level precision / recall / F1, and
-//! precision–recall curves over session scores.
+//! Detection quality from a detector's stops and ground truth: per attack type the share of
+//! stolen tokens stopped, attacker requests served before the stop and time to detect; honest
+//! sessions revoked or stepped up; session-level precision / recall / F1 (of stops and of
+//! revocations alone); and precision–recall curves over session scores.
 //!
 //! Data flow: `evaluate` runs every detector over the same events, turns each detector's
-//! output into [`Revocation`]s (tokenwatch: its `revoke` decisions; a baseline: its first
-//! alert per token) and per-session maximum scores, and hands them here with the [`Truth`]
-//! gathered from the labels. Pure: no I/O, no clock.
+//! output into [`Stop`]s (tokenwatch: its `revoke` and `step_up` decisions; a baseline: its
+//! first alert per token, a revocation — baselines only revoke) and per-session maximum
+//! scores, and hands them here with the [`Truth`] gathered from the labels. Pure: no I/O, no
+//! clock.
 //!
-//! Definitions (the issue's, made exact):
-//! - An attacked session is **detected** when any of its tokens is revoked at or after its
-//!   `attack_start`. Time to detect is measured to the first such revocation: in seconds of
-//!   event time, and in **attacker requests** (requests with `Labels::is_attacker_request`)
-//!   from the attack start up to and including the revoking event — 1 means the attacker's
-//!   first request was the one revoked.
-//! - A revocation is **false** when its session is benign, or attacked but the revocation
-//!   came before `attack_start` (the owner was cut off before any attacker showed up). A
-//!   benign session revoked after another session of its user came under attack is
-//!   **collateral**: the account is in a thief's hands, and revoking the user's other
-//!   sessions is what incident response does anyway. It is counted apart, not as false.
-//!   Benign sessions revoked per thousand counts sessions with a false revocation per
-//!   thousand benign-labelled sessions; false revocations per million counts false revocation
-//!   events per million requests that are not the attacker's.
+//! Definitions (issues 3 and 15, made exact):
+//! - A **stop** is a revocation or a step-up (the middleware challenges the user to
+//!   authenticate again). A step-up is a stop, never a revocation: every revocation-only
+//!   number below ignores step-ups.
+//! - An attacked session is **stopped** when any of its tokens is revoked or stepped up at or
+//!   after its `attack_start`, and **detected** (revocation-only) when one is revoked then. A
+//!   session counts once however many stops it gets (a revocation after a step-up adds
+//!   nothing); times and requests are measured to the first.
+//! - **Attacker requests served before the stop**: the attacker's requests (those with
+//!   `Labels::is_attacker_request`) from the attack start up to and including the request
+//!   whose log line led to the first stop. An access log line is written once its request
+//!   was answered, so that request was served too; 1 means the attacker's first request was
+//!   the one that stopped the token, 0 that a victim's request stopped it before the attacker
+//!   made one. The revocation-only "requests until revoked, the revoking one included" is the
+//!   same count, to the first revocation. Time to detect is in seconds of event time from the
+//!   attack start to the first revocation.
+//! - A revocation or step-up is **false** when its session is benign, or attacked but the
+//!   decision came before `attack_start` (the owner was challenged or cut off before any
+//!   attacker showed up). A benign session stopped after another session of its user came
+//!   under attack is **collateral**: the account is in a thief's hands, and cutting off the
+//!   user's other sessions is what incident response does anyway. It is not false (the
+//!   collateral column counts such revocations). **Honest sessions revoked per 1,000** counts sessions with a false revocation per
+//!   thousand benign-labelled sessions; **honest sessions stepped up per 1,000** counts those
+//!   with a false step-up and no false revocation, per thousand benign-labelled sessions;
+//!   false revocations per million counts false revocation events per million requests that
+//!   are not the attacker's.
 //! - Session level: positives are attacked sessions; a session is predicted positive when any
-//!   of its tokens was revoked at all; a true positive is a detected attacked session.
+//!   of its tokens was stopped (revoked, for the revocation-only numbers) at all; a true
+//!   positive is a stopped (detected) attacked session.
 //! - Percentiles are nearest-rank (the value at rank ⌈p·n⌉), so a median number of requests
 //!   is a number of requests that happened, not a half.
 //!
-//! What it does NOT do: run detectors, read files or decide what a revocation is.
+//! What it does NOT do: run detectors, read files or decide what a stop is.
 
 use crate::event::EventTime;
 use crate::lab::labels::{ATTACK_TYPES, SessionLabel};
 
-/// One token revocation by a detector.
+/// What a detector did to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revocation {
+pub enum StopKind {
+    /// Revoked: the check answers 401 until the token expires.
+    Revoke,
+    /// Stepped up: the user is asked to authenticate again (tokenwatch only).
+    StepUp,
+}
+
+/// One stop of a token by a detector: a revocation or a step-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop {
     /// Index of the token's session in [`Truth::sessions`].
     pub session: usize,
-    /// Input position of the revoking event.
+    /// Input position of the event the decision was made on.
     pub seq: u64,
     /// Its event time.
     pub time: EventTime,
+    /// Revocation or step-up.
+    pub kind: StopKind,
+}
+
+impl Stop {
+    /// Whether the stop is a revocation.
+    pub fn is_revocation(&self) -> bool {
+        self.kind == StopKind::Revoke
+    }
 }
 
 /// Ground truth for one run, shared by every detector row.
@@ -69,7 +102,11 @@ pub struct AttackTypeMetrics {
     pub attack_type: String,
     /// Attacked sessions of this type.
     pub sessions: usize,
-    /// Of which detected.
+    /// Of which stopped (revoked or stepped up at or after the attack start).
+    pub stopped: usize,
+    /// Attacker requests served before the stop, over stopped sessions.
+    pub served: Option<Spread>,
+    /// Of which detected (revoked at or after the attack start).
     pub detected: usize,
     /// Time to detect in seconds, over detected sessions.
     pub seconds: Option<Spread>,
@@ -78,9 +115,13 @@ pub struct AttackTypeMetrics {
 }
 
 impl AttackTypeMetrics {
-    /// Detected / attacked (`None` when no session has this type).
+    /// Detected / attacked, revocations only (`None` when no session has this type).
     pub fn recall(&self) -> Option<f64> {
         ratio(self.detected as f64, self.sessions as f64)
+    }
+    /// Stopped / attacked (`None` when no session has this type).
+    pub fn stop_rate(&self) -> Option<f64> {
+        ratio(self.stopped as f64, self.sessions as f64)
     }
 }
 
@@ -93,9 +134,11 @@ pub struct RowMetrics {
     pub benign_sessions: usize,
     /// Sessions with at least one false revocation.
     pub falsely_revoked_sessions: usize,
+    /// Sessions with at least one false step-up and no false revocation.
+    pub falsely_stepped_up_sessions: usize,
     /// False revocation events.
     pub false_revocations: usize,
-    /// Benign sessions revoked after another session of the same user came under attack:
+    /// Benign sessions revoked only after another session of the same user came under attack:
     /// collateral of a real attack, counted apart from false revocations.
     pub collateral_sessions: usize,
     /// Requests that are not the attacker's.
@@ -104,15 +147,29 @@ pub struct RowMetrics {
     pub attacked_sessions: usize,
     /// Sessions with any revocation.
     pub revoked_sessions: usize,
-    /// Attacked sessions detected.
+    /// Attacked sessions detected (revoked at or after the attack start).
     pub true_positives: usize,
+    /// Sessions with any stop.
+    pub stopped_sessions: usize,
+    /// Attacked sessions stopped at or after the attack start.
+    pub stop_true_positives: usize,
+    /// Attacker requests served before the stop, over every stopped attacked session.
+    pub served: Option<Spread>,
 }
 
 impl RowMetrics {
-    /// Falsely revoked sessions per thousand benign sessions.
+    /// Honest sessions revoked per thousand benign sessions (sessions with a false
+    /// revocation).
     pub fn false_sessions_per_thousand(&self) -> Option<f64> {
         ratio(
             self.falsely_revoked_sessions as f64 * 1e3,
+            self.benign_sessions as f64,
+        )
+    }
+    /// Honest sessions stepped up and not revoked, per thousand benign sessions.
+    pub fn stepped_up_sessions_per_thousand(&self) -> Option<f64> {
+        ratio(
+            self.falsely_stepped_up_sessions as f64 * 1e3,
             self.benign_sessions as f64,
         )
     }
@@ -123,22 +180,35 @@ impl RowMetrics {
             self.benign_requests as f64,
         )
     }
-    /// Session-level precision.
+    /// Session-level precision of revocations.
     pub fn precision(&self) -> Option<f64> {
         ratio(self.true_positives as f64, self.revoked_sessions as f64)
     }
-    /// Session-level recall.
+    /// Session-level recall of revocations.
     pub fn recall(&self) -> Option<f64> {
         ratio(self.true_positives as f64, self.attacked_sessions as f64)
     }
-    /// Session-level F1 (0 when nothing was detected).
+    /// Session-level F1 of revocations (0 when nothing was detected).
     pub fn f1(&self) -> Option<f64> {
-        let (p, r) = (self.precision().unwrap_or(0.0), self.recall()?);
-        Some(if p + r > 0.0 {
-            2.0 * p * r / (p + r)
-        } else {
-            0.0
-        })
+        f1(self.precision(), self.recall())
+    }
+    /// Session-level precision of stops.
+    pub fn stop_precision(&self) -> Option<f64> {
+        ratio(
+            self.stop_true_positives as f64,
+            self.stopped_sessions as f64,
+        )
+    }
+    /// Session-level recall of stops.
+    pub fn stop_recall(&self) -> Option<f64> {
+        ratio(
+            self.stop_true_positives as f64,
+            self.attacked_sessions as f64,
+        )
+    }
+    /// Session-level F1 of stops (0 when nothing was stopped).
+    pub fn stop_f1(&self) -> Option<f64> {
+        f1(self.stop_precision(), self.stop_recall())
     }
     /// The metrics of one attack type.
     pub fn of_type(&self, attack_type: &str) -> Option<&AttackTypeMetrics> {
@@ -150,8 +220,18 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
     (den > 0.0).then(|| num / den)
 }
 
-/// Attack types present in `sessions`: the issue's six in their order first, then any other
-/// (an older simulator's) alphabetically.
+/// F1 of a precision and a recall; `None` without a recall, 0 without a precision.
+fn f1(precision: Option<f64>, recall: Option<f64>) -> Option<f64> {
+    let (p, r) = (precision.unwrap_or(0.0), recall?);
+    Some(if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    })
+}
+
+/// Attack types present in `sessions`: the simulator's ([`ATTACK_TYPES`]) in their order
+/// first, then any other (an older or newer simulator's) alphabetically.
 pub fn attack_types(sessions: &[SessionLabel]) -> Vec<String> {
     let mut others: Vec<&str> = sessions
         .iter()
@@ -188,23 +268,48 @@ fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
-/// Score one detector's revocations against the truth.
-pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
+/// One session's false stops — those before `cut_off` (`None`: every stop is false) — and
+/// whether its revocations were all collateral.
+#[derive(Debug, Default)]
+struct Honest {
+    false_revocations: usize,
+    false_step_up: bool,
+    collateral: bool,
+}
+
+fn honest(stops: &[Stop], cut_off: Option<EventTime>) -> Honest {
+    let is_false = |s: &&Stop| cut_off.is_none_or(|at| s.time < at);
+    let mut out = Honest::default();
+    for stop in stops.iter().filter(is_false) {
+        match stop.kind {
+            StopKind::Revoke => out.false_revocations += 1,
+            StopKind::StepUp => out.false_step_up = true,
+        }
+    }
+    out.collateral = out.false_revocations == 0 && stops.iter().any(Stop::is_revocation);
+    out
+}
+
+/// Score one detector's stops against the truth.
+pub fn measure(truth: &Truth<'_>, stops: &[Stop]) -> RowMetrics {
     let n = truth.sessions.len();
-    let mut per_session: Vec<Vec<Revocation>> = vec![Vec::new(); n];
-    for r in revocations.iter().filter(|r| r.session < n) {
-        per_session[r.session].push(*r);
+    let mut per_session: Vec<Vec<Stop>> = vec![Vec::new(); n];
+    for s in stops.iter().filter(|s| s.session < n) {
+        per_session[s.session].push(*s);
     }
 
     let user_attack_start = crate::lab::labels::attack_starts_by_user(truth.sessions);
     let types = attack_types(truth.sessions);
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
     let mut requests: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
+    let mut served: Vec<Vec<f64>> = vec![Vec::new(); types.len()];
     let mut by_type: Vec<AttackTypeMetrics> = types
         .iter()
         .map(|t| AttackTypeMetrics {
             attack_type: t.clone(),
             sessions: 0,
+            stopped: 0,
+            served: None,
             detected: 0,
             seconds: None,
             requests: None,
@@ -214,55 +319,64 @@ pub fn measure(truth: &Truth<'_>, revocations: &[Revocation]) -> RowMetrics {
         by_type: Vec::new(),
         benign_sessions: 0,
         falsely_revoked_sessions: 0,
+        falsely_stepped_up_sessions: 0,
         false_revocations: 0,
         collateral_sessions: 0,
         benign_requests: truth.benign_requests,
         attacked_sessions: 0,
         revoked_sessions: 0,
         true_positives: 0,
+        stopped_sessions: 0,
+        stop_true_positives: 0,
+        served: None,
     };
 
-    for (i, (label, revs)) in truth.sessions.iter().zip(&mut per_session).enumerate() {
-        revs.sort_by_key(|r| r.seq);
-        if !revs.is_empty() {
-            m.revoked_sessions += 1;
-        }
-        // A session labelled attack without a start time has no attack to find: its
-        // revocations can only be judged false, like a benign session's.
+    for (i, (label, stops)) in truth.sessions.iter().zip(&mut per_session).enumerate() {
+        // Stable: a step-up and a revocation on one event keep their order.
+        stops.sort_by_key(|s| s.seq);
+        m.stopped_sessions += usize::from(!stops.is_empty());
+        m.revoked_sessions += usize::from(stops.iter().any(Stop::is_revocation));
+        // A session labelled attack without a start time has no attack to find: its stops
+        // can only be judged false, like a benign session's.
         let attack = label.attack_type.as_deref().zip(label.attack_start);
+        let cut_off = match attack {
+            Some((_, start)) => Some(start),
+            None => user_attack_start.get(&label.user).copied(),
+        };
+        let h = honest(stops, cut_off);
+        m.false_revocations += h.false_revocations;
+        m.falsely_revoked_sessions += usize::from(h.false_revocations > 0);
+        m.falsely_stepped_up_sessions += usize::from(h.false_revocations == 0 && h.false_step_up);
         let Some((attack_type, start)) = attack else {
             m.benign_sessions += usize::from(!label.is_attack());
-            let user_attacked = user_attack_start.get(&label.user);
-            let false_here = revs
-                .iter()
-                .filter(|r| user_attacked.is_none_or(|start| r.time < *start))
-                .count();
-            m.false_revocations += false_here;
-            m.falsely_revoked_sessions += usize::from(false_here > 0);
-            m.collateral_sessions += usize::from(false_here == 0 && !revs.is_empty());
+            m.collateral_sessions += usize::from(h.collateral);
             continue;
         };
         m.attacked_sessions += 1;
-        let false_here = revs.iter().filter(|r| r.time < start).count();
-        m.false_revocations += false_here;
-        m.falsely_revoked_sessions += usize::from(false_here > 0);
         let Some(t) = types.iter().position(|t| t == attack_type) else {
             continue;
         };
         by_type[t].sessions += 1;
-        if let Some(hit) = revs.iter().find(|r| r.time >= start) {
+        let attacker = truth.attacker_requests.get(i).map_or(&[][..], |v| v);
+        let served_by = |stop: &Stop| attacker.partition_point(|seq| *seq <= stop.seq) as f64;
+        if let Some(first) = stops.iter().find(|s| s.time >= start) {
+            m.stop_true_positives += 1;
+            by_type[t].stopped += 1;
+            served[t].push(served_by(first));
+        }
+        if let Some(hit) = stops.iter().find(|s| s.is_revocation() && s.time >= start) {
             m.true_positives += 1;
             by_type[t].detected += 1;
             seconds[t].push(hit.time.seconds_since(start));
-            let attacker = truth.attacker_requests.get(i).map_or(&[][..], |v| v);
-            let before_or_at = attacker.partition_point(|seq| *seq <= hit.seq);
-            requests[t].push(before_or_at as f64);
+            requests[t].push(served_by(hit));
         }
     }
     for (t, metrics) in by_type.iter_mut().enumerate() {
         metrics.seconds = spread(&seconds[t]);
         metrics.requests = spread(&requests[t]);
+        metrics.served = spread(&served[t]);
     }
+    m.served = spread(&served.concat());
     m.by_type = by_type;
     m
 }
@@ -402,11 +516,19 @@ mod tests {
         }
     }
 
-    fn revoke(session: usize, seq: u64, time: i64) -> Revocation {
-        Revocation {
+    fn revoke(session: usize, seq: u64, time: i64) -> Stop {
+        Stop {
             session,
             seq,
             time: EventTime(time),
+            kind: StopKind::Revoke,
+        }
+    }
+
+    fn step_up(session: usize, seq: u64, time: i64) -> Stop {
+        Stop {
+            kind: StopKind::StepUp,
+            ..revoke(session, seq, time)
         }
     }
 
@@ -539,6 +661,115 @@ mod tests {
         // A revocation at exactly the attack start is a detection, not a false one.
         assert_eq!(m.false_revocations, 0);
         assert_eq!(m.precision(), Some(1.0));
+    }
+
+    #[test]
+    fn a_step_up_is_a_stop_and_not_a_revocation() {
+        let (sessions, attacker) = fixture();
+        let truth = Truth {
+            sessions: &sessions,
+            attacker_requests: &attacker,
+            benign_requests: 1000,
+        };
+        // Session 0 stepped up on the attacker's second request; benign session 3 stepped up.
+        let m = measure(
+            &truth,
+            &[step_up(0, 105, 10 * MIN + 5_000), step_up(3, 7, MIN)],
+        );
+        let far = m.of_type("far_replay_active").unwrap();
+        assert_eq!((far.stopped, far.detected), (1, 0));
+        assert_eq!((far.stop_rate(), far.recall()), (Some(0.5), Some(0.0)));
+        assert_eq!(far.requests, None, "no revocation, no time to revoke");
+        // Revocation-only numbers see nothing.
+        assert_eq!((m.revoked_sessions, m.true_positives), (0, 0));
+        assert_eq!((m.false_revocations, m.falsely_revoked_sessions), (0, 0));
+        assert_eq!(m.false_sessions_per_thousand(), Some(0.0));
+        // Stops: sessions 0 and 3 stopped, one of them attacked.
+        assert_eq!((m.stopped_sessions, m.stop_true_positives), (2, 1));
+        assert_eq!(m.stop_precision(), Some(0.5));
+        assert!((m.stop_recall().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        // One honest session of three stepped up.
+        assert_eq!(m.falsely_stepped_up_sessions, 1);
+        assert!((m.stepped_up_sessions_per_thousand().unwrap() - 1000.0 / 3.0).abs() < 1e-9);
+        // A step-up before the attack starts is an honest session stepped up, not a stop.
+        let early = measure(&truth, &[step_up(1, 150, 15 * MIN)]);
+        assert_eq!(
+            (early.falsely_stepped_up_sessions, early.stop_true_positives),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn a_revocation_after_a_step_up_counts_once() {
+        let (sessions, attacker) = fixture();
+        let truth = Truth {
+            sessions: &sessions,
+            attacker_requests: &attacker,
+            benign_requests: 1000,
+        };
+        let m = measure(
+            &truth,
+            &[
+                // Listed out of order: the stop is the step-up, the earlier of the two.
+                revoke(0, 120, 10 * MIN + 60_000),
+                step_up(0, 105, 10 * MIN + 5_000),
+                // A benign session stepped up and then revoked: revoked, not stepped up.
+                step_up(4, 40, 4 * MIN),
+                revoke(4, 41, 5 * MIN),
+            ],
+        );
+        let far = m.of_type("far_replay_active").unwrap();
+        assert_eq!((far.stopped, far.detected), (1, 1));
+        assert_eq!((m.stopped_sessions, m.stop_true_positives), (2, 1));
+        assert_eq!((m.revoked_sessions, m.true_positives), (2, 1));
+        // Served before the stop: 100, 105 (the step-up's own); until revoked: all four.
+        assert_eq!(far.served.unwrap().median, 2.0);
+        assert_eq!(far.requests.unwrap().median, 4.0);
+        assert_eq!(m.served.unwrap().median, 2.0);
+        assert_eq!(
+            (m.falsely_revoked_sessions, m.falsely_stepped_up_sessions),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn requests_served_before_the_stop_count_the_attackers_only() {
+        let (sessions, attacker) = fixture();
+        let truth = Truth {
+            sessions: &sessions,
+            attacker_requests: &attacker,
+            benign_requests: 1000,
+        };
+        let m = measure(
+            &truth,
+            &[
+                // Session 0: stopped on the attacker's first request: 1 served.
+                step_up(0, 100, 10 * MIN),
+                // Session 1: a victim's request (seq 199) after the attack start, before the
+                // attacker's first: 0 served.
+                step_up(1, 199, 20 * MIN),
+                // Session 2: revoked at its fifth attacker request.
+                revoke(2, 340, 40 * MIN),
+            ],
+        );
+        let far = m.of_type("far_replay_active").unwrap();
+        assert_eq!(
+            far.served,
+            Some(Spread {
+                median: 0.0,
+                p95: 1.0
+            })
+        );
+        let slow = m.of_type("low_and_slow").unwrap();
+        assert_eq!(slow.served.unwrap().median, 5.0);
+        // Over every stopped attacked session: [1, 0, 5].
+        assert_eq!(
+            m.served,
+            Some(Spread {
+                median: 1.0,
+                p95: 5.0
+            })
+        );
     }
 
     #[test]

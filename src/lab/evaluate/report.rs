@@ -4,10 +4,16 @@
 //! Data flow: `evaluate` measures → **report** renders strings → `evaluate::run` writes them.
 //! Pure: no I/O, no clock; the same evaluation gives the same bytes.
 //!
-//! Layout, for a reader in a hurry: the overall table first (precision, recall, F1, benign
-//! false positives), then recall and time to detect per attack type with short column names
-//! (the legend under each table spells them out), then the issue's targets checked for the
-//! tokenwatch rows, then what each detector is and what the run was made of.
+//! Layout, for a reader in a hurry: per tokenwatch row (the model first), one line per world,
+//! worst world first, then the pooled line, each cell marked ✗ when it misses its issue 15
+//! target; then issue 15's targets on the worst world and pooled (✅/❌) — these two are what
+//! stdout shows when `--out` takes the full report ([`summary`]). Then stops (revoke or
+//! step-up) for every detector, overall and per attack type, with the attacker requests
+//! served before the stop; then the revocation-only tables (a step-up is not a revocation:
+//! precision, recall, F1, benign revocations, recall and time to revoke per attack type) and
+//! issue 3's targets on them; then what each detector is and what the run was made of. Short
+//! column names for attack types are found by name; the legend under a table spells them
+//! out.
 //!
 //! What it does NOT do: compute metrics (`metrics`) or print secrets — the config appears only
 //! as its path, digest and `[detect]` settings, never its keys or pepper.
@@ -17,7 +23,8 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::metrics::{self, PrPoint, RowMetrics, Spread};
-use super::{EvaluateError, Evaluation, Row, RowKind};
+use super::targets::{self, Measure};
+use super::{EvaluateError, Evaluation, Row, RowKind, RunStats};
 use crate::config::DetectConfig;
 use crate::lab::labels::ATTACK_TYPES;
 
@@ -147,8 +154,8 @@ impl Table {
             out += "<tr>";
             for (i, cell) in row.iter().enumerate() {
                 let class = match cell.chars().last() {
-                    Some('✓') => " class=\"pass\"",
-                    Some('✗') => " class=\"fail\"",
+                    Some('✓' | '✅') => " class=\"pass\"",
+                    Some('✗' | '❌') => " class=\"fail\"",
                     _ if i == 0 => " class=\"name\"",
                     _ => "",
                 };
@@ -180,20 +187,28 @@ fn escape(text: &str) -> String {
     out
 }
 
-const SHORT_TYPES: [&str; 6] = [
-    "far replay",
-    "foreign idle",
-    "scripted",
-    "res. proxy",
-    "concurrent",
-    "low & slow",
-];
+/// A few words for an attack type the simulator knows, by name.
+fn short_words(attack_type: &str) -> Option<&'static str> {
+    Some(match attack_type {
+        "far_replay_active" => "far replay",
+        "foreign_replay_idle" => "foreign idle",
+        "scripted_same_country" => "scripted",
+        "residential_proxy_scrape" => "res. proxy",
+        "concurrent_interleaved" => "concurrent",
+        "low_and_slow" => "low & slow",
+        "cloud_same_country" => "cloud",
+        _ => return None,
+    })
+}
 
-/// A short column name: the issue's number and a few words, or the type itself.
+/// A short column name: the type's number in `ATTACK_TYPES` and a few words, or the type
+/// itself.
 fn short_type(attack_type: &str) -> String {
-    match ATTACK_TYPES.iter().position(|t| *t == attack_type) {
-        Some(i) => format!("{} {}", i + 1, SHORT_TYPES[i]),
-        None => attack_type.to_string(),
+    let number = ATTACK_TYPES.iter().position(|t| *t == attack_type);
+    match (number, short_words(attack_type)) {
+        (Some(i), Some(words)) => format!("{} {words}", i + 1),
+        (None, Some(words)) => words.to_string(),
+        (_, None) => attack_type.to_string(),
     }
 }
 
@@ -228,9 +243,9 @@ fn legend(eval: &Evaluation) -> String {
         .attack_types
         .iter()
         .zip(&eval.attacked_by_type)
-        .map(|(t, n)| match ATTACK_TYPES.contains(&t.as_str()) {
-            true => format!("{} = `{t}` ({n} sessions)", short_type(t)),
-            false => format!("`{t}` ({n} sessions)"),
+        .map(|(t, n)| match short_type(t) == *t {
+            false => format!("{} = `{t}` ({n} sessions)", short_type(t)),
+            true => format!("`{t}` ({n} sessions)"),
         })
         .collect();
     format!("Attack types: {}.", parts.join("; "))
@@ -260,11 +275,81 @@ fn per_type(
         .collect()
 }
 
+/// Every table of the full report, in reading order: the per-world tables and issue 15's
+/// targets ([`summary_tables`]), then stops, then revocations alone, then the detectors.
 fn tables(eval: &Evaluation) -> Vec<Table> {
     let s = &eval.stats;
-    let overall = Table {
+    let mut out = summary_tables(eval);
+    out.push(Table {
         text: false,
-        title: "Overall (sessions)".into(),
+        title: "Stops: revoked or stepped up (sessions)".into(),
+        headers: [
+            "detector",
+            "precision",
+            "recall",
+            "F1",
+            "honest revoked /1k",
+            "honest stepped up /1k",
+            "attacker requests served (median / p95)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: eval
+            .rows
+            .iter()
+            .map(|row| {
+                let m = &row.metrics;
+                vec![
+                    row.name.clone(),
+                    pct(m.stop_precision()),
+                    pct(m.stop_recall()),
+                    m.stop_f1().map_or("–".into(), |f| format!("{f:.3}")),
+                    m.false_sessions_per_thousand().map_or("–".into(), |v| {
+                        format!("{v:.2} ({})", m.falsely_revoked_sessions)
+                    }),
+                    m.stepped_up_sessions_per_thousand()
+                        .map_or("–".into(), |v| {
+                            format!("{v:.2} ({})", m.falsely_stepped_up_sessions)
+                        }),
+                    spread(m.served, requests),
+                ]
+            })
+            .collect(),
+        note: Some(format!(
+            "{} sessions, {} attacked; {} benign and {} attacker requests. A stop is a \
+             revocation or a step-up (the user is asked to authenticate again); baselines only \
+             revoke. A session counts once however many stops it gets. Honest: benign \
+             sessions, and attacked sessions before their attack started; per 1,000 benign \
+             sessions, rate (count); stepped up counts sessions stepped up and not revoked. \
+             Attacker requests served: the attacker's requests from the attack start up to \
+             and including the one whose log line led to the first stop (a log line is \
+             written once its request was answered), over every stopped attacked session.",
+            s.sessions, s.attacked_sessions, s.benign_requests, s.attacker_requests
+        )),
+    });
+    out.push(Table {
+        text: false,
+        title: "Stopped by attack type".into(),
+        headers: type_headers(eval),
+        rows: per_type(eval, |t| {
+            format!("{} ({}/{})", pct(t.stop_rate()), t.stopped, t.sessions)
+        }),
+        note: Some(legend(eval)),
+    });
+    out.push(Table {
+        text: false,
+        title: "Attacker requests served before the stop (median / p95)".into(),
+        headers: type_headers(eval),
+        rows: per_type(eval, |t| spread(t.served, requests)),
+        note: Some(
+            "Over stopped sessions; 1 = the attacker's first request led to the stop, 0 = a \
+             victim's request did before the attacker made one."
+                .into(),
+        ),
+    });
+    out.push(Table {
+        text: false,
+        title: "Revocations only (sessions)".into(),
         headers: [
             "detector",
             "precision",
@@ -296,31 +381,32 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
                 ]
             })
             .collect(),
-        note: Some(format!(
-            "{} sessions, {} attacked; {} benign and {} attacker requests. Benign columns: rate \
-             (count); a revocation of an attacked session before its attack started counts as \
-             a false one. The last column counts benign sessions revoked after another session \
-             of their user came under attack: collateral of a real attack, not counted as false.",
-            s.sessions, s.attacked_sessions, s.benign_requests, s.attacker_requests
-        )),
-    };
-    let recall = Table {
+        note: Some(
+            "A step-up is not a revocation: these columns count revocations alone. Benign \
+             columns: rate (count); a revocation of an attacked session before its attack \
+             started counts as a false one. The last column counts benign sessions revoked \
+             after another session of their user came under attack: collateral of a real \
+             attack, not counted as false."
+                .into(),
+        ),
+    });
+    out.push(Table {
         text: false,
-        title: "Recall by attack type".into(),
+        title: "Recall by attack type (revocations)".into(),
         headers: type_headers(eval),
         rows: per_type(eval, |t| {
             format!("{} ({}/{})", pct(t.recall()), t.detected, t.sessions)
         }),
         note: Some(legend(eval)),
-    };
-    let ttd_seconds = Table {
+    });
+    out.push(Table {
         text: false,
-        title: "Time to detect after the attack starts (median / p95)".into(),
+        title: "Time to revoke after the attack starts (median / p95)".into(),
         headers: type_headers(eval),
         rows: per_type(eval, |t| spread(t.seconds, seconds)),
-        note: Some("Over detected sessions; – where none was detected.".into()),
-    };
-    let ttd_requests = Table {
+        note: Some("Over revoked sessions; – where none was revoked.".into()),
+    });
+    out.push(Table {
         text: false,
         title: "Attacker requests until revoked, the revoking one included (median / p95)".into(),
         headers: type_headers(eval),
@@ -330,10 +416,8 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
              so 0 is possible."
                 .into(),
         ),
-    };
-    let mut out = vec![overall, recall, ttd_seconds, ttd_requests];
+    });
     out.extend(targets(eval));
-    out.extend(per_input(eval));
     out.push(Table {
         text: true,
         title: "Detectors".into(),
@@ -353,17 +437,168 @@ fn tables(eval: &Evaluation) -> Vec<Table> {
     out
 }
 
+/// The tokenwatch rows, the model first (the headline) and then the rules.
+fn ours(eval: &Evaluation) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..eval.rows.len())
+        .filter(|&i| eval.rows[i].kind != RowKind::Baseline)
+        .collect();
+    out.sort_by_key(|&i| eval.rows[i].kind != RowKind::Model);
+    out
+}
+
+/// What stdout shows: per tokenwatch row, the per-world table, then issue 15's targets on the
+/// worst world and pooled.
+fn summary_tables(eval: &Evaluation) -> Vec<Table> {
+    let ours = ours(eval);
+    ours.iter()
+        .map(|&row| per_world(eval, row))
+        .chain(ours.iter().map(|&row| targets_on_worlds(eval, row)))
+        .collect()
+}
+
+/// Row `row`'s metrics in every world, as (world name, metrics), in command-line order.
+fn world_metrics(eval: &Evaluation, row: usize) -> Vec<(&str, &RowMetrics)> {
+    eval.per_input
+        .iter()
+        .filter_map(|w| Some((w.world.as_str(), w.metrics.get(row)?)))
+        .collect()
+}
+
+/// One line per world for one tokenwatch row, worst world first, then the pooled line; a cell
+/// that misses its issue 15 target is marked ✗.
+fn per_world(eval: &Evaluation, row: usize) -> Table {
+    let worlds = world_metrics(eval, row);
+    let order = targets::worst_first(&worlds.iter().map(|w| w.1).collect::<Vec<_>>());
+    let mut headers = vec![
+        "world".to_string(),
+        "sessions (attacked)".into(),
+        "honest revoked /1k".into(),
+        "honest stepped up /1k".into(),
+    ];
+    headers.extend(eval.attack_types.iter().map(|t| short_type(t)));
+    headers.extend(["served median".into(), "F1 (stops)".into()]);
+    let line = |name: &str, stats: &RunStats, m: &RowMetrics| {
+        let mut cells = vec![
+            name.to_string(),
+            format!("{} ({})", stats.sessions, stats.attacked_sessions),
+            targets::cell(
+                Measure::HonestRevokedPerThousand,
+                m.false_sessions_per_thousand(),
+                &format!(" ({})", m.falsely_revoked_sessions),
+            ),
+            targets::cell(
+                Measure::HonestSteppedUpPerThousand,
+                m.stepped_up_sessions_per_thousand(),
+                &format!(" ({})", m.falsely_stepped_up_sessions),
+            ),
+        ];
+        cells.extend(eval.attack_types.iter().map(|t| {
+            let Some(of) = m.of_type(t).filter(|of| of.sessions > 0) else {
+                return "—".into();
+            };
+            let detail = format!(" ({}/{})", of.stopped, of.sessions);
+            match targets::stop_target(t) {
+                Some(target) => targets::cell(target.measure, of.stop_rate(), &detail),
+                None => format!(
+                    "{:.2} %{detail}",
+                    of.stop_rate().unwrap_or_default() * 100.0
+                ),
+            }
+        }));
+        cells.push(targets::cell(
+            Measure::ServedMedian,
+            Measure::ServedMedian.of(m),
+            "",
+        ));
+        cells.push(targets::cell(Measure::StopF1, m.stop_f1(), ""));
+        cells
+    };
+    let mut rows: Vec<Vec<String>> = order
+        .iter()
+        .map(|&i| line(worlds[i].0, &eval.per_input[i].stats, worlds[i].1))
+        .collect();
+    rows.push(line(
+        "pooled (every world)",
+        &eval.stats,
+        &eval.rows[row].metrics,
+    ));
+    Table {
+        text: false,
+        title: format!("Per world: {} (worst world first)", eval.rows[row].name),
+        headers,
+        rows,
+        note: Some(format!(
+            "A world is one --logs/--labels/--config triple, named by its world.json or its \
+             folder. Worst first: by honest sessions revoked per 1,000, then honest sessions \
+             stepped up per 1,000 (both highest first), then the lowest stop rate among the \
+             attack types with a ≥ 99 % target. Honest: rate (count), per 1,000 benign \
+             sessions. Attack types: stop rate (stopped/attacked), — where the world has none. \
+             ✗ marks a cell that misses its issue 15 target. {}",
+            legend(eval)
+        )),
+    }
+}
+
+/// Issue 15's targets for one tokenwatch row, on the worst world and on the pooled sample.
+fn targets_on_worlds(eval: &Evaluation, row: usize) -> Table {
+    let worlds = world_metrics(eval, row);
+    let checks = targets::check(&eval.rows[row].metrics, &worlds);
+    let rows = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.target.what.to_string(),
+                c.worst.as_ref().map_or("—".into(), |(v, world)| {
+                    format!("{} ({world})", c.target.show(*v))
+                }),
+                c.pooled.map_or("—".into(), |v| c.target.show(v)),
+                match c.met() {
+                    Some(true) => "✅".into(),
+                    Some(false) => "❌".into(),
+                    None => "—".into(),
+                },
+            ]
+        })
+        .collect();
+    Table {
+        text: false,
+        title: format!(
+            "Targets (issue 15): {}, worst world and pooled",
+            eval.rows[row].name
+        ),
+        headers: ["target", "worst world", "pooled", "met"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+        note: Some(
+            "Worst world: for each measure on its own, the world with the worst value of that \
+             measure (named beside it). A target is met (✅) when the worst world and the \
+             pooled sample are both within it; the limit itself is within. — : the attack \
+             type is not in the labels. Stopped = revoked or stepped up at or after the attack \
+             start; the issue sets these targets on evaluation worlds never used for training."
+                .into(),
+        ),
+    }
+}
+
 /// Issue 3's targets for one tokenwatch row's metrics `m`, against the baselines among
 /// `rows` (every row's kind and metrics on the same data): (what, value shown, met).
 fn target_cells(rows: &[(RowKind, &RowMetrics)], m: &RowMetrics) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
-    for (numbers, min_recall, max_median_requests) in [
-        (&[1usize, 3, 5][..], 0.99, Some(2.0)),
-        (&[2, 6][..], 0.90, None),
-        (&[4][..], 0.80, None),
+    for (names, min_recall, max_median_requests) in [
+        (
+            &[
+                "far_replay_active",
+                "scripted_same_country",
+                "concurrent_interleaved",
+            ][..],
+            0.99,
+            Some(2.0),
+        ),
+        (&["foreign_replay_idle", "low_and_slow"][..], 0.90, None),
+        (&["residential_proxy_scrape"][..], 0.80, None),
     ] {
-        for n in numbers {
-            let name = ATTACK_TYPES[n - 1];
+        for name in names {
             let Some(t) = m.of_type(name) else { continue };
             let recall = t.recall().unwrap_or(0.0);
             out.push((
@@ -447,7 +682,7 @@ fn targets(eval: &Evaluation) -> Option<Table> {
         .collect();
     Some(Table {
         text: false,
-        title: "Targets (issue 3)".into(),
+        title: "Targets (issue 3): revocations only, pooled".into(),
         headers: std::iter::once("target".to_string())
             .chain(ours.iter().map(|r| r.name.clone()))
             .collect(),
@@ -455,76 +690,6 @@ fn targets(eval: &Evaluation) -> Option<Table> {
         note: Some(
             "The issue sets these targets on seeds not used in training; \"every baseline\" \
              compares with the best baseline row."
-                .into(),
-        ),
-    })
-}
-
-/// With several input logs: each log's own numbers for the last tokenwatch row (the model
-/// when there is one), so a pooled result cannot hide one bad seed.
-fn per_input(eval: &Evaluation) -> Option<Table> {
-    if eval.per_input.len() < 2 {
-        return None;
-    }
-    let ours = eval
-        .rows
-        .iter()
-        .rposition(|r| r.kind != RowKind::Baseline)?;
-    let mut headers = vec![
-        "input".to_string(),
-        "sessions (attacked)".into(),
-        "benign revoked /1k".into(),
-    ];
-    headers.extend(eval.attack_types.iter().map(|t| short_type(t)));
-    headers.push("targets missed".into());
-    let rows = eval
-        .per_input
-        .iter()
-        .map(|input| {
-            let all: Vec<(RowKind, &RowMetrics)> = eval
-                .rows
-                .iter()
-                .map(|r| r.kind)
-                .zip(&input.metrics)
-                .collect();
-            let m = &input.metrics[ours];
-            let missed: Vec<String> = target_cells(&all, m)
-                .into_iter()
-                .filter(|(_, _, met)| !met)
-                .map(|(what, value, _)| format!("{what}: {value}"))
-                .collect();
-            let mut row = vec![
-                input.name.clone(),
-                format!(
-                    "{} ({})",
-                    input.stats.sessions, input.stats.attacked_sessions
-                ),
-                m.false_sessions_per_thousand().map_or("–".into(), |v| {
-                    format!("{v:.2} ({})", m.falsely_revoked_sessions)
-                }),
-            ];
-            row.extend(eval.attack_types.iter().map(|t| {
-                m.of_type(t).map_or("–".into(), |t| {
-                    let median = t.requests.map_or("–".into(), |s| requests(s.median));
-                    format!("{}/{}, {median}", t.detected, t.sessions)
-                })
-            }));
-            row.push(match missed.is_empty() {
-                true => "none".into(),
-                false => missed.join("; "),
-            });
-            row
-        })
-        .collect();
-    Some(Table {
-        text: false,
-        title: format!("Per input ({})", eval.rows[ours].name),
-        headers,
-        rows,
-        note: Some(
-            "Each log on its own: per attack type, detected/attacked sessions and the median \
-             attacker requests until revoked; then issue 3's targets this log alone misses. \
-             The tables above pool every log."
                 .into(),
         ),
     })
@@ -584,6 +749,19 @@ fn inputs_table(eval: &Evaluation, inputs: &Inputs) -> Table {
                 .into(),
         ),
     }
+}
+
+/// What `tokenwatch evaluate` prints on stdout when `--out` takes the full report: per
+/// tokenwatch row the per-world table and issue 15's targets, then the notes.
+pub fn summary(eval: &Evaluation) -> String {
+    let mut out = String::new();
+    for table in summary_tables(eval) {
+        out += &table.markdown();
+    }
+    for note in &eval.notes {
+        let _ = writeln!(out, "> {note}\n");
+    }
+    out
 }
 
 /// The markdown report. `with_inputs` adds the title and the run's inputs (for
@@ -802,7 +980,7 @@ fn draw_pr_chart(eval: &Evaluation, zoom: Zoom, svg: &mut String) -> ChartResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::evaluate::RunStats;
+    use crate::lab::evaluate::InputMetrics;
     use crate::lab::evaluate::metrics::AttackTypeMetrics;
 
     fn row(name: &str, kind: RowKind, detected: usize, false_sessions: usize) -> Row {
@@ -814,6 +992,11 @@ mod tests {
                 by_type: vec![AttackTypeMetrics {
                     attack_type: "far_replay_active".into(),
                     sessions: 10,
+                    stopped: detected,
+                    served: Some(Spread {
+                        median: 1.0,
+                        p95: 3.0,
+                    }),
                     detected,
                     seconds: Some(Spread {
                         median: 4.0,
@@ -832,6 +1015,13 @@ mod tests {
                 attacked_sessions: 10,
                 revoked_sessions: detected + false_sessions,
                 true_positives: detected,
+                falsely_stepped_up_sessions: 0,
+                stopped_sessions: detected + false_sessions,
+                stop_true_positives: detected,
+                served: Some(Spread {
+                    median: 1.0,
+                    p95: 3.0,
+                }),
             },
             curve: if kind == RowKind::Baseline {
                 vec![]
@@ -946,40 +1136,101 @@ mod tests {
         assert!(!weak.iter().find(|c| c.0.contains("recall")).unwrap().2);
     }
 
+    fn world(name: &str, eval: &Evaluation, metrics: Vec<RowMetrics>) -> InputMetrics {
+        InputMetrics {
+            world: name.into(),
+            name: format!("/sim/{name}/access.jsonl"),
+            stats: eval.stats.clone(),
+            metrics,
+        }
+    }
+
     #[test]
-    fn per_input_table_shows_each_logs_own_misses() {
+    fn per_world_table_lists_the_worst_world_first_then_pooled() {
         let mut eval = evaluation();
-        // One input alone: no table (the pooled tables are that input's).
-        assert!(per_input(&eval).is_none());
-        let metrics: Vec<RowMetrics> = eval.rows.iter().map(|r| r.metrics.clone()).collect();
-        // The second log: the tokenwatch row did as badly as the weakest baseline there.
-        let mut weak = metrics.clone();
-        weak[3] = eval.rows[2].metrics.clone();
+        let good: Vec<RowMetrics> = eval.rows.iter().map(|r| r.metrics.clone()).collect();
+        // World "b": the rules row steps up 12 honest sessions in 1,000 and stops 7/10.
+        let mut stepping = good.clone();
+        stepping[3].falsely_stepped_up_sessions = 12;
+        stepping[3].by_type[0].stopped = 7;
+        // World "c": the rules row revokes 2 honest sessions in 1,000: the worst.
+        let mut revoking = good.clone();
+        revoking[3].falsely_revoked_sessions = 2;
         eval.per_input = vec![
-            super::super::InputMetrics {
-                name: "seed-a".into(),
-                stats: eval.stats.clone(),
-                metrics,
-            },
-            super::super::InputMetrics {
-                name: "seed-b".into(),
-                stats: eval.stats.clone(),
-                metrics: weak,
-            },
+            world("a", &eval, good),
+            world("b", &eval, stepping),
+            world("c", &eval, revoking),
         ];
-        let table = per_input(&eval).unwrap();
-        assert_eq!(table.title, "Per input (tokenwatch rules only)");
-        assert_eq!(table.rows.len(), 2);
-        assert_eq!(table.rows[0][0], "seed-a");
-        assert_eq!(table.rows[0].last().unwrap(), "none");
-        assert!(
-            table.rows[1]
-                .last()
-                .unwrap()
-                .contains("1 far replay recall ≥ 99 %: 70.00 %"),
-            "{:?}",
-            table.rows[1]
+        let table = per_world(&eval, 3);
+        assert_eq!(
+            table.title,
+            "Per world: tokenwatch rules only (worst world first)"
         );
-        assert_eq!(table.rows[1][3], "7/10, 1");
+        let names: Vec<&str> = table.rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(names, ["c", "b", "a", "pooled (every world)"]);
+        // Misses are marked, met targets are not; the limit itself passes.
+        assert_eq!(table.rows[0][2], "2.00 (2) ✗");
+        assert_eq!(table.rows[1][3], "12.00 (12) ✗");
+        assert_eq!(table.rows[1][4], "70.00 % (7/10) ✗");
+        assert_eq!(table.rows[2][2], "1.00 (1)");
+        assert_eq!(table.rows[2][4], "100.00 % (10/10)");
+
+        // The targets table: the worst world per measure beside the pooled value.
+        let targets = targets_on_worlds(&eval, 3);
+        let line = |what: &str| {
+            targets
+                .rows
+                .iter()
+                .find(|r| r[0].starts_with(what))
+                .unwrap_or_else(|| panic!("{what}: {:?}", targets.rows))
+                .clone()
+        };
+        assert_eq!(
+            line("honest sessions revoked"),
+            ["honest sessions revoked ≤ 1 /1k", "2.00 (c)", "1.00", "❌"]
+        );
+        assert_eq!(line("honest sessions stepped")[1], "12.00 (b)");
+        assert_eq!(line("far-away")[1..], ["70.00 % (b)", "100.00 %", "❌"]);
+        // An attack type that is not in the labels is a dash, never a miss.
+        assert_eq!(
+            line("cloud host")[1..],
+            ["—", "—", "—"],
+            "{:?}",
+            targets.rows
+        );
+        assert_eq!(line("F1 of stops")[3], "✅");
+
+        // stdout's summary: the per-world table and the targets; the rest stays in the file.
+        let summary = summary(&eval);
+        assert!(
+            summary.contains("### Per world: tokenwatch rules only"),
+            "{summary}"
+        );
+        assert!(summary.contains("### Targets (issue 15): tokenwatch rules only"));
+        assert!(!summary.contains("### Revocations only"), "{summary}");
+        let md = markdown(&eval, &inputs(), true);
+        assert!(md.contains("### Revocations only (sessions)"), "{md}");
+        let html = html(&eval, &inputs()).unwrap();
+        assert!(html.contains("<td class=\"fail\">❌</td>"), "{html}");
+    }
+
+    #[test]
+    fn the_model_row_comes_first_and_a_seventh_type_has_a_short_name() {
+        let mut eval = evaluation();
+        eval.rows
+            .push(row("tokenwatch model", RowKind::Model, 10, 0));
+        assert_eq!(ours(&eval), [4, 3]);
+        let titles: Vec<String> = summary_tables(&eval).into_iter().map(|t| t.title).collect();
+        assert!(
+            titles[0].starts_with("Per world: tokenwatch model"),
+            "{titles:?}"
+        );
+        assert!(
+            titles[1].starts_with("Per world: tokenwatch rules"),
+            "{titles:?}"
+        );
+        assert_eq!(short_type("far_replay_active"), "1 far replay");
+        assert!(short_type("cloud_same_country").ends_with("cloud"));
+        assert_eq!(short_type("made_up"), "made_up");
     }
 }
