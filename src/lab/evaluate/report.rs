@@ -180,13 +180,14 @@ fn escape(text: &str) -> String {
     out
 }
 
-const SHORT_TYPES: [&str; 6] = [
+const SHORT_TYPES: [&str; 7] = [
     "far replay",
     "foreign idle",
     "scripted",
     "res. proxy",
     "concurrent",
     "low & slow",
+    "cloud same country",
 ];
 
 /// A short column name: the number and a few words, or the type itself.
