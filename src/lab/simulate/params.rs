@@ -41,7 +41,7 @@
 //! | `inflight_wifi_after_min` | 30 | 10–45 | lin | Rula et al. WWW 2018; FAA PED rules (Wi-Fi above 10,000 ft) |
 //! | `inflight_visits_max` | 3 | 1–5 | lin | judgement |
 //! | `inflight_nearest_provider_share` | 0 | 0–1 | lin | Rula et al. WWW 2018 (egress at the provider's ground network, not the plane); judgement for airline–provider ties |
-//! | `roaming_home_routed_share` | 0.7 | 0.5–0.95 | lin | Mandalari et al., "Experience: Implications of Roaming in Europe", MobiCom 2018 (home-routed roaming the norm) |
+//! | `roaming_home_routed_share` | 0.9 | 0.6–1 | lin | Mandalari et al., "Experience: Implications of Roaming in Europe", MobiCom 2018 (home-routed roaming the norm) |
 //! | `roaming_cellular_visit_share` | 0.5 | 0.2–0.8 | lin | judgement: roaming data versus hotel Wi-Fi |
 //! | `consumer_vpn_share` | 0.03 | 0.01–0.15 | log | GWI VPN reports (~30 % of internet users used a VPN in a month); judgement for daily use |
 //! | `consumer_vpn_visit_share` | 0.5 | 0.2–0.9 | lin | judgement: VPN switched on for some visits |
@@ -176,7 +176,7 @@ world_params! {
     /// any provider).
     inflight_nearest_provider_share = 0.0, [0.0, 1.0], Linear, "Rula et al. WWW 2018; judgement";
     /// Share of travelling phones whose data roams home-routed (egress at the home carrier).
-    roaming_home_routed_share = 0.7, [0.5, 0.95], Linear, "Mandalari et al. MobiCom 2018";
+    roaming_home_routed_share = 0.9, [0.6, 1.0], Linear, "Mandalari et al. MobiCom 2018";
     /// Per visit abroad: a roaming phone uses roaming data rather than hotel Wi-Fi.
     roaming_cellular_visit_share = 0.5, [0.2, 0.8], Linear, "judgement";
     /// Share of people with a consumer VPN.
