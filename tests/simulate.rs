@@ -18,7 +18,7 @@ use tokenwatch::enrich::Enricher;
 use tokenwatch::event::EventTime;
 use tokenwatch::event::TokenKind;
 use tokenwatch::lab::labels::{ATTACK_TYPES, Labels};
-use tokenwatch::lab::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, generate};
+use tokenwatch::lab::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, WorldParams, generate};
 use tokenwatch::lab::world::{self, CITIES, NetKind};
 
 /// Run `tokenwatch simulate --out DIR/access.jsonl ARGS`; returns stderr.
@@ -164,8 +164,19 @@ fn two_thousand() -> &'static Generated {
     static SIM: OnceLock<Generated> = OnceLock::new();
     SIM.get_or_init(|| {
         let start = EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+        // The nominal world with the behaviours it leaves off switched on, mid-range.
+        let params = WorldParams {
+            third_device_share: 0.2,
+            home_renumber_share: 0.15,
+            cgn_hold_median_min: 10.0,
+            cgn_cross_block_share: 0.3,
+            roaming_home_routed_share: 0.9,
+            consumer_vpn_share: 0.03,
+            split_tunnel_share: 0.3,
+            ..WorldParams::nominal()
+        };
         generate(
-            &SimSpec::new(21, start, 24 * 3600, 2000),
+            &SimSpec::new(21, start, 24 * 3600, 2000).with_params(params),
             &SimKeys::from_seed(21),
         )
     })

@@ -165,8 +165,12 @@ impl Cgn {
     }
 }
 
-/// How long a carrier-NAT address holds: exponential with the world's median.
+/// How long a carrier-NAT address holds: exponential with the world's median; a median of a
+/// day or more (the nominal world) means for the whole visit, as before worlds existed.
 fn cgn_hold(rng: &mut ChaCha8Rng, p: &WorldParams) -> i64 {
+    if p.cgn_hold_median_min >= 24.0 * 60.0 {
+        return i64::MAX / 2;
+    }
     exp_ms(
         rng,
         p.cgn_hold_median_min * MINUTE as f64 / std::f64::consts::LN_2,

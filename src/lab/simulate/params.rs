@@ -3,7 +3,10 @@
 //! randomisation).
 //!
 //! Where it sits: in front of the generator. [`WorldParams::nominal`] is the world the
-//! simulator has always produced (its former constants); [`WorldParams::draw`] draws one value
+//! simulator produced before worlds existed (its former constants), so the demo, `train`'s
+//! defaults and existing tests keep their meaning: the behaviours issue 15 added are off in it
+//! (a share of 0, or a carrier-NAT hold of a day: one address per visit, as before), values
+//! outside the ranges drawn from. [`WorldParams::draw`] draws one value
 //! per parameter from its range (uniform, or log-uniform for durations and rates that span an
 //! order of magnitude), from a ChaCha8 stream seeded by the *world seed* — separate from the
 //! traffic seed, so the same world can be simulated with many traffic seeds and evaluation
@@ -27,29 +30,29 @@
 //! | `desktop_share` | 0.55 | 0.35–0.65 | lin | StatCounter Global Stats, desktop vs mobile platform share 2023–24 |
 //! | `office_share` | 0.12 | 0.05–0.3 | lin | judgement, informed by WFH Research SWAA (Barrero, Bloom, Davis) days on site |
 //! | `multi_device_share` | 0.1 | 0.05–0.35 | lin | judgement; Pew Research Mobile Fact Sheet (most adults own a phone and a computer) |
-//! | `third_device_share` | 0.15 | 0–0.4 | lin | judgement; Pew Research (about half of US adults own a tablet) |
-//! | `home_renumber_share` | 0.15 | 0.05–0.5 | lin | Padmanabhan et al., "Reasons Dynamic Addresses Change", IMC 2016 (periodic renumbering in some ISPs) |
+//! | `third_device_share` | 0 | 0–0.4 | lin | judgement; Pew Research (about half of US adults own a tablet) |
+//! | `home_renumber_share` | 0 | 0.05–0.5 | lin | Padmanabhan et al., "Reasons Dynamic Addresses Change", IMC 2016 (periodic renumbering in some ISPs) |
 //! | `home_renumber_period_h` | 24 | 12–168 | log | Padmanabhan et al. IMC 2016 (24 h the most common period; others days to a week) |
 //! | `cellular_share` | 0.35 | 0.2–0.7 | lin | Opensignal "Time on Wi-Fi" reports (phones spend most, not all, time on Wi-Fi) |
 //! | `cellular_share_second_device` | 0.6 | 0.4–0.9 | lin | Opensignal "Time on Wi-Fi"; judgement for second devices |
 //! | `cellular_visit_share` | 0.45 | 0.2–0.7 | lin | Opensignal "Time on Wi-Fi" |
 //! | `network_switch_share` | 0.35 | 0.1–0.5 | lin | judgement: leaving or reaching Wi-Fi mid-visit |
-//! | `cgn_hold_median_min` | 10 | 1–60 | log | Richter et al., "A Multi-perspective Analysis of Carrier-Grade NAT Deployment", IMC 2016 (mobile CGN, pooled public addresses change between connections) |
-//! | `cgn_cross_block_share` | 0.3 | 0–0.8 | lin | Richter et al. IMC 2016 (CGN pools span several blocks); judgement for the share |
+//! | `cgn_hold_median_min` | 1440 | 1–60 | log | Richter et al., "A Multi-perspective Analysis of Carrier-Grade NAT Deployment", IMC 2016 (mobile CGN, pooled public addresses change between connections) |
+//! | `cgn_cross_block_share` | 0 | 0–0.8 | lin | Richter et al. IMC 2016 (CGN pools span several blocks); judgement for the share |
 //! | `travel_share` | 0.05 | 0.01–0.1 | lin | judgement, far above the population's flight rate (IATA: ~12 M passengers a day) so travellers are represented |
 //! | `inflight_share` | 0.5 | 0.1–0.6 | lin | Rula et al., "Mile High WiFi", WWW 2018; judgement for the take rate among app users |
 //! | `inflight_wifi_after_min` | 30 | 10–45 | lin | Rula et al. WWW 2018; FAA PED rules (Wi-Fi above 10,000 ft) |
 //! | `inflight_visits_max` | 3 | 1–5 | lin | judgement |
 //! | `inflight_nearest_provider_share` | 0 | 0–1 | lin | Rula et al. WWW 2018 (egress at the provider's ground network, not the plane); judgement for airline–provider ties |
-//! | `roaming_home_routed_share` | 0.9 | 0.6–1 | lin | Mandalari et al., "Experience: Implications of Roaming in Europe", MobiCom 2018 (home-routed roaming the norm) |
+//! | `roaming_home_routed_share` | 0 | 0.6–1 | lin | Mandalari et al., "Experience: Implications of Roaming in Europe", MobiCom 2018 (home-routed roaming the norm) |
 //! | `roaming_cellular_visit_share` | 0.5 | 0.2–0.8 | lin | judgement: roaming data versus hotel Wi-Fi |
-//! | `consumer_vpn_share` | 0.03 | 0.01–0.15 | log | GWI VPN reports (~30 % of internet users used a VPN in a month); judgement for daily use |
+//! | `consumer_vpn_share` | 0 | 0.01–0.15 | log | GWI VPN reports (~30 % of internet users used a VPN in a month); judgement for daily use |
 //! | `consumer_vpn_visit_share` | 0.5 | 0.2–0.9 | lin | judgement: VPN switched on for some visits |
 //! | `consumer_vpn_toggle_share` | 0.25 | 0.05–0.5 | lin | judgement: switched on or off mid-visit |
 //! | `consumer_vpn_far_share` | 0.3 | 0.1–0.7 | lin | judgement; VPN vendors' server lists (US, UK, NL, DE exits) |
 //! | `corporate_vpn_share` | 0.08 | 0.02–0.2 | lin | judgement: remote desktop workers on the company VPN |
 //! | `corporate_vpn_work_visit_share` | 0.6 | 0.3–0.9 | lin | judgement |
-//! | `split_tunnel_share` | 0.3 | 0–0.8 | lin | Microsoft Learn "VPN split tunnelling for Microsoft 365"; Cisco Secure Client split-tunnel docs; judgement for the share |
+//! | `split_tunnel_share` | 0 | 0–0.8 | lin | Microsoft Learn "VPN split tunnelling for Microsoft 365"; Cisco Secure Client split-tunnel docs; judgement for the share |
 //! | `split_direct_share` | 0.5 | 0.2–0.8 | lin | judgement: requests that bypass the tunnel |
 //! | `relay_share` | 0.3 | 0.05–0.4 | lin | Sattler et al., "Towards a Tectonic Traffic Shift? Investigating Apple's New Relay Network", IMC 2022; judgement for the share of Safari users |
 //! | `relay_visit_share` | 0.7 | 0.5–1 | lin | judgement |
@@ -118,7 +121,8 @@ macro_rules! world_params {
         ];
 
         impl WorldParams {
-            /// The world the simulator produced before worlds were drawn: its former constants.
+            /// The world the simulator produced before worlds were drawn: its former constants,
+            /// with the behaviours added since switched off.
             pub fn nominal() -> WorldParams {
                 WorldParams { $( $name: $nominal, )* }
             }
@@ -147,9 +151,9 @@ world_params! {
     /// Share of people who also use a second device (a phone) the same day.
     multi_device_share = 0.10, [0.05, 0.35], Linear, "judgement; Pew Research Mobile Fact Sheet";
     /// Share of multi-device people with a third device (a tablet).
-    third_device_share = 0.15, [0.0, 0.4], Linear, "judgement; Pew Research tablet ownership";
+    third_device_share = 0.0, [0.0, 0.4], Linear, "judgement; Pew Research tablet ownership";
     /// Share of home lines whose ISP renumbers them periodically.
-    home_renumber_share = 0.15, [0.05, 0.5], Linear, "Padmanabhan et al. IMC 2016";
+    home_renumber_share = 0.0, [0.05, 0.5], Linear, "Padmanabhan et al. IMC 2016";
     /// Renumbering period of those lines, hours.
     home_renumber_period_h = 24.0, [12.0, 168.0], Log, "Padmanabhan et al. IMC 2016";
     /// Share of phone users (main device) who sometimes use cellular data.
@@ -161,9 +165,9 @@ world_params! {
     /// Per visit: the network changes part-way (Wi-Fi ↔ cellular, VPN on).
     network_switch_share = 0.35, [0.1, 0.5], Linear, "judgement";
     /// Median time a phone keeps one carrier-NAT public address, minutes.
-    cgn_hold_median_min = 10.0, [1.0, 60.0], Log, "Richter et al. IMC 2016";
+    cgn_hold_median_min = 1440.0, [1.0, 60.0], Log, "Richter et al. IMC 2016";
     /// Share of carrier-NAT address changes that land in the carrier's other block.
-    cgn_cross_block_share = 0.3, [0.0, 0.8], Linear, "Richter et al. IMC 2016; judgement";
+    cgn_cross_block_share = 0.0, [0.0, 0.8], Linear, "Richter et al. IMC 2016; judgement";
     /// Share of people who fly during the run.
     travel_share = 0.05, [0.01, 0.10], Linear, "judgement (IATA passenger numbers are far lower)";
     /// Share of flights on which the traveller uses in-flight Wi-Fi.
@@ -176,11 +180,11 @@ world_params! {
     /// any provider).
     inflight_nearest_provider_share = 0.0, [0.0, 1.0], Linear, "Rula et al. WWW 2018; judgement";
     /// Share of travelling phones whose data roams home-routed (egress at the home carrier).
-    roaming_home_routed_share = 0.9, [0.6, 1.0], Linear, "Mandalari et al. MobiCom 2018";
+    roaming_home_routed_share = 0.0, [0.6, 1.0], Linear, "Mandalari et al. MobiCom 2018";
     /// Per visit abroad: a roaming phone uses roaming data rather than hotel Wi-Fi.
     roaming_cellular_visit_share = 0.5, [0.2, 0.8], Linear, "judgement";
     /// Share of people with a consumer VPN.
-    consumer_vpn_share = 0.03, [0.01, 0.15], Log, "GWI VPN reports; judgement";
+    consumer_vpn_share = 0.0, [0.01, 0.15], Log, "GWI VPN reports; judgement";
     /// Per visit: their VPN is on.
     consumer_vpn_visit_share = 0.5, [0.2, 0.9], Linear, "judgement";
     /// Per visit: the VPN is switched on or off part-way.
@@ -192,7 +196,7 @@ world_params! {
     /// Per visit in working hours: the corporate VPN is on (a third of this outside them).
     corporate_vpn_work_visit_share = 0.6, [0.3, 0.9], Linear, "judgement";
     /// Share of corporate VPN users whose VPN tunnels only some traffic (split tunnelling).
-    split_tunnel_share = 0.3, [0.0, 0.8], Linear, "Microsoft Learn M365 split tunnelling; Cisco Secure Client docs";
+    split_tunnel_share = 0.0, [0.0, 0.8], Linear, "Microsoft Learn M365 split tunnelling; Cisco Secure Client docs";
     /// Per request on a split tunnel: it goes direct from home rather than through the VPN.
     split_direct_share = 0.5, [0.2, 0.8], Linear, "judgement";
     /// Share of Apple-browser users with Private Relay on.
