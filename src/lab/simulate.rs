@@ -14,14 +14,17 @@
 //!   their local day; a page load bursts into a few API calls (`agents`). Some have a
 //!   second device. Their quirks are the benign behaviours that fool naive rules
 //!   ([`BEHAVIOURS`]: carrier gateways, corporate VPN, flights, in-flight satellite Wi-Fi,
-//!   privacy relays, browser updates, shared office NAT).
+//!   privacy relays, browser updates, shared office NAT, home-line renumbering, carrier-NAT
+//!   churn, home-routed roaming, consumer VPNs, split-tunnel corporate VPN).
 //! - **API-automation clients**: scripted User-Agents at steady high rates from one
 //!   datacenter address, from their first request on.
 //! - **Tokens**: JWT sessions carry HS256 tokens signed with [`SimKeys`], refreshed every
 //!   [`SimSpec::refresh_s`] while in use (same `sid`, new `jti`, `exp = iat + lifetime`);
 //!   other sessions carry a long-lived opaque cookie or API key (`session`).
 //! - **Attacks**: a small fraction of people's sessions ([`SimSpec::attack_fraction`]) are
-//!   attacked, the six types of [`crate::lab::labels::ATTACK_TYPES`] dealt in turn (`attack`).
+//!   attacked, the seven types of [`crate::lab::labels::ATTACK_TYPES`] dealt in turn (`attack`).
+//! - **Worlds**: every behaviour's prevalence and parameters come from [`SimSpec::params`]
+//!   ([`WorldParams`]: nominal, or drawn from documented ranges per world seed; `params`).
 //! - **Addresses** come from [`SimSpec::addresses`]: the synthetic plan of [`world`], or a real
 //!   City database's networks indexed by city ([`world::AddressIndex`]).
 //!
@@ -38,8 +41,9 @@
 //! I/O and never reads the wall clock; [`write_files`] (the `files` submodule) writes what it
 //! returns.
 //!
-//! What it does NOT do: model real ISPs' address allocation, mobile roaming, or anything
-//! after the response (bodies, latency).
+//! What it does NOT do: model real ISPs' address allocation (beyond renumbering within the
+//! ISP's block), roaming other than home-routed, or anything after the response (bodies,
+//! latency).
 
 mod agents;
 mod attack;
