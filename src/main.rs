@@ -96,7 +96,7 @@ struct SimulateArgs {
     /// future); the fixed default keeps runs reproducible.
     #[arg(long, default_value = "2026-11-23T12:00:00Z")]
     start: String,
-    /// Fraction of people's sessions an attacker uses (the six attack types in turn).
+    /// Fraction of people's sessions an attacker uses (the seven attack types in turn).
     #[arg(long, default_value_t = tokenwatch::lab::simulate::SimSpec::DEFAULT_ATTACK_FRACTION)]
     attack_fraction: f64,
     /// JWT refresh interval: a session in use gets a new token (same `sid`) this often.
@@ -112,6 +112,10 @@ struct SimulateArgs {
     /// simulated addresses.
     #[arg(long, requires = "geoip")]
     asn_csv: Option<PathBuf>,
+    /// Draw the world's behaviour prevalences and parameters from this seed (docs/worlds.md);
+    /// without it, the nominal world. Sets the refresh interval too.
+    #[arg(long, conflicts_with = "refresh")]
+    world_seed: Option<u64>,
 }
 
 #[cfg(feature = "lab")]
@@ -133,6 +137,7 @@ impl SimulateArgs {
             refresh: self.refresh.into(),
             geoip: self.geoip,
             asn_csv: self.asn_csv,
+            world_seed: self.world_seed,
         })
     }
 }
@@ -265,6 +270,21 @@ mod tests {
         assert_eq!(options.attack_fraction, 0.5);
         assert_eq!(options.refresh, std::time::Duration::from_secs(300));
         assert_eq!(options.geoip, Some(PathBuf::from("city.mmdb")));
+        assert_eq!(options.world_seed, None);
+        let world = simulate(&["tokenwatch", "simulate", "--out", "a", "--world-seed", "42"]);
+        assert_eq!(world.world_seed, Some(42));
+        // A world sets the refresh interval itself.
+        assert!(
+            Cli::try_parse_from([
+                "tokenwatch",
+                "simulate",
+                "--world-seed",
+                "1",
+                "--refresh",
+                "5m"
+            ])
+            .is_err()
+        );
         assert!(
             Cli::try_parse_from(["tokenwatch", "simulate", "--out", "a", "--start", "x"])
                 .map_err(anyhow::Error::from)

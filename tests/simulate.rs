@@ -18,7 +18,7 @@ use tokenwatch::enrich::Enricher;
 use tokenwatch::event::EventTime;
 use tokenwatch::event::TokenKind;
 use tokenwatch::lab::labels::{ATTACK_TYPES, Labels};
-use tokenwatch::lab::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, generate};
+use tokenwatch::lab::simulate::{BEHAVIOURS, Generated, SimKeys, SimSpec, WorldParams, generate};
 use tokenwatch::lab::world::{self, CITIES, NetKind};
 
 /// Run `tokenwatch simulate --out DIR/access.jsonl ARGS`; returns stderr.
@@ -164,8 +164,19 @@ fn two_thousand() -> &'static Generated {
     static SIM: OnceLock<Generated> = OnceLock::new();
     SIM.get_or_init(|| {
         let start = EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+        // The nominal world with the behaviours it leaves off switched on, mid-range.
+        let params = WorldParams {
+            third_device_share: 0.2,
+            home_renumber_share: 0.15,
+            cgn_hold_median_min: 10.0,
+            cgn_cross_block_share: 0.3,
+            roaming_home_routed_share: 0.9,
+            consumer_vpn_share: 0.03,
+            split_tunnel_share: 0.3,
+            ..WorldParams::nominal()
+        };
         generate(
-            &SimSpec::new(21, start, 24 * 3600, 2000),
+            &SimSpec::new(21, start, 24 * 3600, 2000).with_params(params),
             &SimKeys::from_seed(21),
         )
     })
@@ -203,8 +214,9 @@ fn two_thousand_users_show_every_attack_type_and_behaviour() {
 }
 
 /// Type 5 is concurrent use, interleaved: in every such session the owner makes a request
-/// between the attacker's first and last one. (Half the sessions attacked, so ~90 of type
-/// 5; before the simulator made sure of it, 3 of them on this seed had none.)
+/// between the attacker's first and last one. (Half the sessions attacked, so ~80 of type
+/// 5 among seven types; before the simulator made sure of it, 3 of them on this seed had
+/// none.)
 #[test]
 fn concurrent_attacks_interleave_with_the_owner() {
     let start = EventTime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
@@ -236,7 +248,7 @@ fn concurrent_attacks_interleave_with_the_owner() {
             "session {s}: no owner request in the attack [{first}, {last}]"
         );
     }
-    assert!(concurrent >= 80, "{concurrent}");
+    assert!(concurrent >= 70, "{concurrent}");
 }
 
 #[test]
@@ -371,7 +383,54 @@ fn behaviours_use_the_networks_they_are_named_for() {
                         .collect();
                     assert_eq!(parsed.len(), 1, "same browser, newer version: {uas:?}");
                 }
-                "multi_device" => assert_eq!(sessions_per_user[label.user.as_str()], 2),
+                "multi_device" => {
+                    assert!((2..=3).contains(&sessions_per_user[label.user.as_str()]))
+                }
+                "home_address_churn" => {
+                    // Renumbered by the same ISP: two home-line addresses, one ASN.
+                    let homes: HashSet<&IpAddr> = ips
+                        .iter()
+                        .filter(|ip| located(**ip).1 == NetKind::Residential)
+                        .collect();
+                    assert!(homes.len() >= 2, "{homes:?}");
+                    let asns: HashSet<Option<u32>> = homes
+                        .iter()
+                        .map(|ip| enricher.enrich(**ip, None).asn)
+                        .collect();
+                    assert_eq!(asns.len(), 1, "{asns:?}");
+                }
+                "carrier_nat_churn" | "roaming_home_routed" => {
+                    // The home carrier's addresses (its gateway or mobile block), one ASN.
+                    let carrier: HashSet<&IpAddr> = ips
+                        .iter()
+                        .filter(|ip| {
+                            matches!(located(**ip).1, NetKind::CarrierGateway | NetKind::Mobile)
+                        })
+                        .collect();
+                    let asns: HashSet<Option<u32>> = carrier
+                        .iter()
+                        .map(|ip| enricher.enrich(**ip, None).asn)
+                        .collect();
+                    assert_eq!(asns.len(), 1, "{b}: {asns:?}");
+                    if b == "carrier_nat_churn" {
+                        assert!(carrier.len() >= 2, "{carrier:?}");
+                    }
+                }
+                "consumer_vpn" => {
+                    let vpn = ips
+                        .iter()
+                        .find(|ip| located(**ip).1 == NetKind::Vpn)
+                        .expect("a consumer VPN address");
+                    let e = enricher.enrich(*vpn, None);
+                    assert_eq!(e.asn, Some(world::VPN_ASN));
+                    if let Some(home) = home_country {
+                        assert_ne!(e.geo.unwrap().country.as_deref(), Some(home));
+                    }
+                }
+                "corporate_vpn_split_tunnel" => {
+                    assert!(kinds.contains(&NetKind::CorporateVpn));
+                    assert!(kinds.contains(&NetKind::Residential));
+                }
                 "api_automation" => {
                     assert_eq!(ips.iter().collect::<HashSet<_>>().len(), 1);
                     assert_eq!(kinds, HashSet::from([NetKind::Hosting]));

@@ -23,14 +23,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventTime, Fingerprint};
 
-/// The attack types the simulator produces (issue 3's list, in its order).
-pub const ATTACK_TYPES: [&str; 6] = [
+/// The attack types the simulator produces (issue 3's list, in its order, then issue 15's).
+pub const ATTACK_TYPES: [&str; 7] = [
     "far_replay_active",        // 1. replay from far away while the victim is active
     "foreign_replay_idle",      // 2. another country while the victim is idle; new UA and ASN
     "scripted_same_country",    // 3. same country, different ISP, scripted client
     "residential_proxy_scrape", // 4. residential proxy in the victim's city, copied UA, scraping
     "concurrent_interleaved",   // 5. concurrent use from two networks, interleaved
     "low_and_slow",             // 6. low-and-slow use from a new network over hours
+    "cloud_same_country",       // 7. a cloud host in the victim's country, copied UA, human pace
 ];
 
 /// Ground truth for one session.

@@ -14,14 +14,17 @@
 //!   their local day; a page load bursts into a few API calls (`agents`). Some have a
 //!   second device. Their quirks are the benign behaviours that fool naive rules
 //!   ([`BEHAVIOURS`]: carrier gateways, corporate VPN, flights, in-flight satellite Wi-Fi,
-//!   privacy relays, browser updates, shared office NAT).
+//!   privacy relays, browser updates, shared office NAT, home-line renumbering, carrier-NAT
+//!   churn, home-routed roaming, consumer VPNs, split-tunnel corporate VPN).
 //! - **API-automation clients**: scripted User-Agents at steady high rates from one
 //!   datacenter address, from their first request on.
 //! - **Tokens**: JWT sessions carry HS256 tokens signed with [`SimKeys`], refreshed every
 //!   [`SimSpec::refresh_s`] while in use (same `sid`, new `jti`, `exp = iat + lifetime`);
 //!   other sessions carry a long-lived opaque cookie or API key (`session`).
 //! - **Attacks**: a small fraction of people's sessions ([`SimSpec::attack_fraction`]) are
-//!   attacked, the six types of [`crate::lab::labels::ATTACK_TYPES`] dealt in turn (`attack`).
+//!   attacked, the seven types of [`crate::lab::labels::ATTACK_TYPES`] dealt in turn (`attack`).
+//! - **Worlds**: every behaviour's prevalence and parameters come from [`SimSpec::params`]
+//!   ([`WorldParams`]: nominal, or drawn from documented ranges per world seed; `params`).
 //! - **Addresses** come from [`SimSpec::addresses`]: the synthetic plan of [`world`], or a real
 //!   City database's networks indexed by city ([`world::AddressIndex`]).
 //!
@@ -38,13 +41,15 @@
 //! I/O and never reads the wall clock; [`write_files`] (the `files` submodule) writes what it
 //! returns.
 //!
-//! What it does NOT do: model real ISPs' address allocation, mobile roaming, or anything
-//! after the response (bodies, latency).
+//! What it does NOT do: model real ISPs' address allocation (beyond renumbering within the
+//! ISP's block), roaming other than home-routed, or anything after the response (bodies,
+//! latency).
 
 mod agents;
 mod attack;
 mod catalog;
 mod files;
+mod params;
 mod render;
 mod session;
 mod timing;
@@ -64,6 +69,7 @@ use crate::lab::world::{self, AddressPlan, CITIES};
 
 pub use agents::BEHAVIOURS;
 pub use files::{Options, SimFiles, write_files, write_support};
+pub use params::{PARAMS, ParamSpec, Scale, WorldParams};
 use session::{Credential, Request};
 
 /// What to simulate.
@@ -75,8 +81,9 @@ pub struct SimSpec {
     pub start: EventTime,
     /// Simulated span, seconds.
     pub duration_s: u64,
-    /// Number of users. About 1 % of them are API-automation clients; a tenth of the people
-    /// also use a second device (a second session), so there are more sessions than users.
+    /// Number of users. Some are API-automation clients and some people use two or three
+    /// devices (a session each), so there are more sessions than users (shares per
+    /// [`SimSpec::params`]; nominally 1 % and a tenth).
     pub users: usize,
     /// Fraction of people's sessions that are attacked (at least one when > 0).
     pub attack_fraction: f64,
@@ -84,6 +91,9 @@ pub struct SimSpec {
     pub refresh_s: u64,
     /// Where client addresses come from.
     pub addresses: AddressPlan,
+    /// The world: every behaviour's prevalence and parameters ([`WorldParams::nominal`] by
+    /// default; [`SimSpec::with_params`] sets another).
+    pub params: WorldParams,
 }
 
 impl SimSpec {
@@ -102,6 +112,16 @@ impl SimSpec {
             attack_fraction: Self::DEFAULT_ATTACK_FRACTION,
             refresh_s: Self::DEFAULT_REFRESH_S,
             addresses: AddressPlan::Synthetic,
+            params: WorldParams::nominal(),
+        }
+    }
+
+    /// This spec in the world `params`, whose JWT refresh interval it takes too.
+    pub fn with_params(self, params: WorldParams) -> SimSpec {
+        SimSpec {
+            refresh_s: (params.refresh_s.round() as u64).max(60),
+            params,
+            ..self
         }
     }
 
@@ -196,7 +216,8 @@ enum Role {
     Automation,
 }
 
-/// What the plan fixes for a session before its own RNG stream takes over.
+/// What the plan fixes for a session before its own RNG stream takes over. A user's
+/// sessions (their devices) share what the user's life fixes: home, home line, trip.
 #[derive(Debug, Clone)]
 struct Plan {
     session: u32,
@@ -207,9 +228,9 @@ struct Plan {
     host: u32,
     desktop: bool,
     office: bool,
-    /// The user's second session (a phone).
+    /// One of the user's further sessions (a phone or tablet).
     second_device: bool,
-    /// The user has two sessions.
+    /// The user has two or more sessions.
     multi_device: bool,
     credential: Credential,
     /// Index into [`ATTACK_TYPES`].
@@ -217,6 +238,10 @@ struct Plan {
     /// For API-automation clients: where the client's rate sits in the rate range, spread
     /// evenly over the clients (so the run's volume does not hinge on a few draws).
     rate_quantile: f64,
+    /// The home line's periodic renumbering: the first change (ms) and the period (ms).
+    renumber: Option<(i64, i64)>,
+    /// The user's flight, shared by all their devices.
+    trip: Option<agents::Trip>,
 }
 
 /// The run's constants, shared by every session's generator.
@@ -228,26 +253,30 @@ struct World<'k> {
     lifetime_s: u64,
 }
 
-/// Share of users who are API-automation clients (from 20 users up).
-const AUTOMATION_SHARE: f64 = 0.01;
-/// Share of people who also use a second device.
-const SECOND_DEVICE_SHARE: f64 = 0.1;
-/// Share of desktop users who work in an office behind its NAT.
-const OFFICE_SHARE: f64 = 0.12;
+impl World<'_> {
+    /// The world's behaviour parameters.
+    fn params(&self) -> &WorldParams {
+        &self.spec.params
+    }
+}
 
-/// Who lives where, who uses what, who is attacked how: drawn from the seed (stream 0).
+/// Who lives where, who uses what, who is attacked how, who flies where: drawn from the seed
+/// (stream 0).
 fn plan_sessions(spec: &SimSpec) -> Vec<Plan> {
+    let p = &spec.params;
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let users = spec.users;
     let automation: HashSet<usize> = if users >= 20 {
-        let n = ((users as f64 * AUTOMATION_SHARE).round() as usize).max(1);
+        let n = ((users as f64 * p.automation_share).round() as usize).max(1);
         rand::seq::index::sample(&mut rng, users, n)
             .into_iter()
             .collect()
     } else {
         HashSet::new()
     };
-    let mut plans: Vec<Plan> = Vec::with_capacity(users + users / 8);
+    let start = spec.start.0;
+    let end = start + spec.duration_s.max(1) as i64 * 1000;
+    let mut plans: Vec<Plan> = Vec::with_capacity(users + users / 4);
     for u in 0..users {
         let host = world::benign_host(u as u32);
         let mut plan = Plan {
@@ -263,6 +292,8 @@ fn plan_sessions(spec: &SimSpec) -> Vec<Plan> {
             credential: Credential::Cookie,
             attack: None,
             rate_quantile: 0.5,
+            renumber: None,
+            trip: None,
         };
         if automation.contains(&u) {
             plan.user = format!("svc-{u}");
@@ -270,23 +301,37 @@ fn plan_sessions(spec: &SimSpec) -> Vec<Plan> {
             plans.push(plan);
             continue;
         }
-        plan.desktop = rng.random_bool(0.55);
-        plan.office = plan.desktop && rng.random_bool(OFFICE_SHARE);
+        plan.desktop = rng.random_bool(p.desktop_share);
+        plan.office = plan.desktop && rng.random_bool(p.office_share);
         plan.home = if plan.office {
             *timing::pick(&mut rng, catalog::office_hubs())
         } else {
             rng.random_range(0..CITIES.len())
         };
-        plan.multi_device = rng.random_bool(SECOND_DEVICE_SHARE);
-        let second = plan.multi_device.then(|| Plan {
-            session: plan.session + 1,
+        plan.multi_device = rng.random_bool(p.multi_device_share);
+        let devices = match plan.multi_device {
+            false => 1,
+            true if rng.random_bool(p.third_device_share) => 3,
+            true => 2,
+        };
+        if rng.random_bool(p.home_renumber_share) {
+            let period = ((p.home_renumber_period_h * timing::HOUR as f64) as i64).max(1);
+            plan.renumber = Some((start + timing::between(&mut rng, 0, period), period));
+        }
+        let first = plan.session;
+        let further = Plan {
             desktop: false,
             office: false,
             second_device: true,
             ..plan.clone()
-        });
+        };
         plans.push(plan);
-        plans.extend(second);
+        for d in 1..devices {
+            plans.push(Plan {
+                session: first + d,
+                ..further.clone()
+            });
+        }
     }
     let clients: Vec<usize> = (0..plans.len())
         .filter(|i| plans[*i].role == Role::Automation)
@@ -307,6 +352,25 @@ fn plan_sessions(spec: &SimSpec) -> Vec<Plan> {
     chosen.sort_unstable();
     for (k, i) in chosen.into_iter().enumerate() {
         plans[people[i]].attack = Some(k % ATTACK_TYPES.len());
+    }
+    // Trips, per user (all their devices fly): not for a victim whose attack needs them idle
+    // at home for hours.
+    let mut i = 0;
+    while i < plans.len() {
+        let n = plans[i..]
+            .iter()
+            .take_while(|q| q.user == plans[i].user)
+            .count();
+        let idle_victim = plans[i..i + n]
+            .iter()
+            .any(|q| q.attack == Some(attack::FOREIGN_REPLAY_IDLE));
+        if plans[i].role == Role::Person && !idle_victim && rng.random_bool(p.travel_share) {
+            let trip = agents::plan_trip(start, end, &mut rng, plans[i].home);
+            for q in &mut plans[i..i + n] {
+                q.trip = trip;
+            }
+        }
+        i += n;
     }
     for plan in &mut plans {
         plan.credential = match (plan.role, plan.attack) {
@@ -425,10 +489,11 @@ pub fn generate(spec: &SimSpec, keys: &SimKeys) -> Generated {
     };
     let fingerprinter = Fingerprinter::new(&keys.pepper);
     let plans = plan_sessions(spec);
-    let (labels, sessions): (Vec<SessionLabel>, Vec<SessionOut>) = plans
+    let (mut labels, sessions): (Vec<SessionLabel>, Vec<SessionOut>) = plans
         .par_iter()
         .map(|plan| generate_session(&w, plan, &fingerprinter))
         .unzip();
+    keep_roaming_only_when_seen_abroad(&mut labels);
     let mut keyed: Vec<(i64, u32, u32)> = sessions
         .iter()
         .enumerate()
@@ -444,6 +509,24 @@ pub fn generate(spec: &SimSpec, keys: &SimKeys) -> Generated {
         sessions,
         order: keyed.into_iter().map(|(_, s, i)| (s, i)).collect(),
         labels,
+    }
+}
+
+/// Home-routed roaming shows only against the user being seen abroad: a session keeps
+/// `roaming_home_routed` when one of the user's sessions (their sessions are consecutive)
+/// shows `real_travel`, i.e. requests from the destination.
+fn keep_roaming_only_when_seen_abroad(labels: &mut [SessionLabel]) {
+    let roaming = BEHAVIOURS[agents::ROAMING_HOME_ROUTED];
+    let travel = BEHAVIOURS[agents::REAL_TRAVEL];
+    for group in labels.chunk_by_mut(|a, b| a.user == b.user) {
+        let abroad = group
+            .iter()
+            .any(|l| l.behaviours.iter().any(|b| b == travel));
+        if !abroad {
+            for l in group.iter_mut() {
+                l.behaviours.retain(|b| b != roaming);
+            }
+        }
     }
 }
 

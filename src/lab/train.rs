@@ -3,10 +3,11 @@
 //! card.
 //!
 //! Steps (one command, reproducible: no wall clock and no temp paths reach the outputs):
-//! 1. **Data** (`data`): for every training and held-out seed, the simulator
-//!    ([`crate::lab::simulate::write_files`], called directly with the `simulate` command's
-//!    defaults but seed N and about E events) writes into a temp folder (GeoIP databases and
-//!    config included), then the log runs
+//! 1. **Data** (`data`): every training and held-out seed is a world of its own: the
+//!    simulator ([`crate::lab::simulate::write_files`], called directly with the `simulate`
+//!    command's defaults but `--seed N --world-seed N`, about E events, and `--geoip` /
+//!    `--asn-csv` when given) writes into a temp folder (GeoIP databases and config
+//!    included), then the log runs
 //!    through the real pipeline stages; every event becomes a feature row, its target from
 //!    `data::targets` (the attacker's requests, and the owner's after the attack began that
 //!    carry evidence). Logs given with `--logs/--labels/--config` are
@@ -274,8 +275,8 @@ fn command_line(args: &TrainArgs, seeds: &[u64], holdout: &[u64]) -> String {
     c
 }
 
-/// Simulate one seed into `dir` with the `simulate` command's own defaults and the run's
-/// address source.
+/// Simulate world `seed` into `dir` (`simulate --seed N --world-seed N` with the `simulate`
+/// command's other defaults and the run's address source).
 fn simulate_seed(
     args: &TrainArgs,
     seed: u64,
@@ -291,6 +292,9 @@ fn simulate_seed(
         attack_fraction: args.attack_fraction,
         geoip: args.geoip.clone(),
         asn_csv: args.asn_csv.clone(),
+        // Domain randomisation: every seed is its own world, its behaviours' prevalences and
+        // parameters drawn from the seed (docs/worlds.md).
+        world_seed: Some(seed),
         ..crate::lab::simulate::Options::default()
     })?;
     // `write_support` names the config beside the log.

@@ -2,20 +2,28 @@
 //!
 //! A person logs in once (the session), then comes back in visits whose starts follow the
 //! local daily rhythm of where they are (a Poisson process thinned by [`timing::activity`]).
-//! A visit is a run of page loads, each bursting into a few API calls within 2.5 s. Every
-//! visit happens on one network (two, when it switches mid-visit), chosen from the person's
-//! habits — and those habits are what fools naive rules:
+//! A visit is a run of page loads, each bursting into a few API calls within a couple of
+//! seconds. Every visit happens on one network (two, when it switches mid-visit), chosen from
+//! the person's habits — and those habits are what fools naive rules. How common each habit
+//! is, and its timing, come from the world ([`super::WorldParams`], with the sources of their
+//! ranges):
 //!
 //! | behaviour | what the log shows |
 //! |---|---|
 //! | `wifi_mobile_switch` | home Wi-Fi ↔ the carrier's gateway (another ASN, located 150–800 km away with a 200–500 km radius), also mid-visit |
 //! | `corporate_vpn` | the corporate VPN's egress in another country, also connected mid-visit |
 //! | `real_travel` | a flight at airliner speed (idle while flying), then use from the destination |
-//! | `inflight_satellite` | during the flight, a satellite ISP located at the provider's home |
+//! | `inflight_satellite` | during the flight, a satellite ISP located at the provider's home (any provider, or the one nearest the departure) from some minutes after take-off |
 //! | `privacy_relay` | a relay ASN whose egress is in a nearby city, rotating per visit |
 //! | `browser_update` | the same browser one version newer, from some visit on |
 //! | `shared_office_nat` | the office's one NAT address, shared by every colleague in that city |
-//! | `multi_device` | the user's second session (a phone) in use at the same time |
+//! | `multi_device` | the user's second (or third) session, a phone or tablet, in use the same day |
+//! | `api_automation` | a scripted client from one datacenter address |
+//! | `home_address_churn` | the home line renumbered by its ISP: a new address in the same ISP's block (same ASN, same city) |
+//! | `carrier_nat_churn` | the carrier NAT's public address changing within a visit, also into the carrier's other block (the city's mobile block, same ASN) |
+//! | `roaming_home_routed` | a phone abroad whose data roams home-routed: it egresses from the home carrier while the same user is seen abroad (hotel Wi-Fi, by this or another of their sessions) |
+//! | `consumer_vpn` | a commercial VPN (hosting networks, one ASN) egressing in a neighbouring or a farther country, switched on and off between and within visits |
+//! | `corporate_vpn_split_tunnel` | within one visit, some requests through the corporate VPN's egress abroad and others direct from home, interleaved |
 //!
 //! Behaviours are named in the label only when the generated requests actually show them.
 //! API-automation clients (`api_automation`) run steady high rates from one datacenter
@@ -32,15 +40,9 @@ use super::timing::{
     HOUR, MINUTE, activity, between, exp_ms, is_work_time, log_lerp, lognormal_ms, next_active,
     pick, pick_weighted,
 };
-use super::{Plan, World};
+use super::{Plan, World, WorldParams};
 use crate::lab::world::{self, CITIES, NetKind};
 
-/// Visits per hour at the busiest local hour.
-const VISITS_PER_PEAK_HOUR: f64 = 0.35;
-/// Median visit length.
-const VISIT_MEDIAN_MS: f64 = 5.0 * MINUTE as f64;
-/// Mean time between page loads within a visit.
-const PAGE_INTERVAL_MS: f64 = 35_000.0;
 /// The office NAT's host number in the city's second-ISP block (one address per office).
 const OFFICE_HOST: u32 = 1;
 /// Corporate VPN egress pool size per egress city.
@@ -59,10 +61,20 @@ pub(super) mod seen {
     pub const DESTINATION: u32 = 1 << 6;
     pub const OLD_UA: u32 = 1 << 7;
     pub const NEW_UA: u32 = 1 << 8;
+    /// Two different home-line addresses.
+    pub const HOME_CHURN: u32 = 1 << 9;
+    /// A carrier-NAT address change within a visit.
+    pub const CGN_CHURN: u32 = 1 << 10;
+    /// Home-routed roaming data while abroad.
+    pub const ROAMING: u32 = 1 << 11;
+    /// A consumer VPN's egress.
+    pub const CONSUMER_VPN: u32 = 1 << 12;
+    /// Corporate VPN and direct requests within one visit.
+    pub const SPLIT: u32 = 1 << 13;
 }
 
-/// Benign behaviour names, in label order.
-pub const BEHAVIOURS: [&str; 9] = [
+/// Benign behaviour names, in label order (new names are appended).
+pub const BEHAVIOURS: [&str; 14] = [
     "wifi_mobile_switch",
     "corporate_vpn",
     "real_travel",
@@ -72,7 +84,17 @@ pub const BEHAVIOURS: [&str; 9] = [
     "shared_office_nat",
     "multi_device",
     "api_automation",
+    "home_address_churn",
+    "carrier_nat_churn",
+    "roaming_home_routed",
+    "consumer_vpn",
+    "corporate_vpn_split_tunnel",
 ];
+
+/// [`BEHAVIOURS`] index of `roaming_home_routed`, which needs the user's other sessions.
+pub(super) const ROAMING_HOME_ROUTED: usize = 11;
+/// [`BEHAVIOURS`] index of `real_travel`.
+pub(super) const REAL_TRAVEL: usize = 2;
 
 /// A period of activity.
 #[derive(Debug, Clone, Copy)]
@@ -88,28 +110,87 @@ pub(super) struct Visit {
 enum Net {
     Home,
     Office,
+    /// The home carrier at home.
     Cellular,
+    /// The home carrier while abroad (home-routed roaming): the same addresses as at home.
+    Roaming,
     Vpn,
+    /// A consumer VPN exiting in this city.
+    ConsumerVpn(usize),
     Relay,
     Satellite(usize),
     Hotel(usize),
 }
 
-/// A flight.
+/// A flight, planned per user ([`plan_trip`]): every device of theirs flies.
 #[derive(Debug, Clone, Copy)]
-struct Trip {
-    dest: usize,
-    depart: i64,
-    arrive: i64,
+pub(super) struct Trip {
+    pub dest: usize,
+    pub depart: i64,
+    pub arrive: i64,
 }
 
 /// The habits drawn for a person.
 #[derive(Debug, Clone, Copy)]
 struct Habits {
     cellular: bool,
+    /// The corporate VPN.
     vpn: bool,
+    /// The corporate VPN tunnels only some requests.
+    split_tunnel: bool,
+    /// A consumer VPN exiting in this city.
+    consumer_vpn: Option<usize>,
     relay: bool,
     office: bool,
+    /// Abroad, the phone's data roams home-routed.
+    roaming: bool,
+}
+
+/// A carrier NAT's public address for a phone: which change this is and in which of the
+/// carrier's blocks (the gateway's or the city's mobile block), and when it changes next.
+#[derive(Debug, Clone, Copy)]
+struct Cgn {
+    epoch: u32,
+    other_block: bool,
+    next_change: i64,
+}
+
+impl Cgn {
+    fn new(rng: &mut ChaCha8Rng, t: i64, p: &WorldParams) -> Cgn {
+        Cgn {
+            epoch: 0,
+            other_block: false,
+            next_change: t + cgn_hold(rng, p),
+        }
+    }
+}
+
+/// How long a carrier-NAT address holds: exponential with the world's median; a median of a
+/// day or more (the nominal world) means for the whole visit, as before worlds existed.
+fn cgn_hold(rng: &mut ChaCha8Rng, p: &WorldParams) -> i64 {
+    if p.cgn_hold_median_min >= 24.0 * 60.0 {
+        return i64::MAX / 2;
+    }
+    exp_ms(
+        rng,
+        p.cgn_hold_median_min * MINUTE as f64 / std::f64::consts::LN_2,
+    )
+}
+
+/// A page load's API-call burst: at most `max_calls` calls (at least 2) within `window_ms`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Burst {
+    max_calls: u32,
+    window_ms: i64,
+}
+
+impl Burst {
+    pub fn of(p: &WorldParams) -> Burst {
+        Burst {
+            max_calls: (p.burst_calls_max.round() as u32).max(2),
+            window_ms: (p.burst_window_ms.round() as i64).max(100),
+        }
+    }
 }
 
 /// A person's session after their own traffic is generated (attacks come next).
@@ -125,6 +206,7 @@ pub(super) struct Person<'k> {
 
 impl Person<'_> {
     /// The behaviours the generated requests show, in [`BEHAVIOURS`] order.
+    /// (`roaming_home_routed` is kept by the caller only when the user is seen abroad.)
     pub fn behaviours(&self) -> Vec<String> {
         use seen::*;
         let s = self.seen;
@@ -138,6 +220,11 @@ impl Person<'_> {
             s & OFFICE != 0,
             self.multi_device,
             false,
+            s & HOME_CHURN != 0,
+            s & CGN_CHURN != 0,
+            s & ROAMING != 0,
+            s & CONSUMER_VPN != 0,
+            s & SPLIT != 0,
         ];
         BEHAVIOURS
             .iter()
@@ -157,34 +244,40 @@ pub(super) fn person<'k>(
     login: i64,
     blackout: Option<(i64, i64)>,
 ) -> Person<'k> {
+    let p = w.params();
     let home = plan.home;
     let candidates: Vec<&'static Browser> = BROWSERS
         .iter()
         .filter(|b| b.mobile != plan.desktop)
         .collect();
     let browser = candidates[pick_weighted(rng, &candidates, |b| b.weight)];
+    let trip = plan.trip;
+    let vpn = plan.desktop && !plan.office && rng.random_bool(p.corporate_vpn_share);
     let habits = Habits {
-        cellular: !plan.desktop && rng.random_bool(if plan.second_device { 0.6 } else { 0.35 }),
-        vpn: plan.desktop && !plan.office && rng.random_bool(0.08),
-        relay: browser.apple && rng.random_bool(0.3),
+        cellular: !plan.desktop
+            && rng.random_bool(if plan.second_device {
+                p.cellular_share_second_device
+            } else {
+                p.cellular_share
+            }),
+        vpn,
+        split_tunnel: vpn && rng.random_bool(p.split_tunnel_share),
+        consumer_vpn: rng
+            .random_bool(p.consumer_vpn_share)
+            .then(|| consumer_vpn_exit(rng, home, p)),
+        relay: browser.apple && rng.random_bool(p.relay_share),
         office: plan.office,
+        roaming: !plan.desktop && trip.is_some() && rng.random_bool(p.roaming_home_routed_share),
     };
-    let bump = rng.random_bool(0.1);
+    let bump = rng.random_bool(p.browser_update_share);
     let version = if bump {
         rng.random_range(0..browser.versions.len() - 1)
     } else {
         rng.random_range(0..browser.versions.len())
     };
-    // Only people with one device travel: a phone left at home while its owner flies would
-    // be the same person in two places at once.
-    let travel = blackout.is_none() && !plan.multi_device && rng.random_bool(0.05);
-    let inflight = travel && rng.random_bool(0.5);
+    // In-flight Wi-Fi on the user's main device only.
+    let inflight = trip.is_some() && !plan.second_device && rng.random_bool(p.inflight_share);
 
-    let trip = if travel {
-        plan_trip(w, rng, home, login)
-    } else {
-        None
-    };
     let mut blackouts: Vec<(i64, i64)> = blackout.into_iter().collect();
     if let Some(t) = trip {
         // To the airport before, out of it after.
@@ -195,14 +288,15 @@ pub(super) fn person<'k>(
         _ => CITIES[home].lon,
     };
 
+    let visit_median_ms = p.visit_median_min * MINUTE as f64;
     let mut visits = Vec::new();
     let mut t = login;
     while t < w.end {
         if let Some(&(_, until)) = blackouts.iter().find(|(b0, b1)| t >= *b0 && t < *b1) {
-            t = next_active(rng, until, lon_at(until), VISITS_PER_PEAK_HOUR);
+            t = next_active(rng, until, lon_at(until), p.visits_per_peak_hour);
             continue;
         }
-        let len = lognormal_ms(rng, VISIT_MEDIAN_MS, 0.8, MINUTE, HOUR);
+        let len = lognormal_ms(rng, visit_median_ms, 0.8, MINUTE, HOUR);
         let mut end = (t + len).min(w.end);
         for (b0, _) in &blackouts {
             if *b0 > t && *b0 < end {
@@ -214,14 +308,20 @@ pub(super) fn person<'k>(
             end,
             satellite: None,
         });
-        t = next_active(rng, end + 2 * MINUTE, lon_at(end), VISITS_PER_PEAK_HOUR);
+        t = next_active(rng, end + 2 * MINUTE, lon_at(end), p.visits_per_peak_hour);
     }
+    let wifi_after = (p.inflight_wifi_after_min * MINUTE as f64) as i64;
     if let (true, Some(tr)) = (inflight, trip)
-        && tr.arrive - tr.depart >= 90 * MINUTE
+        && tr.arrive - tr.depart >= wifi_after + HOUR
     {
-        let provider = *pick(rng, catalog::satellite_homes());
-        for _ in 0..rng.random_range(1..=3) {
-            let start = between(rng, tr.depart + 30 * MINUTE, tr.arrive - 30 * MINUTE);
+        let provider = if rng.random_bool(p.inflight_nearest_provider_share) {
+            catalog::nearest_satellite_home(home)
+        } else {
+            *pick(rng, catalog::satellite_homes())
+        };
+        let most = (p.inflight_visits_max.round() as u32).max(1);
+        for _ in 0..rng.random_range(1..=most) {
+            let start = between(rng, tr.depart + wifi_after, tr.arrive - 30 * MINUTE);
             let end = (start + between(rng, 5 * MINUTE, 20 * MINUTE))
                 .min(tr.arrive - 10 * MINUTE)
                 .min(w.end);
@@ -255,33 +355,82 @@ pub(super) fn person<'k>(
     let old_ua = browser.user_agent(version);
     let new_ua = browser.user_agent(version + 1);
     let bump_at = bump.then(|| between(rng, login + 10 * MINUTE, w.end));
+    let burst = Burst::of(p);
+    let page_ms = p.page_interval_s * 1000.0;
+    let mut first_home_ip: Option<IpAddr> = None;
     for (i, v) in visits.iter().enumerate() {
         let updated = bump_at.is_some_and(|at| v.start >= at);
         person.seen |= if updated { seen::NEW_UA } else { seen::OLD_UA };
         let ua = person.b.ua(if updated { &new_ua } else { &old_ua });
         let (first, switch) = match (v.satellite, trip) {
             (Some(provider), _) => (Net::Satellite(provider), None),
-            (None, Some(tr)) if v.start >= tr.arrive => (Net::Hotel(tr.dest), None),
-            _ => choose_nets(rng, v, CITIES[home].lon, habits),
+            (None, Some(tr)) if v.start >= tr.arrive => abroad_nets(rng, v, tr.dest, habits, p),
+            _ => choose_nets(rng, v, CITIES[home].lon, habits, p),
         };
         let mut net = first;
-        let mut ip = ip_of(w, plan, home, net, i as u32);
+        let mut cgn = is_carrier(net).then(|| Cgn::new(rng, v.start, p));
         let mut page = v.start;
+        let visit = i as u32;
         while page < v.end {
             if let Some((at, next)) = switch
                 && page >= at
                 && net != next
             {
                 net = next;
-                ip = ip_of(w, plan, home, net, i as u32);
+                // A new connection: a fresh carrier-NAT mapping.
+                cgn = is_carrier(net).then(|| Cgn::new(rng, page, p));
             }
-            person.seen |= seen_bit(net);
-            page_load(&mut person.b, rng, page, ip, ua, w.end);
-            page += exp_ms(rng, PAGE_INTERVAL_MS).max(3_000);
+            let before = ip_of(w, plan, net, visit, cgn.as_ref(), page);
+            if let Some(c) = cgn.as_mut()
+                && page >= c.next_change
+            {
+                c.epoch += 1;
+                c.other_block ^= rng.random_bool(p.cgn_cross_block_share);
+                c.next_change = page + cgn_hold(rng, p);
+            }
+            let ip = ip_of(w, plan, net, visit, cgn.as_ref(), page);
+            if ip != before && page > v.start {
+                person.seen |= seen::CGN_CHURN;
+            }
+            // A split tunnel sends some requests direct from home.
+            let direct = (net == Net::Vpn && habits.split_tunnel).then(|| {
+                (
+                    ip_of(w, plan, Net::Home, visit, None, page),
+                    p.split_direct_share,
+                )
+            });
+            let used = page_load(&mut person.b, rng, page, ip, direct, ua, w.end, burst);
+            if used.main {
+                person.seen |= seen_bit(net);
+                if net == Net::Home {
+                    note_home(&mut person.seen, &mut first_home_ip, ip);
+                }
+            }
+            if let (true, Some((home_ip, _))) = (used.alternative, direct) {
+                person.seen |= seen::HOME;
+                note_home(&mut person.seen, &mut first_home_ip, home_ip);
+                if used.main {
+                    person.seen |= seen::SPLIT;
+                }
+            }
+            page += exp_ms(rng, page_ms).max(3_000);
         }
     }
     person.visits = visits;
     person
+}
+
+/// Remember the first home-line address; a different one later is the line renumbered.
+fn note_home(seen: &mut u32, first: &mut Option<IpAddr>, ip: IpAddr) {
+    match first {
+        None => *first = Some(ip),
+        Some(f) if *f != ip => *seen |= seen::HOME_CHURN,
+        Some(_) => {}
+    }
+}
+
+fn is_carrier(net: Net) -> bool {
+    matches!(net, Net::Cellular | Net::Roaming)
 }
 
 /// The session of `plan`, with the world's keys and token refresh settings.
@@ -309,9 +458,10 @@ pub(super) fn login_time(w: &World<'_>, rng: &mut ChaCha8Rng, lon: f64) -> i64 {
     t
 }
 
-/// A flight from `home` to a city at least 400 km away, leaving an hour or more after login
-/// and landing an hour or more before the end; `None` when the run is too short.
-fn plan_trip(w: &World<'_>, rng: &mut ChaCha8Rng, home: usize, login: i64) -> Option<Trip> {
+/// A flight from `home` to a city at least 400 km away. Logins fall in the run's first
+/// quarter, so the flight leaves two hours or more after it (after every device's login) and
+/// lands an hour or more before the end; `None` when the run is too short.
+pub(super) fn plan_trip(start: i64, end: i64, rng: &mut ChaCha8Rng, home: usize) -> Option<Trip> {
     let mut dest = home;
     for _ in 0..50 {
         dest = rng.random_range(0..CITIES.len());
@@ -325,7 +475,8 @@ fn plan_trip(w: &World<'_>, rng: &mut ChaCha8Rng, home: usize, login: i64) -> Op
     }
     // Taxi, climb and descent add half an hour to the cruise.
     let flight = ((km / CRUISE_KMH + 0.5) * HOUR as f64) as i64;
-    let (lo, hi) = (login + HOUR + HOUR, w.end - flight - HOUR);
+    let logins_by = start + ((end - start) / 4).max(1);
+    let (lo, hi) = (logins_by + 2 * HOUR, end - flight - HOUR);
     (hi > lo).then(|| {
         let depart = between(rng, lo, hi);
         Trip {
@@ -336,30 +487,88 @@ fn plan_trip(w: &World<'_>, rng: &mut ChaCha8Rng, home: usize, login: i64) -> Op
     })
 }
 
+/// Where a consumer VPN exits for someone in `home`: the nearest city of another country
+/// (a neighbouring country), or for some a datacenter city farther abroad.
+fn consumer_vpn_exit(rng: &mut ChaCha8Rng, home: usize, p: &WorldParams) -> usize {
+    let near = catalog::nearest_foreign(home);
+    if rng.random_bool(p.consumer_vpn_far_share) {
+        let far: Vec<usize> = catalog::datacenters()
+            .iter()
+            .copied()
+            .filter(|c| CITIES[*c].country != CITIES[home].country && *c != near)
+            .collect();
+        if !far.is_empty() {
+            return *pick(rng, &far);
+        }
+    }
+    near
+}
+
 /// The network(s) of a visit at home: habits and local time decide; some visits switch
-/// networks part-way (leaving the house, connecting the VPN).
+/// networks part-way (leaving the house, connecting or disconnecting a VPN).
 fn choose_nets(
     rng: &mut ChaCha8Rng,
     v: &Visit,
     lon: f64,
     habits: Habits,
+    p: &WorldParams,
 ) -> (Net, Option<(i64, Net)>) {
     let work = is_work_time(v.start, lon);
+    let corporate = p.corporate_vpn_work_visit_share * if work { 1.0 } else { 1.0 / 3.0 };
     let first = if habits.office && work && rng.random_bool(0.85) {
         Net::Office
-    } else if habits.vpn && rng.random_bool(if work { 0.6 } else { 0.2 }) {
+    } else if habits.vpn && rng.random_bool(corporate) {
         Net::Vpn
-    } else if habits.relay && rng.random_bool(0.7) {
+    } else if let Some(exit) = habits.consumer_vpn
+        && rng.random_bool(p.consumer_vpn_visit_share)
+    {
+        Net::ConsumerVpn(exit)
+    } else if habits.relay && rng.random_bool(p.relay_visit_share) {
         Net::Relay
-    } else if habits.cellular && rng.random_bool(0.45) {
+    } else if habits.cellular && rng.random_bool(p.cellular_visit_share) {
         Net::Cellular
     } else {
         Net::Home
     };
+    let switch = p.network_switch_share;
     let second = match first {
-        Net::Home | Net::Office if habits.cellular && rng.random_bool(0.35) => Some(Net::Cellular),
-        Net::Cellular if rng.random_bool(0.35) => Some(Net::Home),
+        Net::Home | Net::Office if habits.cellular && rng.random_bool(switch) => {
+            Some(Net::Cellular)
+        }
+        Net::Cellular if rng.random_bool(switch) => Some(Net::Home),
         Net::Home if habits.vpn && rng.random_bool(0.3) => Some(Net::Vpn),
+        Net::Home
+            if habits.consumer_vpn.is_some() && rng.random_bool(p.consumer_vpn_toggle_share) =>
+        {
+            habits.consumer_vpn.map(Net::ConsumerVpn)
+        }
+        Net::ConsumerVpn(_) if rng.random_bool(p.consumer_vpn_toggle_share) => Some(Net::Home),
+        _ => None,
+    };
+    let switch = second.map(|net| (between(rng, v.start + 1, v.end), net));
+    (first, switch)
+}
+
+/// The network(s) of a visit abroad after the flight: hotel Wi-Fi, or for a roaming phone
+/// its home carrier (home-routed roaming), switching between them part-way in some visits.
+fn abroad_nets(
+    rng: &mut ChaCha8Rng,
+    v: &Visit,
+    dest: usize,
+    habits: Habits,
+    p: &WorldParams,
+) -> (Net, Option<(i64, Net)>) {
+    let roams = habits.roaming && rng.random_bool(p.roaming_cellular_visit_share);
+    let first = if roams {
+        Net::Roaming
+    } else {
+        Net::Hotel(dest)
+    };
+    let second = match first {
+        Net::Hotel(_) if habits.roaming && rng.random_bool(p.network_switch_share) => {
+            Some(Net::Roaming)
+        }
+        Net::Roaming if rng.random_bool(p.network_switch_share) => Some(Net::Hotel(dest)),
         _ => None,
     };
     let switch = second.map(|net| (between(rng, v.start + 1, v.end), net));
@@ -371,30 +580,64 @@ fn seen_bit(net: Net) -> u32 {
         Net::Home => seen::HOME,
         Net::Office => seen::OFFICE,
         Net::Cellular => seen::CELLULAR,
+        Net::Roaming => seen::CELLULAR | seen::ROAMING,
         Net::Vpn => seen::VPN,
+        Net::ConsumerVpn(_) => seen::CONSUMER_VPN,
         Net::Relay => seen::RELAY,
         Net::Satellite(_) => seen::SATELLITE,
         Net::Hotel(_) => seen::DESTINATION,
     }
 }
 
-/// The client address on `net` during visit number `visit`. Carrier NAT, relay and satellite
-/// addresses rotate per visit; home, office and hotel addresses do not.
-fn ip_of(w: &World<'_>, plan: &Plan, home: usize, net: Net, visit: u32) -> IpAddr {
+/// The home line's host number at `t`: the plan's, until the ISP renumbers the line, then a
+/// new one per period (same ISP block, so same ASN and city).
+fn home_host(plan: &Plan, t: i64) -> u32 {
+    match plan.renumber {
+        Some((first, period)) if t >= first => {
+            let epoch = 1 + ((t - first) / period.max(1)) as u32;
+            world::benign_host(plan.host.wrapping_add(epoch.wrapping_mul(104_729)))
+        }
+        _ => plan.host,
+    }
+}
+
+/// The client address on `net` at `t` during visit number `visit`. Carrier NAT addresses
+/// rotate per visit and as `cgn` changes within one; relay, consumer VPN and satellite
+/// addresses rotate per visit; home addresses change only when the ISP renumbers the line;
+/// office and hotel addresses do not change.
+fn ip_of(w: &World<'_>, plan: &Plan, net: Net, visit: u32, cgn: Option<&Cgn>, t: i64) -> IpAddr {
     let a = &w.spec.addresses;
+    let home = plan.home;
     let host = plan.host;
     match net {
-        Net::Home => a.address(home, NetKind::Residential, host),
+        Net::Home => a.address(home, NetKind::Residential, home_host(plan, t)),
         Net::Office => a.address(home, NetKind::AltResidential, OFFICE_HOST),
-        Net::Cellular => a.address(
-            home,
-            NetKind::CarrierGateway,
-            world::benign_host(host.wrapping_mul(7).wrapping_add(visit.wrapping_mul(131))),
-        ),
+        Net::Cellular | Net::Roaming => {
+            let (epoch, other_block) = cgn.map_or((0, false), |c| (c.epoch, c.other_block));
+            let kind = if other_block {
+                NetKind::Mobile
+            } else {
+                NetKind::CarrierGateway
+            };
+            a.address(
+                home,
+                kind,
+                world::benign_host(
+                    host.wrapping_mul(7)
+                        .wrapping_add(visit.wrapping_mul(131))
+                        .wrapping_add(epoch.wrapping_mul(977)),
+                ),
+            )
+        }
         Net::Vpn => a.address(
             catalog::vpn_egress_for(home),
             NetKind::CorporateVpn,
             host.wrapping_add(visit) % VPN_POOL,
+        ),
+        Net::ConsumerVpn(city) => a.address(
+            city,
+            NetKind::Vpn,
+            world::benign_host(host.wrapping_mul(5).wrapping_add(visit.wrapping_mul(29))),
         ),
         Net::Relay => a.address(
             catalog::relay_egress_for(home),
@@ -414,27 +657,62 @@ fn ip_of(w: &World<'_>, plan: &Plan, home: usize, net: Net, visit: u32) -> IpAdd
     }
 }
 
-/// A page load at `t`: the page, then 2–8 API calls within 2.5 s (nothing at or after `end`).
-pub(super) fn page_load(
+/// Which addresses a page load used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Used {
+    main: bool,
+    alternative: bool,
+}
+
+/// A page load at `t`: the page, then 2 to `burst.max_calls` API calls within the burst
+/// window (nothing at or after `end`). With `alternative` = `(ip, share)`, each request
+/// goes from that address with that probability (split tunnelling).
+#[allow(clippy::too_many_arguments)]
+fn page_load(
     b: &mut SessionBuilder<'_>,
     rng: &mut ChaCha8Rng,
     t: i64,
     ip: IpAddr,
+    alternative: Option<(IpAddr, f64)>,
     ua: u16,
     end: i64,
-) {
+    burst: Burst,
+) -> Used {
+    let mut used = Used::default();
+    let mut via = |rng: &mut ChaCha8Rng| match alternative {
+        Some((alt, share)) if rng.random_bool(share) => {
+            used.alternative = true;
+            alt
+        }
+        _ => {
+            used.main = true;
+            ip
+        }
+    };
     let token = b.owner_token(rng, t);
     let page = *pick(rng, catalog::PAGES);
     let status = if rng.random_bool(0.05) { 304 } else { 200 };
-    b.emit(t, ip, token, ua, Method::Get, page, arg(rng), status, false);
-    for _ in 0..rng.random_range(2..=8) {
-        let at = t + rng.random_range(80..2_500);
+    let from = via(rng);
+    b.emit(
+        t,
+        from,
+        token,
+        ua,
+        Method::Get,
+        page,
+        arg(rng),
+        status,
+        false,
+    );
+    for _ in 0..rng.random_range(2..=burst.max_calls) {
+        let at = t + rng.random_range(80..burst.window_ms.max(81));
         if at >= end {
             continue;
         }
+        let from = via(rng);
         if rng.random_bool(0.1) {
             let (path, status) = *pick(rng, catalog::API_POSTS);
-            b.emit(at, ip, token, ua, Method::Post, path, 0, status, false);
+            b.emit(at, from, token, ua, Method::Post, path, 0, status, false);
         } else {
             let path = *pick(rng, catalog::API_GETS);
             let status = match rng.random_range(0..100) {
@@ -444,7 +722,7 @@ pub(super) fn page_load(
             };
             b.emit(
                 at,
-                ip,
+                from,
                 token,
                 ua,
                 Method::Get,
@@ -455,6 +733,7 @@ pub(super) fn page_load(
             );
         }
     }
+    used
 }
 
 /// The number in a numbered path.

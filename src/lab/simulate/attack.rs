@@ -1,6 +1,7 @@
-//! The six attacks of issue 3 ([`crate::lab::labels::ATTACK_TYPES`], same order): each replays a
-//! token the victim holds, from the attacker's own network, after the victim's own traffic
-//! is generated.
+//! The six attacks of issue 3 and issue 15's seventh ([`crate::lab::labels::ATTACK_TYPES`], same
+//! order): each replays a token the victim holds, from the attacker's own network, after the
+//! victim's own traffic is generated. Browsing attackers (types 1, 2, 7) load a page every
+//! [`super::WorldParams::attacker_page_interval_s`] on average.
 //!
 //! | # | type | theft | attacker |
 //! |---|---|---|---|
@@ -10,6 +11,7 @@
 //! | 4 | `residential_proxy_scrape` | during a visit | 1–4 residential addresses of the victim's city's second ISP, the victim's exact User-Agent, 60–150 requests a minute on export/admin paths |
 //! | 5 | `concurrent_interleaved` | early in a visit of 4+ minutes, before the victim's last request there | within 800 km on another network, browsing until the victim's visit ends (at least a minute) and past the victim's next request |
 //! | 6 | `low_and_slow` | any time | a new network, 2–6 requests an hour for 3–12 hours |
+//! | 7 | `cloud_same_country` | during a visit (JWT) or any time | a cloud/hosting host in a city of the victim's country, the victim's exact User-Agent, browsing at a human pace for 5–30 minutes |
 //!
 //! Invariants (what the labels promise): the first attacker request is at the attack start;
 //! in type 5 the victim makes a request between the attacker's first and last;
@@ -37,6 +39,7 @@ pub(super) const SCRIPTED_SAME_COUNTRY: usize = 2;
 pub(super) const RESIDENTIAL_PROXY_SCRAPE: usize = 3;
 pub(super) const CONCURRENT_INTERLEAVED: usize = 4;
 pub(super) const LOW_AND_SLOW: usize = 5;
+pub(super) const CLOUD_SAME_COUNTRY: usize = 6;
 
 /// Speed at which the victim could have flown to the attacker's city (km/h), for type 2's
 /// idle gap; an hour more covers getting to and from airports.
@@ -201,10 +204,12 @@ pub(super) fn run(
             during_visit(w, rng, victim, 4 * MINUTE, kind == CONCURRENT_INTERLEAVED)
         }
         (RESIDENTIAL_PROXY_SCRAPE, _) => during_visit(w, rng, victim, 3 * MINUTE, false),
-        (SCRIPTED_SAME_COUNTRY, _) if plan.credential == super::Credential::Jwt => {
+        (SCRIPTED_SAME_COUNTRY | CLOUD_SAME_COUNTRY, _)
+            if plan.credential == super::Credential::Jwt =>
+        {
             during_visit(w, rng, victim, 3 * MINUTE, false)
         }
-        (SCRIPTED_SAME_COUNTRY, _) => {
+        (SCRIPTED_SAME_COUNTRY | CLOUD_SAME_COUNTRY, _) => {
             let t = between(rng, victim.login + MINUTE, w.end - 5 * MINUTE);
             at_time(victim, t, w.end)
         }
@@ -226,6 +231,7 @@ pub(super) fn run(
         b.ua(&ua)
     };
     let browser = victim.browser;
+    let page_ms = w.params().attacker_page_interval_s * 1000.0;
     let mut thief = Thief {
         b: &mut victim.b,
         token,
@@ -249,7 +255,7 @@ pub(super) fn run(
                 other_ua(rng, thief.b, browser)
             };
             let to = t0 + between(rng, 5 * MINUTE, 20 * MINUTE);
-            thief.browse(rng, t0, to, ip, ua, 30_000.0);
+            thief.browse(rng, t0, to, ip, ua, page_ms);
         }
         FOREIGN_REPLAY_IDLE => {
             let plan = idle?;
@@ -263,7 +269,7 @@ pub(super) fn run(
             );
             let ip = a.address(plan.city, net, thief_host(rng));
             let ua = other_ua(rng, thief.b, browser);
-            thief.browse(rng, t0, t0 + plan.len, ip, ua, 30_000.0);
+            thief.browse(rng, t0, t0 + plan.len, ip, ua, page_ms);
         }
         SCRIPTED_SAME_COUNTRY => {
             let city = *pick(rng, catalog::same_country(home));
@@ -366,6 +372,12 @@ pub(super) fn run(
                 let path = *pick(rng, catalog::API_GETS);
                 thief.request(t, ip, ua, Method::Get, path, arg(rng), 200);
             }
+        }
+        CLOUD_SAME_COUNTRY => {
+            let city = *pick(rng, catalog::same_country(home));
+            let ip = a.address(city, NetKind::Hosting, thief_host(rng));
+            let to = t0 + between(rng, 5 * MINUTE, 30 * MINUTE);
+            thief.browse(rng, t0, to, ip, victim_ua, page_ms);
         }
         _ => return None,
     }

@@ -371,6 +371,36 @@ pub(super) fn relay_egress_for(home: usize) -> usize {
     })[home]
 }
 
+/// The nearest city of another country than `home`'s (a neighbouring country's, mostly).
+pub(super) fn nearest_foreign(home: usize) -> usize {
+    static T: OnceLock<Vec<usize>> = OnceLock::new();
+    T.get_or_init(|| {
+        (0..CITIES.len())
+            .map(|h| {
+                (0..CITIES.len())
+                    .filter(|c| CITIES[*c].country != CITIES[h].country)
+                    .min_by(|a, b| {
+                        world::distance_km(&CITIES[h], &CITIES[*a])
+                            .total_cmp(&world::distance_km(&CITIES[h], &CITIES[*b]))
+                    })
+                    .unwrap_or(h)
+            })
+            .collect()
+    })[home]
+}
+
+/// The in-flight Wi-Fi provider's home nearest `departure` (a domestic airline's provider).
+pub(super) fn nearest_satellite_home(departure: usize) -> usize {
+    satellite_homes()
+        .iter()
+        .copied()
+        .min_by(|a, b| {
+            world::distance_km(&CITIES[departure], &CITIES[*a])
+                .total_cmp(&world::distance_km(&CITIES[departure], &CITIES[*b]))
+        })
+        .unwrap_or(departure)
+}
+
 /// Cities of the same country as `home` (including it).
 pub(super) fn same_country(home: usize) -> &'static [usize] {
     static T: OnceLock<Vec<Vec<usize>>> = OnceLock::new();

@@ -1,5 +1,6 @@
-//! The files of `tokenwatch simulate`: the access log, its labels, the GeoIP databases and a
-//! config that replays it, written from plain [`Options`].
+//! The files of `tokenwatch simulate`: the access log, its labels, the GeoIP databases, a
+//! config that replays it and the world's parameters (`world.json`), written from plain
+//! [`Options`].
 //!
 //! Where it sits: the simulator's I/O edge. [`write_files`] runs [`generate`] and writes what
 //! it returns; `train` calls it per seed with [`Options`] built in code, the binary converts
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{SimKeys, SimSpec, generate};
+use super::{SimKeys, SimSpec, WorldParams, generate};
 use crate::event::EventTime;
 use crate::lab::world::{self, AddressIndex, AddressPlan};
 
@@ -50,6 +51,9 @@ pub struct Options {
     /// ip-location-db's `asn-ipv4.csv` (needs `geoip`): real ASNs, organisations and network
     /// kinds for the indexed networks; without it the overlay's ASNs are synthetic.
     pub asn_csv: Option<PathBuf>,
+    /// Draw the world's behaviour parameters from this seed ([`WorldParams::draw`]; its JWT
+    /// refresh interval replaces `refresh`); without it, the nominal world.
+    pub world_seed: Option<u64>,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             refresh: Duration::from_secs(15 * 60),
             geoip: None,
             asn_csv: None,
+            world_seed: None,
         }
     }
 }
@@ -104,6 +109,21 @@ pub fn write_support(
     std::fs::write(&files.config, text)
         .with_context(|| format!("cannot write {}", files.config.display()))?;
     Ok(files)
+}
+
+/// Write `world.json`: the world's name (`world-<N>` or `nominal`, what `evaluate` labels
+/// the world with), its seed, the traffic seed and every parameter.
+fn write_world(path: &Path, options: &Options, params: &WorldParams) -> anyhow::Result<()> {
+    let world = serde_json::json!({
+        "name": options
+            .world_seed
+            .map_or_else(|| "nominal".to_owned(), |n| format!("world-{n}")),
+        "world_seed": options.world_seed,
+        "seed": options.seed,
+        "params": params,
+    });
+    let text = serde_json::to_string_pretty(&world)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Simulate per `options` and write the log, the labels, the GeoIP databases and the replay
@@ -191,6 +211,10 @@ pub fn write_files(options: &Options) -> anyhow::Result<()> {
     spec.attack_fraction = options.attack_fraction;
     spec.refresh_s = refresh_s;
     spec.addresses = addresses;
+    if let Some(world_seed) = options.world_seed {
+        spec = spec.with_params(WorldParams::draw(world_seed));
+    }
+    write_world(&dir.join("world.json"), options, &spec.params)?;
     if let Some(events) = options.events {
         spec.users = spec.users_for_events(events);
     }

@@ -85,7 +85,7 @@ fn plan_deals_attack_types_evenly_with_the_tokens_they_need() {
     let automation = plans.iter().filter(|p| p.role == Role::Automation).count();
     assert_eq!(automation, 30);
     assert!(plans.len() > 3000, "second devices add sessions");
-    let mut per_type = [0usize; 6];
+    let mut per_type = [0usize; ATTACK_TYPES.len()];
     for p in &plans {
         if let Some(a) = p.attack {
             per_type[a] += 1;
@@ -133,7 +133,7 @@ fn every_attack_shows_its_defining_traits() {
     let (spec, sim) = day();
     let plans = plan_sessions(spec);
     let by_session = lines_by_session(sim);
-    let mut checked = [0usize; 6];
+    let mut checked = [0usize; ATTACK_TYPES.len()];
     for label in sim.labels().iter().filter(|l| l.is_attack()) {
         let s = label.session as usize;
         let home = plans[s].home;
@@ -256,6 +256,23 @@ fn every_attack_shows_its_defining_traits() {
                 assert!(hours >= 1.0, "session {s}: {hours:.1} h");
                 assert!(attacker.len() as f64 / hours <= 12.0, "a few an hour");
                 assert_eq!(label.attacker_ips.len(), 1);
+            }
+            attack::CLOUD_SAME_COUNTRY => {
+                for ip in &label.attacker_ips {
+                    let (c, k) = city_of(*ip);
+                    assert_eq!(k, NetKind::Hosting, "session {s}");
+                    assert_eq!(CITIES[c].country, CITIES[home].country, "session {s}");
+                }
+                // The victim's own User-Agent, at a human pace.
+                for i in &attacker {
+                    assert!(victim_uas.contains(ua_of(sim, *i)), "session {s}");
+                }
+                let minutes = ((end_of_attack - start) as f64 / 60_000.0).max(1.0);
+                assert!(
+                    attacker.len() as f64 / minutes <= 30.0,
+                    "session {s}: {} requests in {minutes:.1} min",
+                    attacker.len()
+                );
             }
             _ => unreachable!(),
         }
@@ -430,4 +447,272 @@ fn config_allowlists_the_corporate_vpn() {
     let (config, _) = crate::config::Config::load(&path, &crate::config::ProcessEnv).unwrap();
     assert_eq!(config.detect.allow_cidrs, world::corporate_vpn_networks());
     assert_eq!(config.tokens.jwt.audiences, vec![keys.audience.clone()]);
+}
+
+#[test]
+fn world_draws_are_deterministic_in_range_and_differ_between_seeds() {
+    let a = WorldParams::draw(1);
+    assert_eq!(a, WorldParams::draw(1));
+    assert_ne!(a, WorldParams::draw(2));
+    for seed in 0..200 {
+        let w = WorldParams::draw(seed);
+        assert!(
+            w.out_of_range().is_empty(),
+            "seed {seed}: {:?}",
+            w.out_of_range()
+        );
+    }
+    // The nominal world switches the newer behaviours off, below their ranges.
+    let off: Vec<&str> = WorldParams::nominal()
+        .out_of_range()
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(
+        off,
+        [
+            "home_renumber_share",
+            "cgn_hold_median_min",
+            "roaming_home_routed_share",
+            "consumer_vpn_share",
+        ]
+    );
+    // Every parameter varies between worlds.
+    let worlds: Vec<WorldParams> = (0..20).map(WorldParams::draw).collect();
+    for (k, p) in PARAMS.iter().enumerate() {
+        let values: Vec<f64> = worlds.iter().map(|w| w.values()[k].1).collect();
+        let spread = values.iter().cloned().fold(f64::MIN, f64::max)
+            - values.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread > (p.hi - p.lo) * 0.2, "{}: {values:?}", p.name);
+    }
+    // Round trip through JSON (what `world.json` holds).
+    let text = serde_json::to_string(&a).unwrap();
+    assert_eq!(serde_json::from_str::<WorldParams>(&text).unwrap(), a);
+}
+
+#[test]
+fn worlds_doc_lists_every_parameter_with_its_range() {
+    let doc = include_str!("../../../docs/worlds.md");
+    let module = include_str!("params.rs");
+    let range = |x: f64| format!("{x}");
+    for p in PARAMS {
+        let row = format!(
+            "| `{}` | {} | {}–{} |",
+            p.name,
+            range(p.nominal),
+            range(p.lo),
+            range(p.hi)
+        );
+        assert!(doc.contains(&row), "docs/worlds.md lacks {row}");
+        assert!(
+            module.contains(&row.replace("| `", "//! | `")),
+            "params.rs docs lack {row}"
+        );
+    }
+}
+
+#[test]
+fn a_drawn_world_keeps_the_same_spec_same_bytes_rule() {
+    let keys = SimKeys::from_seed(4);
+    let spec = spec(60, 3, 0.1, 4).with_params(WorldParams::draw(9));
+    let (a, b) = (simulate(&spec, &keys), simulate(&spec, &keys));
+    assert!(a.lines.len() > 300);
+    assert_eq!(a.lines, b.lines);
+    let other = simulate(&spec.clone().with_params(WorldParams::draw(10)), &keys);
+    assert_ne!(a.lines, other.lines);
+    assert_eq!(
+        spec.refresh_s,
+        WorldParams::draw(9).refresh_s.round() as u64
+    );
+}
+
+/// A world where every new behaviour is common, shared by the tests below.
+fn busy_world() -> &'static (SimSpec, Generated) {
+    static BUSY: OnceLock<(SimSpec, Generated)> = OnceLock::new();
+    BUSY.get_or_init(|| {
+        let params = WorldParams {
+            home_renumber_share: 0.5,
+            home_renumber_period_h: 12.0,
+            cgn_hold_median_min: 2.0,
+            cgn_cross_block_share: 0.6,
+            multi_device_share: 0.35,
+            third_device_share: 0.4,
+            travel_share: 0.1,
+            roaming_home_routed_share: 0.95,
+            roaming_cellular_visit_share: 0.6,
+            consumer_vpn_share: 0.15,
+            corporate_vpn_share: 0.2,
+            split_tunnel_share: 0.8,
+            ..WorldParams::nominal()
+        };
+        let spec = spec(600, 24, 0.2, 21).with_params(params);
+        let sim = generate(&spec, &SimKeys::from_seed(21));
+        (spec, sim)
+    })
+}
+
+/// Per session: its own (owner's) requests as (time, address).
+fn owner_requests(sim: &Generated) -> HashMap<usize, Vec<(i64, IpAddr)>> {
+    let mut by: HashMap<usize, Vec<(i64, IpAddr)>> = HashMap::new();
+    for i in 0..sim.len() {
+        if !sim.is_attacker(i) {
+            by.entry(sim.session_of(i))
+                .or_default()
+                .push((sim.time(i).0, sim.client_ip(i)));
+        }
+    }
+    by
+}
+
+fn sessions_with(sim: &Generated, behaviour: &str) -> Vec<usize> {
+    sim.labels()
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.behaviours.iter().any(|b| b == behaviour))
+        .map(|(s, _)| s)
+        .collect()
+}
+
+#[test]
+fn new_behaviours_appear_and_their_requests_show_them() {
+    let (spec, sim) = busy_world();
+    let plans = plan_sessions(spec);
+    let own = owner_requests(sim);
+    for b in BEHAVIOURS {
+        assert!(
+            sessions_with(sim, b).len() >= 5,
+            "{b}: {}",
+            sessions_with(sim, b).len()
+        );
+    }
+    // Home churn: two home-line addresses, same city and ASN (the same ISP).
+    for s in sessions_with(sim, "home_address_churn") {
+        let home = plans[s].home;
+        let homes: HashSet<IpAddr> = own[&s]
+            .iter()
+            .map(|(_, ip)| *ip)
+            .filter(|ip| city_of(*ip) == (home, NetKind::Residential))
+            .collect();
+        assert!(homes.len() >= 2, "session {s}");
+        let asns: HashSet<u32> = homes
+            .iter()
+            .map(|ip| {
+                let (c, k) = city_of(*ip);
+                world::asn(c, k)
+            })
+            .collect();
+        assert_eq!(asns.len(), 1, "session {s}");
+    }
+    // Carrier NAT churn: the carrier's addresses change within minutes, across its blocks.
+    let mut cross_block = 0;
+    for s in sessions_with(sim, "carrier_nat_churn") {
+        let carrier: Vec<(i64, IpAddr, NetKind)> = own[&s]
+            .iter()
+            .filter_map(|(t, ip)| {
+                let (_, k) = city_of(*ip);
+                matches!(k, NetKind::Mobile | NetKind::CarrierGateway).then_some((*t, *ip, k))
+            })
+            .collect();
+        let quick = carrier
+            .windows(2)
+            .any(|w| w[0].1 != w[1].1 && w[1].0 - w[0].0 <= 30 * 60_000);
+        assert!(quick, "session {s}");
+        let kinds: HashSet<NetKind> = carrier.iter().map(|c| c.2).collect();
+        cross_block += usize::from(kinds.len() == 2);
+        let asns: HashSet<u32> = carrier
+            .iter()
+            .map(|(_, ip, _)| {
+                let (c, k) = city_of(*ip);
+                world::asn(c, k)
+            })
+            .collect();
+        assert_eq!(asns.len(), 1, "one carrier, session {s}");
+    }
+    assert!(cross_block >= 3, "{cross_block}");
+    // Consumer VPN: the VPN kind's addresses in another country, and the person's own
+    // network too (toggled).
+    for s in sessions_with(sim, "consumer_vpn") {
+        let home = plans[s].home;
+        let vpn: Vec<usize> = own[&s]
+            .iter()
+            .filter_map(|(_, ip)| {
+                let (c, k) = city_of(*ip);
+                (k == NetKind::Vpn).then_some(c)
+            })
+            .collect();
+        assert!(!vpn.is_empty(), "session {s}");
+        assert!(
+            vpn.iter()
+                .all(|c| CITIES[*c].country != CITIES[home].country)
+        );
+    }
+    // Split tunnelling: within a minute, requests via the corporate VPN and direct from home.
+    for s in sessions_with(sim, "corporate_vpn_split_tunnel") {
+        let kinds: Vec<(i64, NetKind)> =
+            own[&s].iter().map(|(t, ip)| (*t, city_of(*ip).1)).collect();
+        let interleaved = kinds.windows(3).any(|w| {
+            w[2].0 - w[0].0 <= 60_000
+                && w.iter().any(|x| x.1 == NetKind::CorporateVpn)
+                && w.iter().any(|x| x.1 == NetKind::Residential)
+        });
+        assert!(interleaved, "session {s}");
+    }
+}
+
+#[test]
+fn a_roaming_phone_and_its_owner_abroad_are_far_apart_within_minutes() {
+    let (spec, sim) = busy_world();
+    let plans = plan_sessions(spec);
+    let own = owner_requests(sim);
+    let mut concurrent = 0;
+    for s in sessions_with(sim, "roaming_home_routed") {
+        let plan = &plans[s];
+        let trip = plan.trip.expect("a roaming session travels");
+        // The phone egresses from its home carrier after landing abroad.
+        let roamed: Vec<i64> = own[&s]
+            .iter()
+            .filter(|(t, ip)| {
+                *t >= trip.arrive
+                    && matches!(
+                        city_of(*ip),
+                        (c, NetKind::CarrierGateway | NetKind::Mobile) if c == plan.home
+                    )
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(!roamed.is_empty(), "session {s}");
+        // Another session of the same user at the destination within ten minutes.
+        let others = (0..plans.len()).filter(|o| *o != s && plans[*o].user == plan.user);
+        for o in others {
+            let near_in_time = own.get(&o).into_iter().flatten().any(|(t, ip)| {
+                city_of(*ip).0 == trip.dest && roamed.iter().any(|r| (r - t).abs() <= 10 * 60_000)
+            });
+            if near_in_time {
+                concurrent += 1;
+                let km = world::distance_km(&CITIES[plan.home], &CITIES[trip.dest]);
+                assert!(km >= 400.0);
+            }
+        }
+    }
+    assert!(concurrent >= 1, "no user seen in two far places at once");
+}
+
+#[test]
+fn cloud_attackers_never_share_an_address_with_their_victim() {
+    let (_, sim) = busy_world();
+    let own = owner_requests(sim);
+    let mut n = 0;
+    for label in sim.labels() {
+        if label.attack_type.as_deref() != Some("cloud_same_country") {
+            continue;
+        }
+        n += 1;
+        let s = label.session as usize;
+        let victim: HashSet<IpAddr> = own[&s].iter().map(|(_, ip)| *ip).collect();
+        for ip in &label.attacker_ips {
+            assert!(!victim.contains(ip), "session {s}");
+            assert_eq!(city_of(*ip).1, NetKind::Hosting);
+        }
+    }
+    assert!(n >= 5, "{n}");
 }
