@@ -69,8 +69,11 @@ impl Sim {
     }
 
     /// The world's name in the report: its folder's, as it has no `world.json`.
+    /// The world's name: `simulate` writes it into `world.json` beside the log.
     fn world(&self) -> String {
-        self.root.file_name().unwrap().to_str().unwrap().to_string()
+        let text = std::fs::read_to_string(self.root.join("world.json")).unwrap();
+        let world: serde_json::Value = serde_json::from_str(&text).unwrap();
+        world["name"].as_str().unwrap().to_string()
     }
 
     fn arg(&self, name: &str) -> String {

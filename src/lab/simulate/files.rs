@@ -111,13 +111,19 @@ pub fn write_support(
     Ok(files)
 }
 
-/// Write `world.json`: the world's name (`world-<N>` or `nominal`, what `evaluate` labels
-/// the world with), its seed, the traffic seed and every parameter.
+/// Write `world.json`: the world's name (what `evaluate` labels the world with: `world-<N>`,
+/// or `nominal seed <S>`, with ` seed <S>` also when the traffic seed differs from the world
+/// seed, so two logs never share a name by accident), its seed, the traffic seed and every
+/// parameter.
 fn write_world(path: &Path, options: &Options, params: &WorldParams) -> anyhow::Result<()> {
+    let seed = options.seed;
+    let name = match options.world_seed {
+        Some(world) if world == seed => format!("world-{world}"),
+        Some(world) => format!("world-{world} seed {seed}"),
+        None => format!("nominal seed {seed}"),
+    };
     let world = serde_json::json!({
-        "name": options
-            .world_seed
-            .map_or_else(|| "nominal".to_owned(), |n| format!("world-{n}")),
+        "name": name,
         "world_seed": options.world_seed,
         "seed": options.seed,
         "params": params,

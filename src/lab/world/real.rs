@@ -659,14 +659,44 @@ fn assign_kinds(pools: &[Vec<Vec<Held>>]) -> Vec<Vec<Vec<Held>>> {
                 .collect()
         })
         .collect();
-    // Borrow per kind from the nearest city that has one.
-    for (slot, _) in NetKind::EVERY.iter().enumerate() {
+    // Borrow per kind from the nearest city that has one. A person's own lines (home ISP,
+    // office, mobile carrier) are in their own country: those kinds borrow only within the
+    // country, else fall back to the city's home ISP (most incumbents run the mobile network
+    // too) — a Prague phone on a carrier block DB-IP places in Hamburg would be a border
+    // crossing no real phone makes. Hosting, VPN, satellite and relay networks are
+    // anyone's, wherever they are.
+    let slot_of = |kind: NetKind| NetKind::EVERY.iter().position(|k| *k == kind).unwrap_or(0);
+    let residential_slot = slot_of(NetKind::Residential);
+    for (slot, kind) in NetKind::EVERY.iter().enumerate() {
+        let domestic = matches!(
+            kind,
+            NetKind::Residential
+                | NetKind::AltResidential
+                | NetKind::Mobile
+                | NetKind::CarrierGateway
+        );
         let have: Vec<usize> = (0..CITIES.len())
             .filter(|c| !own[*c][slot].is_empty())
             .collect();
         let lent: Vec<(usize, Vec<Held>)> = (0..CITIES.len())
             .filter(|c| own[*c][slot].is_empty())
-            .filter_map(|c| Some((c, own[nearest_of(c, &have)?][slot].clone())))
+            .filter_map(|c| {
+                if !domestic {
+                    return Some((c, own[nearest_of(c, &have)?][slot].clone()));
+                }
+                let compatriots: Vec<usize> = have
+                    .iter()
+                    .copied()
+                    .filter(|h| CITIES[*h].country == CITIES[c].country)
+                    .collect();
+                match nearest_of(c, &compatriots) {
+                    Some(from) => Some((c, own[from][slot].clone())),
+                    None if slot != residential_slot && !own[c][residential_slot].is_empty() => {
+                        Some((c, own[c][residential_slot].clone()))
+                    }
+                    None => Some((c, own[nearest_of(c, &have)?][slot].clone())),
+                }
+            })
             .collect();
         for (c, nets) in lent {
             own[c][slot] = nets;
