@@ -406,7 +406,7 @@ impl DetectConfig {
 
 /// `[networks]`: the network catalog (DESIGN §5, network knowledge; `config/networks.toml`
 /// ships in the binary). `enrich` classifies addresses with it, `track` acts on the kind.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworksConfig {
     /// A catalog file replacing the shipped one (same format as `config/networks.toml`).
@@ -423,6 +423,24 @@ pub struct NetworksConfig {
     pub extra_hosting_cidrs: Vec<IpNet>,
     /// Privacy-relay egress ranges (e.g. from iCloud Private Relay's published list).
     pub extra_relay_cidrs: Vec<IpNet>,
+    /// Classify networks the catalog does not list by their ASN organisation name: a
+    /// mobile carrier, or hosting / datacenter / VPN (`enrich::org_names`). Default on.
+    pub classify_by_name: bool,
+}
+
+impl Default for NetworksConfig {
+    fn default() -> Self {
+        NetworksConfig {
+            catalog: None,
+            extra_satellite_asns: Vec::new(),
+            extra_hosting_asns: Vec::new(),
+            extra_relay_asns: Vec::new(),
+            extra_satellite_cidrs: Vec::new(),
+            extra_hosting_cidrs: Vec::new(),
+            extra_relay_cidrs: Vec::new(),
+            classify_by_name: true,
+        }
+    }
 }
 
 impl NetworksConfig {

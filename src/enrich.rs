@@ -24,7 +24,10 @@
 //!   (shipped `config/networks.toml`, replaced or extended by `[networks]`) by ASN, then by
 //!   range: `network_kind` says satellite/in-flight, hosting/VPN or relay, and `network_org`
 //!   who runs it (the ASN database's `autonomous_system_organization` when it has one, else
-//!   the catalog's name). Uncatalogued networks get neither, and cost no allocation.
+//!   the catalog's name). A network the catalog does not list is classified by its
+//!   organisation name (`org_names`: a mobile carrier, or hosting / datacenter / VPN; cached
+//!   per ASN; `[networks] classify_by_name`). Other networks get neither, and cost no
+//!   allocation.
 //! - **User-Agent** is reduced with `woothee` to a family without version (`Chrome`) and an
 //!   OS without minor versions (`Windows 10`, `iPhone`, `Mac OSX`), so a browser update is not
 //!   a "change". Scripted clients (curl, python-requests, Go-http-client, …) are recognised
@@ -46,6 +49,7 @@
 mod asn;
 mod catalog;
 mod geoip;
+mod org_names;
 mod user_agent;
 
 use std::fmt;
@@ -61,6 +65,7 @@ use crate::config::GeoIpConfig;
 use crate::event::{AddressClass, Enrichment, UserAgentInfo};
 pub use catalog::{Catalog, CatalogError, Listed, SHIPPED as SHIPPED_CATALOG};
 use geoip::DbSlot;
+pub use org_names::kind_by_name;
 pub use user_agent::MAX_USER_AGENT_BYTES;
 
 /// A database that cannot be opened or read.
@@ -106,6 +111,9 @@ pub struct Enricher {
     asn: Option<DbSlot>,
     default_accuracy_km: f64,
     catalog: Catalog,
+    /// Per ASN, what its organisation name says (`org_names`) and the name; bounded by the
+    /// ASN database's distinct ASNs, not by the input; cleared when a database reloads.
+    kind_by_asn: DashMap<u32, Option<(crate::event::NetworkKind, Arc<str>)>>,
     lookup_errors: AtomicU64,
     user_agents: DashMap<Box<str>, UserAgentInfo>,
 }
@@ -147,6 +155,7 @@ impl Enricher {
             asn: None,
             default_accuracy_km: GeoIpConfig::default().default_accuracy_km,
             catalog: Catalog::default(),
+            kind_by_asn: DashMap::new(),
             lookup_errors: AtomicU64::new(0),
             user_agents: DashMap::new(),
         }
@@ -182,18 +191,39 @@ impl Enricher {
         }
     }
 
-    /// The catalogued kind of `ip`'s network and who runs it: the ASN database's organisation
-    /// name when it has one (what an operator sees in whois), else the catalog's.
+    /// The kind of `ip`'s network and who runs it: the catalog's kind, else what the ASN's
+    /// organisation name says (when the catalog classifies by name); the name is the ASN
+    /// database's when it has one (what an operator sees in whois), else the catalog's.
     fn network_of(
         &self,
         ip: IpAddr,
         asn: Option<&asn::Asn>,
     ) -> Option<(crate::event::NetworkKind, Option<Arc<str>>)> {
-        let listed = self.catalog.lookup(ip, asn.map(|a| a.number))?;
-        let org = asn
-            .and_then(|a| a.organisation.clone())
-            .or_else(|| listed.org.clone());
-        Some((listed.kind, org))
+        if let Some(listed) = self.catalog.lookup(ip, asn.map(|a| a.number)) {
+            let org = asn
+                .and_then(|a| a.organisation.clone())
+                .or_else(|| listed.org.clone());
+            return Some((listed.kind, org));
+        }
+        if !self.catalog.classifies_by_name() {
+            return None;
+        }
+        let (kind, org) = self.kind_by_asn.get(&asn?.number)?.clone()?;
+        Some((kind, Some(org)))
+    }
+
+    /// What `asn`'s organisation name says it is, classified once per ASN.
+    fn kind_by_name_of(
+        &self,
+        asn: u32,
+        name: Option<&str>,
+    ) -> Option<(crate::event::NetworkKind, Arc<str>)> {
+        if let Some(known) = self.kind_by_asn.get(&asn) {
+            return known.clone();
+        }
+        let classified = name.and_then(|name| Some((kind_by_name(name)?, Arc::from(name))));
+        self.kind_by_asn.insert(asn, classified.clone());
+        classified
     }
 
     /// Reopen databases whose files changed; true if any was reloaded.
@@ -210,6 +240,10 @@ impl Enricher {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        if reloaded {
+            // A new ASN database may name its networks differently.
+            self.kind_by_asn.clear();
         }
         match first_error {
             Some(e) => Err(e),
@@ -480,6 +514,8 @@ mod tests {
             ("98.97.0.0/16", 14_593, Some("SPACEX-STARLINK")),
             ("3.0.0.0/8", 16_509, None),
             ("8.8.8.0/24", 15_169, Some("GOOGLE")),
+            ("9.9.9.0/24", 65_001, Some("Example Broadband")),
+            ("11.0.0.0/16", 65_002, Some("T-Mobile USA, Inc.")),
             ("10.0.0.0/8", 14_593, Some("SPACEX-STARLINK")),
             ("2a0d:3344::/32", 14_593, Some("  ")),
         ] {
@@ -516,11 +552,34 @@ mod tests {
         let r = e.enrich(ip("2a0d:3344::1"), None);
         assert_eq!(r.network_kind, Some(NetworkKind::Satellite));
         assert!(r.network_org.as_deref().unwrap().contains("Starlink"));
-        // Not catalogued: no kind, and the organisation is not kept.
-        let r = e.enrich(ip("8.8.8.8"), None);
+        // Not catalogued: the organisation name decides (cached per ASN, asked twice)…
+        for _ in 0..2 {
+            let r = e.enrich(ip("8.8.8.8"), None);
+            assert_eq!(r.network_kind, Some(NetworkKind::Hosting));
+            assert_eq!(r.network_org.as_deref(), Some("GOOGLE"));
+            let r = e.enrich(ip("11.0.1.2"), None);
+            assert_eq!(r.network_kind, Some(NetworkKind::Mobile));
+        }
+        // …and a name that says nothing gives no kind, and is not kept.
+        let r = e.enrich(ip("9.9.9.9"), None);
         assert_eq!(
             (r.asn, r.network_kind, r.network_org),
-            (Some(15_169), None, None)
+            (Some(65_001), None, None)
+        );
+        // `[networks] classify_by_name = false`: only the catalog speaks.
+        let catalog = Catalog::from_config(&crate::config::NetworksConfig {
+            classify_by_name: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let off = Enricher::from_config(&config)
+            .unwrap()
+            .with_catalog(catalog);
+        let r = off.enrich(ip("11.0.1.2"), None);
+        assert_eq!((r.network_kind, r.network_org), (None, None));
+        assert_eq!(
+            off.enrich(ip("98.97.1.2"), None).network_kind,
+            Some(NetworkKind::Satellite)
         );
         // Private addresses are never looked up, catalogued ASN or not.
         let r = e.enrich(ip("10.1.2.3"), None);

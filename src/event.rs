@@ -438,6 +438,9 @@ pub enum NetworkKind {
     Hosting,
     /// A privacy relay (an ASN that carries nothing else, or listed egress ranges).
     Relay,
+    /// A mobile carrier (by its organisation name, `enrich::org_names`): GeoIP places its
+    /// blocks coarsely (gateways, national pools), so its place is a region, not a city.
+    Mobile,
 }
 
 impl NetworkKind {
@@ -451,7 +454,7 @@ impl NetworkKind {
 /// it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetworkEvidence {
-    /// `satellite`, `hosting` or `relay`.
+    /// `satellite`, `hosting`, `relay` or `mobile`.
     pub kind: NetworkKind,
     /// The ASN, when the ASN database knows the address.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -53,7 +53,9 @@
 //!   `detect.relay_*`. A hosting/VPN network is an anonymiser, not a place (DESIGN §5): no
 //!   travel leg and no country from it (a consumer VPN's egress abroad is not a trip), but a
 //!   move onto it is a network change, and the observation marks it as an anonymiser (a
-//!   model feature, and shown in the decision's evidence).
+//!   model feature, and shown in the decision's evidence). A mobile carrier (known by its
+//!   organisation name) is the user's own network placed as a region: its place counts for
+//!   travel with at least [`MOBILE_RADIUS_KM`], and all its blocks are one network.
 //! - The operator's allowlist is vouched for: `vouched_network` tells the scorers that the
 //!   request contributes nothing (no score, no decision).
 //! - Out-of-order events (event time going backwards) compare by absolute elapsed time and do
@@ -101,7 +103,9 @@ use geometry::NetworkRole;
 use session::{PendingObservation, SessionState, carries_signal};
 use user::{UserState, user_key};
 
-pub use geometry::{EARTH_RADIUS_KM, RELAY_RADIUS_KM, great_circle_km, haversine_km, travel_leg};
+pub use geometry::{
+    EARTH_RADIUS_KM, MOBILE_RADIUS_KM, RELAY_RADIUS_KM, great_circle_km, haversine_km, travel_leg,
+};
 pub use snapshot::{
     DeviceSnapshot, LocationSnapshot, RateSnapshot, SessionSnapshot, SignalSnapshot,
 };
@@ -199,6 +203,7 @@ impl SessionTracker {
                 Some(NetworkKind::Satellite) => NetworkRole::NoPlace,
                 Some(NetworkKind::Relay) => NetworkRole::Relay,
                 Some(NetworkKind::Hosting) => NetworkRole::Anonymiser,
+                Some(NetworkKind::Mobile) => NetworkRole::Mobile,
                 None => NetworkRole::Direct,
             }
         }

@@ -7,8 +7,9 @@
 //! mapped and reloaded by `geoip`'s `DbSlot`, like the City database.
 //!
 //! The organisation (`autonomous_system_organization`) is decoded borrowed and kept only for a
-//! network the catalog lists (evidence for a satellite, hosting or relay network), so the
-//! common case allocates nothing.
+//! network the catalog lists (evidence for a satellite, hosting or relay network) or one
+//! whose name says what it is (`org_names`, classified once per ASN and cached with its
+//! name), so the common case allocates nothing.
 //!
 //! What it does NOT do: treat ASN 0 (unassigned) as a network.
 
@@ -31,7 +32,8 @@ struct AsnRecord<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Asn {
     pub number: u32,
-    /// The database's organisation name, kept only for catalogued networks.
+    /// The database's organisation name, kept only for catalogued networks and those its
+    /// name classifies.
     pub organisation: Option<Arc<str>>,
 }
 
@@ -48,11 +50,17 @@ impl Enricher {
             .autonomous_system_number
             .and_then(|n| n.as_u32())
             .filter(|n| *n != 0)?;
-        let organisation = record
+        let name = record
             .autonomous_system_organization
             .map(str::trim)
-            .filter(|org| !org.is_empty() && self.catalog.lookup(ip, Some(number)).is_some())
-            .map(Arc::from);
+            .filter(|org| !org.is_empty());
+        let organisation = if self.catalog.lookup(ip, Some(number)).is_some() {
+            name.map(Arc::from)
+        } else if self.catalog.classifies_by_name() {
+            self.kind_by_name_of(number, name).map(|(_, org)| org)
+        } else {
+            None
+        };
         Some(Asn {
             number,
             organisation,

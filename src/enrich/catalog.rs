@@ -97,6 +97,9 @@ pub struct Listed {
 pub struct Catalog {
     asns: HashMap<u32, Listed>,
     cidrs: Vec<(IpNet, Listed)>,
+    /// Networks it does not list are classified by their organisation name
+    /// (`enrich::org_names`; `[networks] classify_by_name`). On for a parsed catalog.
+    by_name: bool,
 }
 
 impl Catalog {
@@ -112,6 +115,7 @@ impl Catalog {
             Some(path) => Catalog::load(path)?,
             None => Catalog::shipped()?,
         };
+        catalog.by_name = config.classify_by_name;
         for (kind, asns, cidrs) in [
             (
                 NetworkKind::Satellite,
@@ -158,7 +162,10 @@ impl Catalog {
         };
         let file: CatalogFile = toml::from_str(text)
             .map_err(|e| invalid(e.to_string().trim_end().replace('\n', "\n    ")))?;
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            by_name: true,
+            ..Catalog::default()
+        };
         let mut seen: HashMap<u32, String> = HashMap::new();
         for (kind, name, entries) in [
             (NetworkKind::Satellite, "satellite", &file.satellite),
@@ -218,6 +225,11 @@ impl Catalog {
             .collect();
         asns.sort_unstable();
         asns
+    }
+
+    /// Whether networks it does not list are classified by their organisation name.
+    pub fn classifies_by_name(&self) -> bool {
+        self.by_name
     }
 
     /// Nothing catalogued.

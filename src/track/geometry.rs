@@ -28,6 +28,12 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// egress": enough to show a replay from another continent, never a move within a region.
 pub const RELAY_RADIUS_KM: f64 = 500.0;
 
+/// Accuracy radius at least given to a mobile carrier's place, km. Carriers route phones
+/// through a few gateways and pool addresses nationally, so GeoIP places a phone hundreds of
+/// km from where it is (Balakrishnan et al., "Where's That Phone?: Geolocating IP Addresses
+/// on 3G Networks", IMC 2009); the same judgement as the relay's region.
+pub const MOBILE_RADIUS_KM: f64 = 500.0;
+
 /// Great-circle distance between two points (haversine), km.
 /// A non-finite coordinate (a corrupt database record) gives 0: no travel rather than a
 /// made-up one.
@@ -88,6 +94,9 @@ pub(super) enum NetworkRole {
     Direct,
     /// A privacy relay: shared egress that keeps the user's region ([`RELAY_RADIUS_KM`]).
     Relay,
+    /// A mobile carrier (by its organisation name): the user's own connection, but placed
+    /// as a region ([`MOBILE_RADIUS_KM`]), and one network whatever block it comes from.
+    Mobile,
     /// A catalogued hosting/VPN network: an anonymiser, not a place. No travel leg and no
     /// country from it; a move onto it is still a network (ASN) change, and the observation
     /// marks it as an anonymiser.
@@ -112,6 +121,13 @@ impl NetworkRole {
         let geo = geo?;
         match self {
             NetworkRole::Direct => Some(Cow::Borrowed(geo)),
+            NetworkRole::Mobile => Some(Cow::Owned(GeoPoint {
+                radius_km: geo.radius_km.max(MOBILE_RADIUS_KM),
+                // A national pool may be placed across a border from its users (and a
+                // roaming phone is routed home): no border to cross.
+                country: None,
+                ..geo.clone()
+            })),
             NetworkRole::Relay => Some(Cow::Owned(GeoPoint {
                 radius_km: geo.radius_km.max(RELAY_RADIUS_KM),
                 // The egress may sit across a border from its users: no border to cross.
@@ -124,7 +140,7 @@ impl NetworkRole {
 
     /// The request's spot in the network history: its ASN, address family and, on a direct
     /// connection, the place GeoIP gives it. A shared egress's place says nothing about which
-    /// party is there.
+    /// party is there, and a carrier's blocks are one network wherever GeoIP puts them.
     pub(super) fn spot(self, asn: u32, ip: IpAddr, geo: Option<&GeoPoint>) -> networks::Spot {
         networks::Spot {
             asn,

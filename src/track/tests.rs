@@ -415,6 +415,38 @@ fn a_hosting_network_is_an_anonymiser_not_a_place() {
 }
 
 #[test]
+fn a_mobile_carrier_is_placed_as_a_region_and_crosses_no_border() {
+    let tracker = SessionTracker::new(&DetectConfig::default());
+    let phone = |s| {
+        ev(1, s)
+            .ip("11.0.1.2")
+            .asn(Some(65_002))
+            .geo(Some(london()))
+            .network(NetworkKind::Mobile, "T-Mobile")
+    };
+    // Berlin at home, "London" on the phone a minute later, home again.
+    let obs = observe_all(&tracker, vec![ev(1, 0), phone(60), ev(1, 120)]);
+    let scorer = crate::score::RuleScorer::new(&DetectConfig::default());
+    for o in &obs[1..] {
+        let leg = o.travel.as_ref().expect("a leg");
+        let expected = haversine_km(&berlin(), &london()) - MOBILE_RADIUS_KM - berlin().radius_km;
+        assert!((leg.distance_km - expected).abs() < 1.0, "{leg:?}");
+        assert!(
+            leg.from.country.is_none() || leg.to.country.is_none(),
+            "{leg:?}"
+        );
+        assert!(
+            !scorer.is_certain(leg),
+            "a carrier's place revokes nothing alone"
+        );
+        assert!(!scorer.assess(o).hard_rule);
+    }
+    // The phone is one network wherever its blocks are placed; not an anonymiser.
+    let network = obs[1].network.as_ref().expect("classified");
+    assert!(!network.anonymiser);
+}
+
+#[test]
 fn a_catalogued_relay_is_a_relay_and_operator_lists_come_first() {
     let relay = |s| {
         ev(1, s)

@@ -275,8 +275,9 @@ impl Targets {
     }
 }
 
-/// The threshold for at most the false revocations `targets` allow, and whether that is
-/// reachable at all (hard-rule false revocations do not depend on the threshold).
+/// The threshold for at most the false stops `targets` allow among the sessions no hard rule
+/// fires on (step-ups), and whether the hard rules' own false revocations, which do not
+/// depend on the threshold, fit the same targets.
 pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f64, bool) {
     let allowed = targets.allowed(data);
     // Per session: the highest score before any attack and from the attack on, and whether
@@ -314,8 +315,12 @@ pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f6
         .collect();
     soft.sort_by(|a, b| b.total_cmp(a));
     let reachable = hard_count <= allowed;
-    let budget = allowed.saturating_sub(hard_count);
-    // Every session with a score ≥ t is revoked: t must exceed soft[budget].
+    // A score ≥ t without a hard rule steps the session up (DESIGN §5): the budget is the
+    // step-ups', and the hard rules' revocations, which no threshold changes, only decide
+    // `reachable` — they must not starve the step-ups (a strict threshold would then stop
+    // nothing the rules do not).
+    let budget = allowed;
+    // Every other session with a score ≥ t is stopped: t must exceed soft[budget].
     let Some(&must_exceed) = soft.get(budget) else {
         // Even the lowest threshold stays within the target; keep a floor that still means
         // "more likely attacker than not" in the balanced training sense.

@@ -18,23 +18,16 @@
 //! 3. Hosting: the ASN is a `[[hosting]]` entry of the catalog (AWS, Google Cloud, Azure,
 //!    DigitalOcean, OVH, Hetzner, Linode, Vultr, M247, Datacamp, Leaseweb).
 //! 4. Mobile: one of [`MOBILE_ASNS`] (carriers whose registered name does not say so, e.g.
-//!    AS22394 "Verizon Business" is Cellco Partnership, Verizon Wireless), or a name word
-//!    starting with `mobil`/`movil`/`móvil` ("T-Mobile USA", "Telefonica Moviles",
-//!    "Mobile TeleSystems", "Mobilink") or `celular`/`selular` ("PT. Telekomunikasi
-//!    Selular" = Telkomsel), a word `gprs`, `lte`, `umts`, `3g`, `4g`, `5g` ("Bharti Airtel
-//!    Ltd. AS for GPRS Service"), or containing `wireless`, `cellular`, `cellco`,
-//!    `docomo`, `telcel`, `telkomsel`, `safaricom`, `vodacom`, `turkcell`, `mobility`
-//!    ("AT&T Mobility").
+//!    AS22394 "Verizon Business" is Cellco Partnership, Verizon Wireless — the daemon does
+//!    not know these), or what the daemon's own name rules say (`enrich::org_names`: "T-Mobile
+//!    USA", "Telefonica Moviles", "PT. Telekomunikasi Selular", "AT&T Mobility", …).
 //! 5. Education: a word starting with `universi` ("University of Tokyo", "Universitaet",
 //!    "Universidad"), `college`, `school`, `hochschule`, `polytechn`, `education`, `academ`,
 //!    or research networks: `research`, `forschungsnetz` ("Verein zur Foerderung eines
 //!    Deutschen Forschungsnetzes e.V." = DFN), `renater`, `jisc`, `garr`, `rediris`, `surf`,
 //!    `internet2`, `cernet`, `aarnet`, `switch`.
-//! 6. Hosting by name: a word starting with `host` ("Hostinger", "HostPapa"), `server`,
-//!    `coloc` ("ColoCrossing"; not `colo`, which is Colombia), `datacent`/`datacenter`, `cloud`, or `hosting`, `vps`,
-//!    `dedicated`, `data center`/`data centre`, `datacamp`, `m247`, `leaseweb`, `hetzner`,
-//!    `ovh`, `contabo`, `scaleway`, `digitalocean`, `linode`, `vultr`, `choopa`, `amazon`,
-//!    `google`, `microsoft`, `oracle`, `alibaba`, `tencent`, `ionos`.
+//! 6. Hosting by name: what the daemon's own name rules say (`enrich::org_names`:
+//!    "Hostinger", "ColoCrossing", "Contabo", "… Data Centre", …).
 //! 7. Home ISP: a word of the access business: `telecom`/`telekom`/`tele…` ("Deutsche
 //!    Telekom AG", "Telefonica", "Telenor"), `communications`, `broadband`, `cable`/`kabel`,
 //!    `fiber`/`fibre`, `internet`, `isp`, `dsl`, `net`/`…net` words ("Kabelnet"), `online`,
@@ -178,24 +171,9 @@ fn classify_by_name(asn: u32, org: &str, addresses: u64) -> RealKind {
             .any(|w| prefixes.iter().any(|p| w.starts_with(p)))
     };
     let word_is = |names: &[&str]| words.iter().any(|w| names.contains(w));
-    let contains = |parts: &[&str]| parts.iter().any(|p| lower.contains(p));
 
-    if MOBILE_ASNS.iter().any(|(a, _)| *a == asn)
-        || word_starts(&["mobil", "movil", "móvil", "celular", "selular"])
-        || word_is(&["gprs", "lte", "umts", "3g", "4g", "5g"])
-        || contains(&[
-            "wireless",
-            "cellular",
-            "cellco",
-            "docomo",
-            "telcel",
-            "telkomsel",
-            "safaricom",
-            "vodacom",
-            "turkcell",
-            "mobility",
-        ])
-    {
+    let by_name = crate::enrich::kind_by_name(org);
+    if MOBILE_ASNS.iter().any(|(a, _)| *a == asn) || by_name == Some(NetworkKind::Mobile) {
         return RealKind::Mobile;
     }
     if word_starts(&[
@@ -221,31 +199,7 @@ fn classify_by_name(asn: u32, org: &str, addresses: u64) -> RealKind {
     ]) {
         return RealKind::Education;
     }
-    if word_starts(&["host", "server", "coloc", "datacent", "cloud"])
-        || word_is(&[
-            "vps",
-            "dedicated",
-            "datacamp",
-            "m247",
-            "leaseweb",
-            "hetzner",
-            "ovh",
-            "contabo",
-            "scaleway",
-            "digitalocean",
-            "linode",
-            "vultr",
-            "choopa",
-            "amazon",
-            "google",
-            "microsoft",
-            "oracle",
-            "alibaba",
-            "tencent",
-            "ionos",
-        ])
-        || contains(&["data center", "data centre"])
-    {
+    if by_name == Some(NetworkKind::Hosting) {
         return RealKind::Hosting;
     }
     let access_word = words.iter().any(|w| {

@@ -662,11 +662,13 @@ fn assign_kinds(pools: &[Vec<Vec<Held>>]) -> Vec<Vec<Vec<Held>>> {
     // Borrow per kind from the nearest city that has one. A person's own lines (home ISP,
     // office, mobile carrier) are in their own country: those kinds borrow only within the
     // country, else fall back to the city's home ISP (most incumbents run the mobile network
-    // too) — a Prague phone on a carrier block DB-IP places in Hamburg would be a border
-    // crossing no real phone makes. Hosting, VPN, satellite and relay networks are
-    // anyone's, wherever they are.
+    // too; for a phone, the city's other ISP, so phone and home stay different networks) — a
+    // Prague phone on a carrier block DB-IP places in Hamburg would be a border crossing no
+    // real phone makes. Hosting, VPN, satellite and relay networks are anyone's, wherever
+    // they are.
     let slot_of = |kind: NetKind| NetKind::EVERY.iter().position(|k| *k == kind).unwrap_or(0);
     let residential_slot = slot_of(NetKind::Residential);
+    let alt_slot = slot_of(NetKind::AltResidential);
     for (slot, kind) in NetKind::EVERY.iter().enumerate() {
         let domestic = matches!(
             kind,
@@ -689,10 +691,14 @@ fn assign_kinds(pools: &[Vec<Vec<Held>>]) -> Vec<Vec<Vec<Held>>> {
                     .copied()
                     .filter(|h| CITIES[*h].country == CITIES[c].country)
                     .collect();
+                let fallback = match kind {
+                    NetKind::Mobile | NetKind::CarrierGateway => alt_slot,
+                    _ => residential_slot,
+                };
                 match nearest_of(c, &compatriots) {
                     Some(from) => Some((c, own[from][slot].clone())),
-                    None if slot != residential_slot && !own[c][residential_slot].is_empty() => {
-                        Some((c, own[c][residential_slot].clone()))
+                    None if slot != fallback && !own[c][fallback].is_empty() => {
+                        Some((c, own[c][fallback].clone()))
                     }
                     None => Some((c, own[nearest_of(c, &have)?][slot].clone())),
                 }
