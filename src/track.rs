@@ -75,6 +75,7 @@ use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+mod cidrs;
 mod eviction;
 mod geometry;
 mod memory;
@@ -90,7 +91,6 @@ mod user;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use ipnet::IpNet;
 
 use crate::config::DetectConfig;
 use crate::event::{
@@ -140,9 +140,9 @@ pub struct SessionTracker {
     /// Sum of the users' `charged_bytes`.
     user_bytes: AtomicUsize,
     next_generation: AtomicU64,
-    allow_cidrs: Vec<IpNet>,
+    allow_cidrs: cidrs::CidrSet,
     allow_asns: Vec<u32>,
-    relay_cidrs: Vec<IpNet>,
+    relay_cidrs: cidrs::CidrSet,
     relay_asns: Vec<u32>,
     max_sessions: usize,
     max_session_bytes: usize,
@@ -173,9 +173,9 @@ impl SessionTracker {
             user_count: AtomicUsize::new(0),
             user_bytes: AtomicUsize::new(0),
             next_generation: AtomicU64::new(1),
-            allow_cidrs: config.allow_cidrs.clone(),
+            allow_cidrs: cidrs::CidrSet::new(&config.allow_cidrs),
             allow_asns: sorted(&config.allow_asns),
-            relay_cidrs: config.relay_cidrs.clone(),
+            relay_cidrs: cidrs::CidrSet::new(&config.relay_cidrs),
             relay_asns: sorted(&config.relay_asns),
             max_sessions: config.max_sessions.max(1),
             max_session_bytes: config.max_session_bytes,
@@ -190,9 +190,8 @@ impl SessionTracker {
     /// (no place either, but a network change).
     fn network_role(&self, ip: IpAddr, enrichment: &Enrichment) -> NetworkRole {
         let asn = enrichment.asn;
-        let listed = |cidrs: &[IpNet], asns: &[u32]| {
-            asn.is_some_and(|asn| asns.binary_search(&asn).is_ok())
-                || cidrs.iter().any(|net| net.contains(&ip))
+        let listed = |cidrs: &cidrs::CidrSet, asns: &[u32]| {
+            asn.is_some_and(|asn| asns.binary_search(&asn).is_ok()) || cidrs.contains(&ip)
         };
         if listed(&self.allow_cidrs, &self.allow_asns) {
             NetworkRole::Allowlisted

@@ -481,6 +481,22 @@ fn real_world_overlay_and_config_carry_the_real_networks() {
             }
         }
     }
+    // …and lists the privacy relay's real egress blocks as relay ranges, as an operator does
+    // from the relay's published list: every city's, and nothing else.
+    let relays: Vec<_> = (0..CITIES.len())
+        .flat_map(|c| index.networks_of(c, NetKind::Relay))
+        .collect();
+    assert!(!relays.is_empty());
+    for net in &relays {
+        assert!(config.detect.relay_cidrs.contains(net), "{net} not a relay");
+    }
+    assert!(
+        config
+            .detect
+            .relay_cidrs
+            .iter()
+            .all(|net| relays.contains(net))
+    );
     // The config's databases (the real City file, the real-ASN overlay written beside the
     // log) answer the real ASN for a handed-out address.
     let replayed = Enricher::from_config(&config.geoip).unwrap();

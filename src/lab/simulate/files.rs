@@ -183,12 +183,14 @@ pub fn write_files(options: &Options) -> anyhow::Result<()> {
                 .context("writing the ASN overlay database")?;
             let plan = AddressPlan::Indexed(Arc::new(index));
             let allow = plan.corporate_vpn_networks(&super::corporate_vpn_egress_cities());
+            let relays = plan.relay_networks();
             let text = super::config_toml_allowing(
                 &keys,
                 &files.city_db.display().to_string(),
                 "geo-asn.mmdb",
                 None,
                 &allow,
+                &relays,
             );
             std::fs::write(&files.config, text)
                 .with_context(|| format!("cannot write {}", files.config.display()))?;

@@ -883,6 +883,23 @@ impl AddressPlan {
             }
         }
     }
+
+    /// Every network the plan hands out for the privacy relay: what an operator copies from
+    /// the relay's published egress list into `detect.relay_cidrs` (the synthetic plan's
+    /// relay has an ASN of its own instead: none).
+    pub fn relay_networks(&self) -> Vec<IpNet> {
+        match self {
+            AddressPlan::Synthetic => Vec::new(),
+            AddressPlan::Indexed(index) => {
+                let mut nets: Vec<IpNet> = (0..CITIES.len())
+                    .flat_map(|c| index.networks_of(c, NetKind::Relay))
+                    .collect();
+                nets.sort_unstable();
+                nets.dedup();
+                nets
+            }
+        }
+    }
 }
 
 #[cfg(test)]
