@@ -109,7 +109,7 @@ fn owner_then_thief(owner: &str, thief: &str) -> Vec<String> {
         ),
         line(
             recent(600),
-            ip("São Paulo", NetKind::Hosting, 4),
+            ip("São Paulo", NetKind::AltResidential, 4),
             CHROME,
             thief,
             "/b",
@@ -330,7 +330,7 @@ async fn l3_invalid_utf8_token_is_one_token_on_both_sides() {
     for (secs, city, kind) in [
         (0, "Berlin", NetKind::Residential),
         (60, "Berlin", NetKind::Residential),
-        (600, "São Paulo", NetKind::Hosting),
+        (600, "São Paulo", NetKind::AltResidential),
     ] {
         let mut record = json!({
             "time": recent(secs).to_rfc3339(), "client_ip": ip(city, kind, 4).to_string(),
@@ -392,7 +392,7 @@ async fn m2_a_line_from_the_future_moves_nothing() {
     }
     let thief = line(
         recent(600),
-        ip("São Paulo", NetKind::Hosting, 4),
+        ip("São Paulo", NetKind::AltResidential, 4),
         CHROME,
         &token,
         "/b",

@@ -64,7 +64,7 @@ fn every_bad_record_is_counted_and_later_good_lines_still_processed() {
     }
     put(line(
         at(700),
-        ip("São Paulo", NetKind::Hosting, 2),
+        ip("São Paulo", NetKind::AltResidential, 2),
         CHROME,
         &good_token,
         "/api",

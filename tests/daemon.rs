@@ -88,7 +88,7 @@ async fn run_follows_a_log_and_the_check_api_revokes_the_stolen_token() {
         "{}",
         line(
             recent(600),
-            ip("São Paulo", NetKind::Hosting, 4),
+            ip("São Paulo", NetKind::AltResidential, 4),
             CHROME,
             &token,
             "/api"
