@@ -116,6 +116,7 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
     let mut next = 0;
     let mut slice_end = spec.start.0;
     let mut revocations = Vec::new();
+    let mut step_ups = Vec::new();
     while next < sim.lines.len() {
         slice_end += slice_ms.max(1);
         let end = next + times[next..].iter().take_while(|t| **t < slice_end).count();
@@ -137,9 +138,16 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
             .await?;
             pipeline = returned;
             for d in publisher.publish(decisions, decided)? {
-                if d.action == crate::event::Action::Revoke {
-                    println!("{}", explain(&d));
-                    revocations.push(d);
+                match d.action {
+                    crate::event::Action::Revoke => {
+                        println!("{}", explain(&d));
+                        revocations.push(d);
+                    }
+                    crate::event::Action::StepUp => {
+                        println!("{}", explain(&d));
+                        step_ups.push(d);
+                    }
+                    crate::event::Action::Flag => {}
                 }
             }
         }
@@ -151,6 +159,7 @@ async fn demo_async(args: DemoArgs) -> anyhow::Result<()> {
         demo_report(
             &sim.labels,
             &revocations,
+            &step_ups,
             pipeline.totals(),
             started.elapsed()
         )
@@ -192,8 +201,12 @@ pub fn explain(d: &crate::event::Decision) -> String {
         .as_deref()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
+    let header = match d.action {
+        crate::event::Action::StepUp => "STEP-UP",
+        _ => "REVOKED",
+    };
     let mut out = format!(
-        "REVOKED  {}{}  score {:.2}  at {}\n",
+        "{header}  {}{}  score {:.2}  at {}\n",
         d.key,
         who,
         d.score,
@@ -252,45 +265,57 @@ pub fn explain(d: &crate::event::Decision) -> String {
 }
 
 /// Detection results against the simulation's ground truth: a session counts as revoked
-/// when any of its tokens was.
+/// when any of its tokens was, as stepped up when one was challenged and none revoked.
 fn demo_report(
     labels: &[crate::lab::labels::SessionLabel],
     revocations: &[crate::event::Decision],
+    step_ups: &[crate::event::Decision],
     totals: &Totals,
     elapsed: Duration,
 ) -> String {
-    let revoked: std::collections::HashSet<String> =
-        revocations.iter().map(|d| d.fingerprint.to_hex()).collect();
-    let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    let mut benign = (0usize, 0usize);
+    let hex = |ds: &[crate::event::Decision]| -> std::collections::HashSet<String> {
+        ds.iter().map(|d| d.fingerprint.to_hex()).collect()
+    };
+    let (revoked, stepped_up) = (hex(revocations), hex(step_ups));
+    // (sessions, revoked, stepped up and not revoked)
+    let mut by_type: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    let mut benign = (0usize, 0usize, 0usize);
     for label in labels {
-        let hit = label.tokens.iter().any(|t| revoked.contains(t));
-        match &label.attack_type {
-            Some(t) => {
-                let e = by_type.entry(t).or_default();
-                e.0 += 1;
-                e.1 += usize::from(hit);
-            }
-            None => {
-                benign.0 += 1;
-                benign.1 += usize::from(hit);
-            }
-        }
+        let revoke = label.tokens.iter().any(|t| revoked.contains(t));
+        let step_up = !revoke && label.tokens.iter().any(|t| stepped_up.contains(t));
+        let row = match &label.attack_type {
+            Some(t) => by_type.entry(t).or_default(),
+            None => &mut benign,
+        };
+        row.0 += 1;
+        row.1 += usize::from(revoke);
+        row.2 += usize::from(step_up);
     }
     let mut out = format!(
-        "\n{} requests processed in {:.1} s ({} parse errors, {} rejected tokens).\n\n  {:<34} {:>9} {:>9}\n",
+        "\n{} requests processed in {:.1} s ({} parse errors, {} rejected tokens).\n\n  {:<34} {:>9} {:>9} {:>11}\n",
         totals.lines,
         elapsed.as_secs_f64(),
         totals.parse_error_count(),
         totals.rejected_count(),
         "sessions",
         "total",
-        "revoked"
+        "revoked",
+        "stepped up"
     );
-    for (t, (n, hit)) in by_type {
-        out += &format!("  {:<34} {:>9} {:>9}\n", format!("attack: {t}"), n, hit);
+    for (t, (n, revoke, step_up)) in by_type {
+        out += &format!(
+            "  {:<34} {:>9} {:>9} {:>11}\n",
+            format!("attack: {t}"),
+            n,
+            revoke,
+            step_up
+        );
     }
-    out += &format!("  {:<34} {:>9} {:>9}\n", "benign", benign.0, benign.1);
+    out += &format!(
+        "  {:<34} {:>9} {:>9} {:>11}\n",
+        "benign", benign.0, benign.1, benign.2
+    );
+    out += "  (a step-up asks the user to authenticate again; a thief cannot, so it stops the token)\n";
     out
 }
 
