@@ -65,7 +65,7 @@ use crate::config::GeoIpConfig;
 use crate::event::{AddressClass, Enrichment, UserAgentInfo};
 pub use catalog::{Catalog, CatalogError, Listed, SHIPPED as SHIPPED_CATALOG};
 use geoip::DbSlot;
-pub use org_names::kind_by_name;
+pub use org_names::{OrgName, kind_by_name};
 pub use user_agent::MAX_USER_AGENT_BYTES;
 
 /// A database that cannot be opened or read.

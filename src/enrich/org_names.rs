@@ -32,20 +32,50 @@
 
 use crate::event::NetworkKind;
 
+/// An organisation name as the rules read it: lower-cased, and split into its alphanumeric
+/// words (the lab's finer classifier reads names the same way).
+pub struct OrgName {
+    lower: String,
+}
+
+impl OrgName {
+    /// Read `organisation`.
+    pub fn new(organisation: &str) -> OrgName {
+        OrgName {
+            lower: organisation.to_lowercase(),
+        }
+    }
+
+    /// Its words.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+    }
+
+    /// A word starts with one of `prefixes`.
+    pub fn word_starts(&self, prefixes: &[&str]) -> bool {
+        self.words()
+            .any(|w| prefixes.iter().any(|p| w.starts_with(p)))
+    }
+
+    /// A word is one of `names`.
+    pub fn word_is(&self, names: &[&str]) -> bool {
+        self.words().any(|w| names.contains(&w))
+    }
+
+    /// The name contains one of `parts` (which may span words).
+    pub fn contains(&self, parts: &[&str]) -> bool {
+        parts.iter().any(|p| self.lower.contains(p))
+    }
+}
+
 /// The kind the organisation name says, if any (rules in the module docs).
 pub fn kind_by_name(organisation: &str) -> Option<NetworkKind> {
-    let lower = organisation.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let word_starts = |prefixes: &[&str]| {
-        words
-            .iter()
-            .any(|w| prefixes.iter().any(|p| w.starts_with(p)))
-    };
-    let word_is = |names: &[&str]| words.iter().any(|w| names.contains(w));
-    let contains = |parts: &[&str]| parts.iter().any(|p| lower.contains(p));
+    let name = OrgName::new(organisation);
+    let word_starts = |prefixes: &[&str]| name.word_starts(prefixes);
+    let word_is = |names: &[&str]| name.word_is(names);
+    let contains = |parts: &[&str]| name.contains(parts);
 
     if word_starts(&["mobil", "movil", "móvil", "celular", "selular"])
         || word_is(&["gprs", "lte", "umts", "3g", "4g", "5g"])

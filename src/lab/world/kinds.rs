@@ -160,17 +160,9 @@ impl Classifier {
 
 /// Rules 4–8 of the module docs (no catalog).
 fn classify_by_name(asn: u32, org: &str, addresses: u64) -> RealKind {
-    let lower = org.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let word_starts = |prefixes: &[&str]| {
-        words
-            .iter()
-            .any(|w| prefixes.iter().any(|p| w.starts_with(p)))
-    };
-    let word_is = |names: &[&str]| words.iter().any(|w| names.contains(w));
+    let name = crate::enrich::OrgName::new(org);
+    let word_starts = |prefixes: &[&str]| name.word_starts(prefixes);
+    let word_is = |names: &[&str]| name.word_is(names);
 
     let by_name = crate::enrich::kind_by_name(org);
     if MOBILE_ASNS.iter().any(|(a, _)| *a == asn) || by_name == Some(NetworkKind::Mobile) {
@@ -202,7 +194,7 @@ fn classify_by_name(asn: u32, org: &str, addresses: u64) -> RealKind {
     if by_name == Some(NetworkKind::Hosting) {
         return RealKind::Hosting;
     }
-    let access_word = words.iter().any(|w| {
+    let access_word = name.words().any(|w| {
         w.starts_with("tele")
             || w.starts_with("communication")
             || w.starts_with("broadband")
@@ -213,7 +205,7 @@ fn classify_by_name(asn: u32, org: &str, addresses: u64) -> RealKind {
             || w.starts_with("provider")
             || w.ends_with("net")
             || matches!(
-                *w,
+                w,
                 "isp" | "dsl" | "online" | "wifi" | "comcast" | "charter" | "spectrum"
             )
     });
