@@ -5,7 +5,7 @@
 #
 #   scripts/evaluate-worlds.sh [OUT_DIR]
 #
-# Environment: WORLDS (world seeds; default "9101 9102 9103 9104 9105 9106"), EVENTS per world
+# Environment: WORLDS (world seeds; default "9401 9402 9403 9404 9405 9406"), EVENTS per world
 # (default 1000000), ATTACK_FRACTION (default 0.05), MODEL (default models/session-risk.json),
 # TOKENWATCH (the binary; default ./target/release/tokenwatch, built when missing).
 # Each world's parameters are drawn from its seed (`simulate --world-seed`); the traffic seed
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-/tmp/tokenwatch-worlds}"
-worlds="${WORLDS:-9101 9102 9103 9104 9105 9106}"
+worlds="${WORLDS:-9401 9402 9403 9404 9405 9406}"
 events="${EVENTS:-1000000}"
 fraction="${ATTACK_FRACTION:-0.05}"
 model="${MODEL:-models/session-risk.json}"

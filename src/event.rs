@@ -574,6 +574,10 @@ pub struct Observation {
     /// Allowlisted networks count as networks here (by ASN alone); without an ASN this and
     /// the other `network_*` fields are 0.
     pub network_returns: u32,
+    /// Of `network_returns`, those between two networks neither of which is a shared egress
+    /// (privacy relay, satellite link, allowlisted network): two of the parties' own
+    /// connections interleaving on one token, which one honest device does not do.
+    pub network_direct_returns: u32,
     /// Requests of the session from this request's network (ASN) in the last minute, this
     /// one included, when that is not the network the session started on: a second party's
     /// rate, undiluted by the owner's traffic and baseline.

@@ -285,6 +285,13 @@ pub const FEATURES: &[FeatureSpec] = &[
         None,
         "The request comes from a catalogued hosting/VPN network or privacy relay (`config/networks.toml`): it hides who and where the user is. Context, not evidence: many honest people use a VPN.",
     ),
+    f(
+        "network_direct_returns",
+        "returns",
+        LOG,
+        Some(R::ConcurrentUse),
+        "Of `network_returns`, those where neither network is a shared egress (privacy relay, satellite link, allowlisted network): two of the parties' own connections (a home line, a carrier, a hosting host) interleaving within minutes. One honest device alternates between a relay or a split tunnel and its own line; it does not alternate between two lines of its own.",
+    ),
 ];
 
 /// Number of features.
@@ -326,6 +333,7 @@ fn raw_values(o: &Observation) -> [f64; FEATURE_COUNT] {
         o.network_age_s,
         f64::from(o.network_lone_requests),
         flag(o.network.as_ref().is_some_and(|n| n.anonymiser)),
+        f64::from(o.network_direct_returns),
     ]
 }
 
@@ -351,7 +359,7 @@ pub const LONE_REQUESTS_EVIDENCE: u32 = 2;
 /// Features that are evidence on their own, with the value they must exceed: a travel leg,
 /// a rate above the session's own baseline, a device or network change. The rest is
 /// context (age, counts, gaps) that modulates evidence but never is any.
-const EVIDENCE: [(usize, f64); 12] = [
+const EVIDENCE: [(usize, f64); 13] = [
     (0, 0.0),                     // travel_speed_kmh
     (2, 0.0),                     // user_travel_speed_kmh
     (5, std::f64::consts::LN_2),  // rate_ratio > 1
@@ -364,6 +372,7 @@ const EVIDENCE: [(usize, f64); 12] = [
     (22, 0.0),                    // network_returns
     (23, 3.433_987_204_485_146),  // network_rate_per_minute > NETWORK_RATE_EVIDENCE_PER_MINUTE
     (25, std::f64::consts::LN_2), // network_lone_requests >= LONE_REQUESTS_EVIDENCE (> 1)
+    (27, 0.0),                    // network_direct_returns
 ];
 
 /// Whether `x` carries evidence for `reason`: one of the `EVIDENCE` features reported under
@@ -731,7 +740,8 @@ mod tests {
                 "country_change",
                 "network_returns",
                 "network_rate_per_minute",
-                "network_lone_requests"
+                "network_lone_requests",
+                "network_direct_returns"
             ]
         );
         // The bounds are the documented ones, after the features' transform.

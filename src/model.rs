@@ -606,21 +606,29 @@ impl ModelScorer {
         let score = self.artifact.calibrate(p);
         let model = explain(score, &per_feature, &x);
 
+        // Hard rules override: their reasons first, the model's other reasons after. The
+        // rules' own verdict at the operating score is a floor too: a combination of
+        // evidenced signals each rule weighs (a leg too long for any GeoIP error, a device
+        // and country change on one token) steps up whatever the model says. The model adds
+        // what the rules miss; it never talks down what they see.
         let rules = self.rules.assess(observation);
-        if !rules.hard_rule {
+        let mut contributions = if rules.hard_rule {
+            rules
+                .contributions
+                .into_iter()
+                .filter(|c| matches!(c.reason, Reason::ImpossibleTravel | Reason::ConcurrentUse))
+                .collect()
+        } else if rules.score >= OPERATING_SCORE && rules.score > score {
+            rules.contributions
+        } else {
             return Assessment {
                 score,
                 contributions: model,
                 hard_rule: false,
             };
-        }
-        // Hard rules override: their reasons first, the model's other reasons after.
-        let mut contributions: Vec<Contribution> = rules
-            .contributions
-            .into_iter()
-            .filter(|c| matches!(c.reason, Reason::ImpossibleTravel | Reason::ConcurrentUse))
-            .collect();
-        let hard_score = combine(&contributions);
+        };
+        let hard_rule = rules.hard_rule;
+        let rule_score = combine(&contributions);
         for c in model {
             if !contributions.iter().any(|h| h.reason == c.reason) {
                 contributions.push(c);
@@ -628,9 +636,9 @@ impl ModelScorer {
         }
         sort_strongest_first(&mut contributions);
         Assessment {
-            score: hard_score.max(score),
+            score: rule_score.max(score),
             contributions,
-            hard_rule: true,
+            hard_rule,
         }
     }
 }

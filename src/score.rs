@@ -50,6 +50,12 @@ pub mod weights {
     /// devices behind differently geolocated networks (a phone on a carrier whose egress is
     /// far away). Hard rule.
     pub const CONCURRENT_USE: f64 = 0.95;
+    /// An impossible leg longer than `hard_travel_km` with a region-placed end (a mobile
+    /// carrier or a privacy relay): no GeoIP error explains the distance, but a roaming
+    /// phone routed home does (a traveller's hotel Wi-Fi beside the phone's home carrier).
+    /// Not verifiable alone, so never a hard rule; above the default threshold (0.8), so it
+    /// steps up whatever the model says — the user proves themselves, a thief cannot.
+    pub const FAR_FROM_A_REGION: f64 = 0.85;
     /// An "impossible" leg inside one country shorter than `hard_travel_km`: mobile carrier
     /// gateways and second devices make these too, so alone it is only worth a flag; with a
     /// device or rate signal it revokes (0.5 + UA change 0.65 → 0.83).
@@ -67,6 +73,11 @@ pub mod weights {
     /// The OS changed: a different device. Weaker than the family (OS strings shift with
     /// updates and UA reduction), stronger together with it.
     pub const OS_CHANGE: f64 = 0.4;
+    /// The OS changed between families no browser mode switches between (Windows and macOS,
+    /// a phone and Windows): the token moved to another device. As strong as a browser
+    /// change. Android → Linux (Chrome's "desktop site") and iPhone/iPad → macOS (Safari's)
+    /// stay [`OS_CHANGE`].
+    pub const DEVICE_CHANGE: f64 = 0.65;
     /// curl / python-requests / Go-http-client on a session that started in a browser: the
     /// Okta-log pattern of a replayed cookie. Alone it is also a developer debugging their own
     /// session, hence below the threshold.
@@ -141,13 +152,71 @@ impl RuleScorer {
         leg.speed_kmh > self.max_speed_kmh && leg.distance_km >= self.min_travel_km
     }
 
-    /// An impossible leg that revokes on its own: it crosses a border, or it is long enough
-    /// that no GeoIP error explains it. Shorter domestic legs also come from mobile carrier
-    /// gateways that geolocate hundreds of km from the user, and from a user's second device.
+    /// An impossible leg that revokes on its own: between two places of the user's own
+    /// connections (both with a country), it crosses a border, or it is long enough that no
+    /// GeoIP error explains it. Shorter domestic legs also come from mobile carrier gateways
+    /// that geolocate hundreds of km from the user, and from a user's second device. A leg
+    /// with a region-placed end (a mobile carrier or a privacy relay: no country) is never
+    /// certain: roaming phones are routed home (GSMA's default), so a carrier's address says
+    /// nothing about the continent the phone is on, and a relay's egress only names a region.
     pub fn is_certain(&self, leg: &TravelEvidence) -> bool {
-        let crosses_border =
-            matches!((&leg.from.country, &leg.to.country), (Some(a), Some(b)) if a != b);
-        self.is_impossible(leg) && (crosses_border || leg.distance_km >= self.hard_travel_km)
+        let (Some(from), Some(to)) = (&leg.from.country, &leg.to.country) else {
+            return false;
+        };
+        self.is_impossible(leg) && (from != to || leg.distance_km >= self.hard_travel_km)
+    }
+
+    /// The weight of an impossible leg and whether it is certain (a hard rule):
+    /// `certain_weight` when certain, [`weights::FAR_FROM_A_REGION`] when only its
+    /// region-placed end keeps it from being certain, else [`weights::DOMESTIC_HOP`].
+    /// `two_devices`: the leg joins two tokens of one user, which may sit on two devices in
+    /// two places (a desktop left open at home, a phone at work across a border city, each
+    /// geolocated with its own error), so only the distance makes it certain, not a border.
+    fn leg_weight(
+        &self,
+        leg: &TravelEvidence,
+        certain_weight: f64,
+        two_devices: bool,
+    ) -> (f64, bool) {
+        let certain =
+            self.is_certain(leg) && (!two_devices || leg.distance_km >= self.hard_travel_km);
+        if certain {
+            (certain_weight, true)
+        } else if leg.distance_km >= self.hard_travel_km {
+            (weights::FAR_FROM_A_REGION, false)
+        } else {
+            (weights::DOMESTIC_HOP, false)
+        }
+    }
+
+    /// The travel reasons an observation shows: its impossible legs, each with its weight
+    /// ([`Self::leg_weight`]), and whether one is a hard rule.
+    fn travel(&self, obs: &Observation) -> (Vec<Contribution>, bool) {
+        let legs = [
+            (
+                &obs.travel,
+                Reason::ImpossibleTravel,
+                weights::IMPOSSIBLE_TRAVEL,
+                false,
+            ),
+            (
+                &obs.user_travel,
+                Reason::ConcurrentUse,
+                weights::CONCURRENT_USE,
+                true,
+            ),
+        ];
+        let mut hard_rule = false;
+        let contributions = legs
+            .into_iter()
+            .filter_map(|(leg, reason, certain_weight, two_devices)| {
+                let leg = leg.as_ref().filter(|t| self.is_impossible(t))?;
+                let (weight, certain) = self.leg_weight(leg, certain_weight, two_devices);
+                hard_rule |= certain;
+                Some(Contribution { reason, weight })
+            })
+            .collect();
+        (contributions, hard_rule)
     }
 
     /// Score one observation.
@@ -155,8 +224,7 @@ impl RuleScorer {
         if obs.vouched_network {
             return Assessment::default();
         }
-        let mut contributions = Vec::new();
-        let mut hard_rule = false;
+        let (mut contributions, hard_rule) = self.travel(obs);
         let mut fire =
             |reason: Reason, weight: f64| contributions.push(Contribution { reason, weight });
 
@@ -164,26 +232,6 @@ impl RuleScorer {
         // privacy relay's region), and no network change on allowlisted or relay networks;
         // the latter is checked again so a hand-built observation cannot bypass it.
         let network_counts = !obs.allowlisted_network;
-        if let Some(leg) = obs.travel.as_ref().filter(|t| self.is_impossible(t)) {
-            let certain = self.is_certain(leg);
-            let weight = if certain {
-                weights::IMPOSSIBLE_TRAVEL
-            } else {
-                weights::DOMESTIC_HOP
-            };
-            fire(Reason::ImpossibleTravel, weight);
-            hard_rule |= certain;
-        }
-        if let Some(leg) = obs.user_travel.as_ref().filter(|t| self.is_impossible(t)) {
-            let certain = self.is_certain(leg);
-            let weight = if certain {
-                weights::CONCURRENT_USE
-            } else {
-                weights::DOMESTIC_HOP
-            };
-            fire(Reason::ConcurrentUse, weight);
-            hard_rule |= certain;
-        }
         if let Some(weight) = obs.rate.as_ref().and_then(rate_anomaly_weight) {
             fire(Reason::RateAnomaly, weight);
         }
@@ -198,8 +246,13 @@ impl RuleScorer {
             };
             fire(Reason::ScriptedClient, weight);
         }
-        if obs.os_change.is_some() {
-            fire(Reason::OsChange, weights::OS_CHANGE);
+        if let Some((before, after)) = &obs.os_change {
+            let weight = if another_device(before, after) {
+                weights::DEVICE_CHANGE
+            } else {
+                weights::OS_CHANGE
+            };
+            fire(Reason::OsChange, weight);
         }
         if network_counts && obs.country_change.is_some() {
             fire(Reason::CountryChange, weights::COUNTRY_CHANGE);
@@ -220,6 +273,41 @@ impl RuleScorer {
             hard_rule,
         }
     }
+}
+
+/// The OS family of a User-Agent's OS name (woothee's: "Windows 10", "Mac OSX", "iPhone").
+fn os_family(os: &str) -> &'static str {
+    let os = os.to_ascii_lowercase();
+    if os.starts_with("windows") {
+        "windows"
+    } else if os.contains("mac") {
+        "macos"
+    } else if os.starts_with("iphone")
+        || os.starts_with("ipad")
+        || os.starts_with("ipod")
+        || os == "ios"
+    {
+        "ios"
+    } else if os.contains("android") {
+        "android"
+    } else if os.contains("linux") {
+        "linux"
+    } else {
+        "other"
+    }
+}
+
+/// Whether an OS change moves the token to another device: two known families that no
+/// browser's "desktop site" mode switches between (Android shows as Linux, iOS as macOS).
+fn another_device(before: &str, after: &str) -> bool {
+    let (a, b) = (os_family(before), os_family(after));
+    let desktop_mode =
+        |phone: &str, desktop: &str| (a == phone && b == desktop) || (a == desktop && b == phone);
+    a != b
+        && a != "other"
+        && b != "other"
+        && !desktop_mode("android", "linux")
+        && !desktop_mode("ios", "macos")
 }
 
 impl Scorer for RuleScorer {
@@ -300,6 +388,83 @@ mod tests {
                 _ => panic!("{r:?}: {got:?} vs {expected:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_region_placed_end_is_never_certain() {
+        let s = scorer();
+        let region = |mut p: crate::event::GeoPoint| {
+            p.country = None;
+            p.radius_km = 500.0;
+            p
+        };
+        // Berlin to São Paulo in ten minutes, 9,000 km past both radii.
+        let direct = leg(berlin(), sao_paulo(), 600);
+        assert!(s.is_impossible(&direct) && s.is_certain(&direct));
+        for (what, leg) in [
+            ("from a carrier", leg(region(berlin()), sao_paulo(), 600)),
+            ("to a relay", leg(berlin(), region(sao_paulo()), 600)),
+        ] {
+            assert!(s.is_impossible(&leg), "{what}: still impossible");
+            assert!(!s.is_certain(&leg), "{what}: not certain");
+            let assessment = s.assess(&Observation {
+                travel: Some(leg),
+                ..Default::default()
+            });
+            assert!(!assessment.hard_rule, "{what}");
+            assert_eq!(assessment.contributions.len(), 1, "{what}: still a signal");
+        }
+    }
+
+    #[test]
+    fn two_devices_across_a_border_city_are_not_certain() {
+        let s = scorer();
+        // Two tokens of one user, Berlin and Poznań (PL), 240 km apart, a second apart.
+        let poznan = crate::event::GeoPoint {
+            city: Some("Poznań".into()),
+            country: Some("PL".into()),
+            lat: 52.41,
+            lon: 16.93,
+            radius_km: 10.0,
+        };
+        let near = leg(berlin(), poznan, 1);
+        assert!(s.is_certain(&near), "one token across the border: certain");
+        let two_devices = s.assess(&Observation {
+            user_travel: Some(near.clone()),
+            ..Default::default()
+        });
+        assert!(!two_devices.hard_rule);
+        assert_eq!(two_devices.reasons(), [Reason::ConcurrentUse]);
+        let one_token = s.assess(&Observation {
+            travel: Some(near),
+            ..Default::default()
+        });
+        assert!(one_token.hard_rule);
+    }
+
+    #[test]
+    fn an_os_change_between_devices_weighs_like_a_browser_change() {
+        let cases = [
+            ("Windows 10", "Mac OSX", true),
+            ("Android", "Windows 10", true),
+            ("iPhone", "Linux", true),
+            ("Android", "Linux", false),
+            ("Linux", "Android", false),
+            ("iPad", "Mac OSX", false),
+            ("Windows 10", "Windows 8.1", false),
+            ("Windows 10", "BlackBerry", false),
+        ];
+        for (before, after, device) in cases {
+            assert_eq!(another_device(before, after), device, "{before} → {after}");
+        }
+        // With a new country and network it reaches the threshold, as a browser change does.
+        let a = scorer().assess(&Observation {
+            os_change: pair("Windows 10", "Mac OSX"),
+            country_change: pair("PG", "AU"),
+            asn_change: Some((1, 2)),
+            ..Default::default()
+        });
+        assert!(a.score >= 0.8 && !a.hard_rule, "{}", a.score);
     }
 
     #[test]

@@ -238,7 +238,15 @@ impl SessionTracker {
             .as_ref()
             .and_then(|claims| Some((user_key(claims)?, claims)));
         let sid_signals = user.and_then(|(key, claims)| {
-            self.observe_user(event, key, claims, place.as_deref(), spot, &mut obs)
+            // A revoked or stepped-up token is refused at the check: whoever still sends it
+            // (mostly the thief who lost it) is not where the user is, and must not make the
+            // owner's other tokens look like concurrent use.
+            let stopped = matches!(
+                self.prior_action(fingerprint),
+                Some(Action::Revoke | Action::StepUp)
+            );
+            let here = place.as_deref().filter(|_| !stopped);
+            self.observe_user(event, key, claims, here, spot, &mut obs)
         });
 
         // `get_mut` first: `entry` makes room before it looks, so it may grow the table even
@@ -265,6 +273,7 @@ impl SessionTracker {
             if let Some(sid) = sid_signals {
                 // The login session's switches count too (owner and thief on two tokens).
                 obs.network_returns = obs.network_returns.max(sid.returns);
+                obs.network_direct_returns = obs.network_direct_returns.max(sid.direct_returns);
             }
             if carries_signal(&obs) {
                 if session.pending.len() >= MAX_PENDING {

@@ -276,6 +276,38 @@ fn hard_rules_override_the_model() {
 }
 
 #[test]
+fn the_rules_verdict_at_the_operating_score_is_a_floor() {
+    // A model that never fires.
+    let mut never = logistic();
+    never.weights = vec![0.0; FEATURE_COUNT];
+    never.intercept = -30.0;
+    let s = scorer(Model::Logistic(never));
+    // Berlin to São Paulo in ten minutes from a mobile carrier (a region, no country): no
+    // hard rule, but the rules step it up, and the model cannot talk it down.
+    let mut carrier = berlin();
+    carrier.country = None;
+    carrier.radius_km = 500.0;
+    let far = travel_leg(&carrier, EventTime(0), &sao_paulo(), EventTime(600_000));
+    let a = s.assess(&Observation {
+        travel: Some(far),
+        ..Default::default()
+    });
+    assert!(!a.hard_rule);
+    assert!(a.score >= OPERATING_SCORE, "{}", a.score);
+    assert_eq!(a.reasons(), [Reason::ImpossibleTravel]);
+    // A browser change from another country at twelve times the session's rate: the
+    // rules' verdict stands.
+    let a = s.assess(&stolen_cookie());
+    assert!(!a.hard_rule && a.score >= OPERATING_SCORE, "{}", a.score);
+    // Below the operating score the model decides alone.
+    let quiet = Observation {
+        asn_change: Some((1, 2)),
+        ..Default::default()
+    };
+    assert!(s.assess(&quiet).score < 1e-9);
+}
+
+#[test]
 fn batch_scoring_matches_one_by_one_and_keeps_order() {
     let s = scorer(Model::Forest(forest()));
     let mut observations = Vec::new();

@@ -148,6 +148,7 @@ impl NetworkRole {
             place: geo
                 .filter(|_| self == NetworkRole::Direct)
                 .map(|g| (g.lat, g.lon)),
+            shared: self.is_shared(),
         }
     }
 }

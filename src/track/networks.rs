@@ -77,6 +77,11 @@ pub(crate) struct Spot {
     pub ipv6: bool,
     /// `(lat, lon)` in degrees.
     pub place: Option<(f64, f64)>,
+    /// A shared egress (privacy relay, satellite link, allowlisted VPN): one honest device
+    /// alternates between it and its own line (Safari through the relay, apps direct; a
+    /// split tunnel), so a return involving one is weaker evidence than a return between two
+    /// of a party's own connections.
+    pub shared: bool,
 }
 
 impl Spot {
@@ -113,6 +118,9 @@ struct NetworkUse {
 pub(crate) struct NetworkSignals {
     /// Returns to a network just left, within the window, this one included.
     pub returns: u32,
+    /// Of `returns`, those between two networks neither of which is a shared egress: two
+    /// of the parties' own connections (home line, carrier, hosting host) interleaving.
+    pub direct_returns: u32,
     /// Requests from this network in the last minute, this one included; 0 on the network
     /// the session started on (whose rate is the session's own, judged against its
     /// baseline).
@@ -140,6 +148,8 @@ pub(crate) struct NetworkHistory {
     spots: Vec<(Spot, i64)>,
     /// Event times (ms) of returns, oldest first.
     returns: Vec<i64>,
+    /// Event times (ms) of the returns between two unshared networks, oldest first.
+    direct_returns: Vec<i64>,
 }
 
 impl NetworkHistory {
@@ -161,16 +171,20 @@ impl NetworkHistory {
         if in_order {
             if let Some(current) = self.current.filter(|c| !c.same_as(&spot)) {
                 // Back to the spot just left, which was in use moments ago: A → B → A.
-                if self.left.is_some_and(|left| left.same_as(&spot))
+                if let Some(left) = self.left.filter(|left| left.same_as(&spot))
                     && last_use.is_some_and(|at| t - at <= RETURN_GAP_MS)
                 {
-                    self.note_return(t);
+                    note_return(&mut self.returns, t);
+                    if !(spot.shared || current.shared || left.shared) {
+                        note_return(&mut self.direct_returns, t);
+                    }
                 }
                 self.left = Some(current);
             }
             self.current = Some(spot);
         }
-        let returns = self.recent_returns(t);
+        let returns = recent_returns(&self.returns, t);
+        let direct_returns = recent_returns(&self.direct_returns, t);
         let (network, new) = self.touch(asn, now);
         // A new network's first request has no companion before it (`latest_alone_so_far`
         // starts true).
@@ -192,6 +206,7 @@ impl NetworkHistory {
         let secondary = asn != origin;
         NetworkSignals {
             returns,
+            direct_returns,
             rate_per_minute: if secondary { network.window.count() } else { 0 },
             age_s: (t - network.first_ms).max(0) as f64 / 1000.0,
             lone_requests: if secondary { network.lone } else { 0 },
@@ -216,29 +231,31 @@ impl NetworkHistory {
         )
     }
 
-    fn note_return(&mut self, t: i64) {
-        self.returns.retain(|r| (t - r).abs() <= RETURN_WINDOW_MS);
-        if self.returns.len() >= RETURNS_CAP {
-            self.returns.remove(0);
-        }
-        self.returns.push(t);
-    }
-
-    fn recent_returns(&self, t: i64) -> u32 {
-        let n = self
-            .returns
-            .iter()
-            .filter(|r| (t - **r).abs() <= RETURN_WINDOW_MS)
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
     /// The blocks it owns (vector buffers), for the byte budget.
     pub(crate) fn heap_bytes(&self) -> usize {
         super::memory::vec(&self.networks)
             + super::memory::vec(&self.spots)
             + super::memory::vec(&self.returns)
+            + super::memory::vec(&self.direct_returns)
     }
+}
+
+/// Record a return at `t` in `times` (oldest first), keeping the window and the cap.
+fn note_return(times: &mut Vec<i64>, t: i64) {
+    times.retain(|r| (t - r).abs() <= RETURN_WINDOW_MS);
+    if times.len() >= RETURNS_CAP {
+        times.remove(0);
+    }
+    times.push(t);
+}
+
+/// Returns in `times` within the window around `t`.
+fn recent_returns(times: &[i64], t: i64) -> u32 {
+    let n = times
+        .iter()
+        .filter(|r| (t - **r).abs() <= RETURN_WINDOW_MS)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The entry of `entries` (most recently used last) that `is` picks, moved to the end, or a

@@ -282,6 +282,7 @@ impl SessionState {
         if let Some(spot) = spot {
             let n = self.networks.observe(spot, now, in_order);
             obs.network_returns = n.returns;
+            obs.network_direct_returns = n.direct_returns;
             obs.network_rate_per_minute = n.rate_per_minute;
             obs.network_age_s = n.age_s;
             obs.network_lone_requests = n.lone_requests;

@@ -400,7 +400,11 @@ fn a_hosting_network_is_an_anonymiser_not_a_place() {
     assert!(obs[2].travel.is_none(), "{:?}", obs[2].travel);
     // Only the operator's list is vouched for.
     assert!(obs[3].vouched_network && obs[3].allowlisted_network);
-    assert!(crate::features::extract(o)[crate::features::FEATURE_COUNT - 1] > 0.0);
+    let anonymiser = crate::features::FEATURES
+        .iter()
+        .position(|f| f.name == "anonymiser_network")
+        .expect("a feature");
+    assert!(crate::features::extract(o)[anonymiser] > 0.0);
     // The decision record's evidence shows it.
     let json = serde_json::to_value(o).expect("json");
     assert_eq!(json["network"]["kind"], "hosting");
@@ -588,6 +592,36 @@ fn concurrent_use_by_two_tokens_of_one_user() {
     assert_eq!(back.from.city.as_deref(), Some("São Paulo"));
     assert!(obs[5].user_travel.is_none(), "outside the 6-h window");
     assert_eq!(tracker.users_len(), 2);
+}
+
+#[test]
+fn a_stopped_token_makes_no_concurrent_use_of_the_owners_other_token() {
+    let tracker = tracker();
+    let exp = T0 + 3600;
+    let thief = |s| {
+        ev(2, s)
+            .jwt("alice", None, exp)
+            .ip("198.51.100.7")
+            .geo(Some(sao_paulo()))
+    };
+    let owner = |s| ev(1, s).jwt("alice", None, exp);
+    let before = observe_all(&tracker, vec![owner(0), thief(30), owner(60)]);
+    assert!(before[2].user_travel.is_some(), "the thief's token is live");
+    // Token 2 is revoked; the thief keeps sending it and is refused at the check.
+    let assessment = Assessment {
+        score: 1.0,
+        ..Default::default()
+    };
+    tracker.record(fp(2), &assessment, Some(Action::Revoke));
+    let after = observe_all(&tracker, vec![thief(90), owner(120), owner(150)]);
+    assert!(
+        after[0].user_travel.is_none(),
+        "a dead token is compared with nothing"
+    );
+    // The owner's token is compared with the thief's last use before the revocation (90 s
+    // ago), never with the ones after it.
+    let leg = after[1].user_travel.as_ref().expect("the last live use");
+    assert_eq!(leg.elapsed_s, 90.0);
 }
 
 #[test]

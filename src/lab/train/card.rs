@@ -110,7 +110,7 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         let e = &c.evaluation;
         let _ = writeln!(
             s,
-            "| {} | {:.6} | {} | {} | {:.4} | {:.2} ({} revoked, {} by hard rules) | {:.2} | {:.4} | {} |",
+            "| {} | {:.6} | {} | {} | {:.4} | {:.2} ({} stopped, {} by the rules alone) | {:.2} | {:.4} | {} |",
             c.model.kind(),
             e.threshold,
             pct(e.session_recall),
@@ -149,8 +149,9 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
         if !c.target_reachable {
             let _ = writeln!(
                 s,
-                "\nThe false-revocation targets are not reachable for this candidate: the hard rules \
-                 alone revoke more benign sessions than it allows."
+                "\nThe false-stop targets are not reachable for this candidate: the rules alone \
+                 (hard rules, and the rules' step-ups at the operating score) stop more benign sessions than \
+                 they allow."
             );
         }
     }

@@ -31,7 +31,9 @@ pub struct Row {
     pub session: u32,
     /// The attacker made this request.
     pub attacker: bool,
-    /// A hard rule (impossible travel, concurrent use) fired on it.
+    /// The rules stop it whatever the threshold: a hard rule (impossible travel, concurrent
+    /// use) revokes, or the rules' own score reaches the operating score
+    /// ([`crate::model::OPERATING_SCORE`]) and steps up.
     pub hard: bool,
     /// Event time.
     pub time: EventTime,
@@ -151,7 +153,7 @@ pub struct Observed {
     pub time: EventTime,
     /// Features.
     pub x: [f64; FEATURE_COUNT],
-    /// A hard rule fired.
+    /// The rules stop it whatever the threshold (see [`Row::hard`]).
     pub hard: bool,
 }
 
@@ -184,7 +186,8 @@ pub fn observe_with(
                 ip: event.event.client_ip,
                 time: event.event.time,
                 x: features::extract(observation),
-                hard: assessment.hard_rule,
+                // The rule scorer's verdict: what `ModelScorer` stops whatever the model says.
+                hard: assessment.hard_rule || assessment.score >= crate::model::OPERATING_SCORE,
             });
         });
     }

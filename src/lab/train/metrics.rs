@@ -347,16 +347,34 @@ pub fn choose_threshold(data: &DataSet, scores: &[f64], targets: Targets) -> (f6
 
 /// The threshold that keeps every world of `data` ([`DataSet::worlds`]) within `targets` on
 /// its own — the strictest world's — and whether every world's target is reachable. A
-/// pooled threshold can hide one bad world behind the others' clean sessions.
+/// pooled threshold can hide one bad world behind the others' clean sessions. Worlds too
+/// small for the target to allow one false stop are judged together, as one world.
 pub fn choose_threshold_worst_world(
     data: &DataSet,
     scores: &[f64],
     targets: Targets,
 ) -> (f64, bool) {
-    let per_world = data
-        .worlds
+    // A world too small for its budget to allow a single false stop (fewer benign sessions
+    // than 1,000 / target) cannot tell 1 in 1,000 from 1 in 100: alone, its one outlier
+    // session would veto every threshold below it. Such worlds are judged together.
+    let mut groups: Vec<(DataSet, Vec<f64>)> = Vec::new();
+    let mut small = (DataSet::default(), Vec::new());
+    for span in &data.worlds {
+        let world = data.world(span);
+        let world_scores = scores[span.rows.clone()].to_vec();
+        if targets.allowed(&world) == 0 {
+            small.0.append(world);
+            small.1.extend(world_scores);
+        } else {
+            groups.push((world, world_scores));
+        }
+    }
+    if !small.0.rows.is_empty() {
+        groups.push(small);
+    }
+    let per_world = groups
         .iter()
-        .map(|span| choose_threshold(&data.world(span), &scores[span.rows.clone()], targets));
+        .map(|(world, world_scores)| choose_threshold(world, world_scores, targets));
     let (threshold, reachable) = per_world.fold((f64::NEG_INFINITY, true), |(t, ok), (w, r)| {
         (t.max(w), ok && r)
     });
@@ -492,6 +510,27 @@ mod tests {
         assert!((t - logit_midpoint(0.75, 0.9)).abs() < 1e-12, "{t}");
         assert!(evaluate(&a, &a_scores, t).false_revocations <= 1);
         assert_eq!(evaluate(&b, &b_scores, t).session_recall, 1.0);
+    }
+
+    #[test]
+    fn worlds_too_small_for_one_false_stop_are_judged_together() {
+        // Each world has 2 benign sessions; 1 in 3 of them may be stopped: 0.67 → none per
+        // world alone, 1 in the two worlds together.
+        let (a, mut a_scores) = data();
+        a_scores[6] = 0.8;
+        let (b, b_scores) = data();
+        let mut both = DataSet::default();
+        both.append(a.clone());
+        both.append(b);
+        let scores: Vec<f64> = a_scores.iter().chain(&b_scores).copied().collect();
+        let third = targets(1e9, 1000.0 / 3.0);
+        assert_eq!(third.allowed(&a), 0);
+        let (alone, _) = choose_threshold(&a, &a_scores, third);
+        assert!(alone > 0.8, "world A alone vetoes its outlier: {alone}");
+        let (t, ok) = choose_threshold_worst_world(&both, &scores, third);
+        assert!(ok);
+        assert!(t <= 0.8, "the outlier is the pair's one allowed stop: {t}");
+        assert_eq!(evaluate(&a, &a_scores, t).session_recall, 1.0);
     }
 
     #[test]

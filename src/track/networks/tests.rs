@@ -17,6 +17,7 @@ fn net(asn: u32) -> Spot {
         asn,
         ipv6: false,
         place: None,
+        shared: false,
     }
 }
 
@@ -45,6 +46,7 @@ fn places_inside_one_asn_are_networks_when_geoip_tells_them_apart() {
         asn: ISP,
         ipv6: false,
         place: Some((lat, lon)),
+        shared: false,
     };
     let berlin = v4(52.52, 13.405);
     let hamburg = v4(53.551, 9.993);
@@ -176,6 +178,7 @@ fn late_events_do_not_move_current_and_state_stays_bounded() {
                 asn: i % 7,
                 ipv6: false,
                 place,
+                shared: i % 3 == 0,
             },
             at(200 + i64::from(i)),
             true,
@@ -184,4 +187,29 @@ fn late_events_do_not_move_current_and_state_stays_bounded() {
     assert!(h.networks.len() <= NETWORKS_CAP);
     assert!(h.spots.len() <= SPOTS_CAP);
     assert!(h.returns.len() <= RETURNS_CAP);
+    assert!(h.direct_returns.len() <= RETURNS_CAP);
+}
+
+#[test]
+fn returns_through_a_shared_egress_are_not_direct_ones() {
+    const RELAY: u32 = 13335;
+    let relay = Spot {
+        shared: true,
+        ..net(RELAY)
+    };
+    // Safari through the relay, apps on the home line: returns, none of them direct.
+    let honest = run_spots(&[
+        (0, net(HOME)),
+        (20, relay),
+        (40, net(HOME)),
+        (60, relay),
+        (80, net(HOME)),
+    ]);
+    assert_eq!(honest.last().map(|s| s.returns), Some(3));
+    assert!(honest.iter().all(|s| s.direct_returns == 0), "{honest:?}");
+    // The owner's line and a thief's host interleaving: every return is direct.
+    let thief = run(&[(0, HOME), (20, THIEF), (40, HOME), (60, THIEF), (80, HOME)]);
+    let direct: Vec<u32> = thief.iter().map(|s| s.direct_returns).collect();
+    assert_eq!(direct, [0, 0, 1, 2, 3]);
+    assert!(thief.iter().all(|s| s.direct_returns == s.returns));
 }
