@@ -181,6 +181,8 @@ pub enum SourceKind {
     Http,
     /// The built-in traffic simulator (`demo`).
     Simulator,
+    /// A Kafka topic (the access-log topic, or the repartition topic).
+    Kafka,
 }
 
 impl SourceKind {
@@ -191,6 +193,7 @@ impl SourceKind {
             SourceKind::Stdin => "stdin",
             SourceKind::Http => "http",
             SourceKind::Simulator => "simulator",
+            SourceKind::Kafka => "kafka",
         }
     }
 }

@@ -215,7 +215,27 @@ impl Pipeline {
     pub fn process_batch_observed(
         &mut self,
         lines: &[RawLine],
+        inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+    ) -> Vec<Decision> {
+        self.process(lines, inspect, |_, _| {})
+    }
+
+    /// Like [`Pipeline::process_batch`], and tells `rejected` the position in `lines` and
+    /// the reason of every line that could not be parsed (the Kafka source sends those to the
+    /// dead-letter topic).
+    pub fn process_batch_reporting(
+        &mut self,
+        lines: &[RawLine],
+        rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<Decision> {
+        self.process(lines, |_, _, _| {}, rejected)
+    }
+
+    fn process(
+        &mut self,
+        lines: &[RawLine],
         mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+        mut rejected: impl FnMut(usize, ParseReason),
     ) -> Vec<Decision> {
         let first_seq = self.next_seq;
         self.next_seq += lines.len() as u64;
@@ -236,7 +256,7 @@ impl Pipeline {
         let mut events = Vec::with_capacity(fronts.len());
         let mut counts: BTreeMap<(SourceKind, Outcome), u64> = BTreeMap::new();
         let mut verifications: BTreeMap<Verification, u64> = BTreeMap::new();
-        for (front, line) in fronts.into_iter().zip(lines) {
+        for (position, (front, line)) in fronts.into_iter().zip(lines).enumerate() {
             let outcome = match front {
                 Front::Ready(identified, results) => {
                     for result in results {
@@ -247,6 +267,7 @@ impl Pipeline {
                 }
                 Front::Anonymous => Outcome::Anonymous,
                 Front::ParseError(reason) => {
+                    rejected(position, reason);
                     *self.totals.parse_errors.entry(reason).or_default() += 1;
                     self.metrics
                         .parse_errors
