@@ -256,3 +256,158 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
         again.log()
     );
 }
+
+/// The partitions an instance holds now, from what it logged at each rebalance.
+fn assigned(instance: &Instance) -> Vec<u32> {
+    let mut held = Vec::new();
+    for line in instance.log().lines() {
+        if line.contains("kafka: partitions revoked") {
+            held.clear();
+        } else if line.contains("kafka: partitions assigned")
+            && let Some(rest) = line.split("partitions=").nth(1)
+        {
+            held = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|p| p.parse().ok())
+                .collect();
+        }
+    }
+    held
+}
+
+/// `POST /v1/check {"fingerprint"}` at `instance`: the answer's `action`.
+fn check_fingerprint(instance: &Instance, fp: &str) -> String {
+    let (status, body) = http(
+        &instance.addr,
+        "POST",
+        "/v1/check",
+        &[("Content-Type", "application/json")],
+        &format!(r#"{{"fingerprint":"{fp}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    answer["action"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn two_detectors_and_an_api_replica_stop_what_replay_stops_and_a_restarted_replica_rebuilds() {
+    let Some(tools) = tools("two_detectors_and_an_api_replica") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = simulate(dir.path(), "120", "5");
+    let expected = replay_denylist(dir.path(), &log);
+    assert!(expected.values().any(|a| a == "revoke"), "{expected:?}");
+
+    let broker = Broker::start(&tools);
+    broker.create_topic("access-logs", 6);
+    broker.create_topic("tokenwatch.denylist", 1);
+    broker.create_topic("tokenwatch.dead-letter", 1);
+    let detector = kafka_config(dir.path(), &broker, "detector", "detector.toml");
+    let api_config = kafka_config(dir.path(), &broker, "api", "api.toml");
+    let detectors = [Instance::start(&detector), Instance::start(&detector)];
+    let api = Instance::start(&api_config);
+    for instance in detectors.iter().chain([&api]) {
+        assert!(
+            wait_until(Duration::from_secs(30), || instance.status("/readyz")
+                == 200),
+            "{:?}\n{}",
+            http_get(&instance.addr, "/readyz"),
+            instance.log()
+        );
+    }
+    // Both detectors in the group with the partitions split between them before traffic
+    // flows: a partition that moves mid-stream arrives without its sessions' history.
+    let split = wait_until(Duration::from_secs(60), || {
+        let (a, b) = (assigned(&detectors[0]), assigned(&detectors[1]));
+        let mut all: Vec<u32> = a.iter().chain(&b).copied().collect();
+        all.sort_unstable();
+        !a.is_empty() && !b.is_empty() && all == [0, 1, 2, 3, 4, 5]
+    });
+    assert!(
+        split,
+        "partitions never split between the detectors: {:?} / {:?}",
+        assigned(&detectors[0]),
+        assigned(&detectors[1])
+    );
+    broker.produce_file("access-logs", &log, "sub");
+    let total = std::fs::read_to_string(&log).unwrap().lines().count() as f64;
+    let consumed = wait_until(Duration::from_secs(120), || {
+        detectors
+            .iter()
+            .map(|d| kafka_events(&d.metrics()))
+            .sum::<f64>()
+            >= total
+    });
+    assert!(consumed, "{}\n{}", detectors[0].log(), detectors[1].log());
+    let each: Vec<f64> = detectors
+        .iter()
+        .map(|d| kafka_events(&d.metrics()))
+        .collect();
+    assert!(
+        each.iter().all(|n| *n > 0.0),
+        "both detectors worked: {each:?}"
+    );
+
+    // The API replica holds what single-instance replay put on the denylist: every attack
+    // replay stops is stopped there, and no other session.
+    let entries = |instance: &Instance| {
+        metric_sum(&instance.metrics(), "tokenwatch_denylist_entries ") as usize
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || entries(&api) == expected.len()),
+        "api replica holds {} entries, replay {}: {expected:?}",
+        entries(&api),
+        expected.len()
+    );
+    let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(5));
+    assert_eq!(topic_denylist(&records), expected);
+    for (key, action) in &expected {
+        if let Some(fp) = key.strip_prefix("fp:") {
+            assert_eq!(&check_fingerprint(&api, fp), action, "{key}");
+        }
+    }
+    // Revocations arrived at the replica, each timed from its decision.
+    let api_metrics = api.metrics();
+    let revocations = expected.values().filter(|a| *a == "revoke").count() as f64;
+    assert_eq!(
+        metric_sum(
+            &api_metrics,
+            "tokenwatch_revocation_propagation_seconds_count"
+        ),
+        revocations,
+        "{api_metrics}"
+    );
+    // Detectors serve health and metrics only.
+    assert_eq!(detectors[0].status("/v1/check"), 404);
+
+    // A restarted API replica rebuilds the denylist from the topic before it is ready.
+    drop(api);
+    let mut api = Instance::start(&api_config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let ready_with = loop {
+        if api.status("/readyz") == 200 {
+            break entries(&api);
+        }
+        assert!(
+            api.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline,
+            "replica exited or never ready\n{}",
+            api.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        ready_with,
+        expected.len(),
+        "ready before the denylist was rebuilt"
+    );
+    for (key, action) in &expected {
+        if let Some(fp) = key.strip_prefix("fp:") {
+            assert_eq!(&check_fingerprint(&api, fp), action, "{key} after restart");
+        }
+    }
+}

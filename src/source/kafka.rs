@@ -126,11 +126,36 @@ impl ClientContext for SourceContext {
     }
 }
 
+/// `0,1,2`: a partition list for the log.
+fn partition_list(partitions: &rdkafka::TopicPartitionList) -> String {
+    let ids: Vec<String> = partitions
+        .elements()
+        .iter()
+        .map(|e| e.partition().to_string())
+        .collect();
+    ids.join(",")
+}
+
 impl ConsumerContext for SourceContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(
+                topic = %self.topic,
+                partitions = %partition_list(partitions),
+                "kafka: partitions assigned"
+            );
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(partitions) = rebalance else {
             return;
         };
+        tracing::info!(
+            topic = %self.topic,
+            partitions = %partition_list(partitions),
+            "kafka: partitions revoked"
+        );
         // The batches in flight still hold these partitions' records: let detection publish
         // and store them while the partitions are ours, then commit, so the next owner starts
         // after them rather than replaying them.
