@@ -98,11 +98,13 @@ impl Purpose {
 pub fn client_config(kafka: &KafkaConfig, secrets: &Secrets, purpose: Purpose) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("client.id", format!("tokenwatch-{}", purpose.name()));
-    // Bound prefetch memory (REFERENCES): librdkafka's default queues up to 64 MiB per
-    // consumer; 16 MiB keeps several batches in hand. The table may raise it.
-    config.set("queued.max.messages.kbytes", "16384");
-    // Consumer lag per partition comes from the statistics (tokenwatch_kafka_consumer_lag).
-    config.set("statistics.interval.ms", "1000");
+    if purpose != Purpose::Producer {
+        // Bound prefetch memory (REFERENCES): librdkafka's default queues up to 64 MiB per
+        // consumer; 16 MiB keeps several batches in hand. The table may raise it.
+        config.set("queued.max.messages.kbytes", "16384");
+        // Lag per partition and broker state come from the statistics.
+        config.set("statistics.interval.ms", "1000");
+    }
     for (key, value) in &kafka.librdkafka {
         config.set(key, value);
     }
@@ -180,6 +182,7 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         tracing::warn!(%error, "kafka producer: {reason}");
     }
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
 }
 
 impl ProducerContext for DeliveryContext {

@@ -119,6 +119,13 @@ fn kafka_config(dir: &Path, broker: &Broker, role: &str, name: &str) -> PathBuf 
     path
 }
 
+/// The broker tests start several processes each: one at a time on a small machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const KAFKA_EVENTS: &str = "tokenwatch_events_total{outcome=";
 
 fn kafka_events(text: &str) -> f64 {
@@ -133,6 +140,7 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
     let Some(tools) = tools("run_on_kafka_revokes_what_replay_revokes") else {
         return;
     };
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let log = simulate(dir.path(), "100", "3");
     let expected = replay_denylist(dir.path(), &log);
@@ -241,20 +249,51 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
         daemon.metrics()
     );
 
-    // Offsets are committed at shutdown: a restart in the same group reads nothing again.
+    // Offsets are committed at shutdown: a restart in the same group re-reads the committed
+    // records only to restore session state, and publishes nothing again.
     assert!(daemon.terminate(), "clean shutdown\n{}", daemon.log());
     let again = Instance::start(&config);
     assert!(wait_until(Duration::from_secs(30), || again
         .status("/readyz")
         == 200));
-    // Long enough to join the group (session.timeout.ms = 6 s) and fetch.
-    std::thread::sleep(Duration::from_secs(10));
-    assert_eq!(
-        kafka_events(&again.metrics()),
-        0.0,
-        "records read again after a clean shutdown\n{}",
+    assert!(
+        wait_until(Duration::from_secs(60), || kafka_events(&again.metrics())
+            >= lines.len() as f64),
+        "state restored from every committed record\n{}",
         again.log()
     );
+    std::thread::sleep(Duration::from_secs(2));
+    let again_metrics = again.metrics();
+    assert_eq!(
+        metric_sum(&again_metrics, "tokenwatch_detections_total"),
+        0.0,
+        "decisions published again after a clean shutdown\n{again_metrics}"
+    );
+    assert_eq!(
+        metric_sum(&again_metrics, "tokenwatch_dead_letters_total"),
+        0.0
+    );
+    let after = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(5));
+    assert_eq!(
+        after.len(),
+        records.len(),
+        "no record added to the denylist topic"
+    );
+    assert!(
+        again.log().contains("session state restored"),
+        "{}",
+        again.log()
+    );
+}
+
+/// What an instance logged about Kafka and its decisions (for failure messages).
+fn kafka_lines(instance: &Instance) -> String {
+    instance
+        .log()
+        .lines()
+        .filter(|l| l.contains("kafka") || l.contains("decision"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The partitions an instance holds now, from what it logged at each rebalance.
@@ -298,6 +337,7 @@ fn two_detectors_and_an_api_replica_stop_what_replay_stops_and_a_restarted_repli
     let Some(tools) = tools("two_detectors_and_an_api_replica") else {
         return;
     };
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let log = simulate(dir.path(), "120", "5");
     let expected = replay_denylist(dir.path(), &log);
@@ -360,9 +400,11 @@ fn two_detectors_and_an_api_replica_stop_what_replay_stops_and_a_restarted_repli
     };
     assert!(
         wait_until(Duration::from_secs(30), || entries(&api) == expected.len()),
-        "api replica holds {} entries, replay {}: {expected:?}",
+        "api replica holds {} entries, replay {}: {expected:?}\n{}\n----\n{}",
         entries(&api),
-        expected.len()
+        expected.len(),
+        kafka_lines(&detectors[0]),
+        kafka_lines(&detectors[1]),
     );
     let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(5));
     assert_eq!(topic_denylist(&records), expected);
@@ -374,12 +416,13 @@ fn two_detectors_and_an_api_replica_stop_what_replay_stops_and_a_restarted_repli
     // Revocations arrived at the replica, each timed from its decision.
     let api_metrics = api.metrics();
     let revocations = expected.values().filter(|a| *a == "revoke").count() as f64;
-    assert_eq!(
+    // At least one observation per revocation (a key revoked again by a later decision is
+    // observed again: it changed at the replica).
+    assert!(
         metric_sum(
             &api_metrics,
             "tokenwatch_revocation_propagation_seconds_count"
-        ),
-        revocations,
+        ) >= revocations,
         "{api_metrics}"
     );
     // Detectors serve health and metrics only.

@@ -207,6 +207,13 @@ fn spawn_detection(
                     rejected.push((position, reason))
                 });
                 let from_kafka = batch.first().is_some_and(|l| l.source == SourceKind::Kafka);
+                if from_kafka && acknowledger.restoring() {
+                    // Rebuilt state only: the partition's previous owner published these.
+                    if let Err(e) = acknowledger.published(&batch, &rejected) {
+                        tracing::error!(error = %e, "restore batch");
+                    }
+                    continue;
+                }
                 if !from_kafka {
                     if let Err(e) = publisher.publish(decisions, decided) {
                         tracing::error!(error = %e, code = e.code(), "publishing decisions failed");

@@ -45,6 +45,10 @@ pub struct KafkaConfig {
     /// The internal topic of `repartition` (not in DESIGN §9's list: added with issue 16).
     #[serde(default = "default_repartition_topic")]
     pub repartition_topic: String,
+    /// Records re-read before a newly taken partition's committed offset to restore its
+    /// sessions' state (not in DESIGN §9's list: added with issue 16); 0 = none.
+    #[serde(default = "default_restore_records")]
+    pub restore_records: u64,
     /// Passed through to librdkafka as-is (security: `security.protocol`, `sasl.*`, `ssl.*`).
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -61,6 +65,9 @@ fn default_denylist_topic() -> String {
 }
 fn default_dead_letter_topic() -> String {
     "tokenwatch.dead-letter".into()
+}
+fn default_restore_records() -> u64 {
+    100_000
 }
 fn default_repartition_topic() -> String {
     "tokenwatch.repartition".into()

@@ -155,8 +155,11 @@ impl ClientContext for ReaderContext {
     }
 
     fn error(&self, error: RdKafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.status.connected(false);
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.status.connected(false),
+            // Reaching the end is news for `read`, which gets it too, not a problem.
+            Some(RDKafkaErrorCode::PartitionEOF) => return,
+            _ => {}
         }
         tracing::warn!(%error, "kafka denylist reader: {reason}");
     }

@@ -28,18 +28,28 @@
 //! one series per assigned partition (bounded by the topic's partition count, capped at
 //! [`MAX_LAG_PARTITIONS`]), removed when the partition is revoked.
 //!
+//! **Taking a partition over.** Session state lives in the detector that read the session's
+//! records. When a partition is new to this instance (a rebalance, a crashed peer, a restart),
+//! the source rewinds it `kafka.restore_records` before the group's committed offset and sends
+//! those records as *restore* batches: detection runs them through the pipeline to rebuild the
+//! sessions' state exactly as their previous owner had it (the pipeline is deterministic) and
+//! publishes none of their decisions (the previous owner did); live batches follow from the
+//! committed offset. With a topic keyed by session or user, a partition's sessions move whole.
+//!
 //! It does NOT: parse, decide what is poison (the pipeline does, through
-//! `Pipeline::process_batch_reporting`), hand per-session state over on a rebalance (state is
-//! keyed by fingerprint; with a topic keyed by session a partition's sessions move whole and
-//! their old state is only evicted by idle time), or create topics.
+//! `Pipeline::process_batch_reporting`), clear the state of a partition it held earlier and
+//! takes back (it is restored on top), or create topics.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Message, Statistics};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::config::{KafkaConfig, Secrets};
@@ -61,16 +71,25 @@ struct Position {
     key: Option<Vec<u8>>,
 }
 
-/// The positions of the batches sent to detection and not yet acknowledged, oldest first.
+/// One batch sent to detection: where its lines came from, and whether it only restores
+/// session state (records the group had already committed, re-read on taking a partition
+/// over: processed for state, their decisions not published again).
+#[derive(Debug, Clone, Default)]
+struct Sent {
+    positions: Vec<Position>,
+    restore: bool,
+}
+
+/// The batches sent to detection and not yet acknowledged, oldest first.
 #[derive(Default)]
 pub struct Pending {
-    batches: Mutex<VecDeque<Vec<Position>>>,
+    batches: Mutex<VecDeque<Sent>>,
     /// Signalled whenever a batch is acknowledged.
     acknowledged: Condvar,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Vec<Position>>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Sent>> {
         self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -99,6 +118,80 @@ pub struct SourceContext {
     pending: Arc<Pending>,
     metrics: Arc<Metrics>,
     drain: Duration,
+    /// How many committed records before a newly taken partition's committed offset are
+    /// re-read to restore its sessions' state (`kafka.restore_records`; 0 = none).
+    restore_records: i64,
+    /// The partitions held before the last revocation (eager rebalancing revokes everything
+    /// and assigns again: only partitions new to this instance need restoring).
+    held: Mutex<BTreeSet<i32>>,
+    /// Per partition being restored: the committed offset, where live records start again.
+    restore_until: Mutex<BTreeMap<i32, i64>>,
+}
+
+impl SourceContext {
+    /// Rewind the partitions new to this instance by `restore_records` before their
+    /// committed offsets, and note where each restore ends.
+    fn plan_restore(&self, consumer: &BaseConsumer<Self>, assignment: &mut TopicPartitionList) {
+        let held = lock(&self.held).clone();
+        let mut restore_until = lock(&self.restore_until);
+        restore_until.clear();
+        if self.restore_records <= 0 {
+            return;
+        }
+        let mut new = TopicPartitionList::new();
+        for element in assignment.elements() {
+            if element.topic() == self.topic && !held.contains(&element.partition()) {
+                new.add_partition(&self.topic, element.partition());
+            }
+        }
+        if new.count() == 0 {
+            return;
+        }
+        let committed = match consumer.committed_offsets(new, Duration::from_secs(10)) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(%error, "kafka: committed offsets unknown; no state restore");
+                return;
+            }
+        };
+        for element in committed.elements() {
+            if let Offset::Offset(until) = element.offset()
+                && until > 0
+            {
+                let from = (until - self.restore_records).max(0);
+                if assignment
+                    .set_partition_offset(&self.topic, element.partition(), Offset::Offset(from))
+                    .is_ok()
+                {
+                    restore_until.insert(element.partition(), until);
+                }
+            }
+        }
+    }
+
+    /// Whether the record at `offset` of `partition` only restores state; forgets the
+    /// partition's restore once its last record is read.
+    fn restoring(&self, partition: i32, offset: i64) -> bool {
+        let mut restore_until = lock(&self.restore_until);
+        match restore_until.get(&partition) {
+            Some(until) if offset < *until => {
+                if offset + 1 >= *until {
+                    restore_until.remove(&partition);
+                    tracing::info!(partition, "kafka: session state restored; live from here");
+                }
+                true
+            }
+            Some(_) => {
+                restore_until.remove(&partition);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ClientContext for SourceContext {
@@ -127,7 +220,7 @@ impl ClientContext for SourceContext {
 }
 
 /// `0,1,2`: a partition list for the log.
-fn partition_list(partitions: &rdkafka::TopicPartitionList) -> String {
+fn partition_list(partitions: &TopicPartitionList) -> String {
     let ids: Vec<String> = partitions
         .elements()
         .iter()
@@ -137,13 +230,62 @@ fn partition_list(partitions: &rdkafka::TopicPartitionList) -> String {
 }
 
 impl ConsumerContext for SourceContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(
-                topic = %self.topic,
-                partitions = %partition_list(partitions),
-                "kafka: partitions assigned"
-            );
+    /// librdkafka's default rebalance (assign or unassign, eager or cooperative), with the
+    /// commit before a revocation and the state restore of newly taken partitions.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assignment = partitions.clone();
+                self.plan_restore(consumer, &mut assignment);
+                tracing::info!(
+                    topic = %self.topic,
+                    partitions = %partition_list(&assignment),
+                    restoring = lock(&self.restore_until).len(),
+                    "kafka: partitions assigned"
+                );
+                let mut held = lock(&self.held);
+                if !cooperative {
+                    // Eager: this is the whole assignment.
+                    held.clear();
+                }
+                held.extend(assignment.elements().iter().map(|e| e.partition()));
+                if cooperative {
+                    consumer.incremental_assign(&assignment)
+                } else {
+                    consumer.assign(&assignment)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(partitions));
+                if cooperative {
+                    let mut held = lock(&self.held);
+                    for element in partitions.elements() {
+                        held.remove(&element.partition());
+                    }
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    // Eager revokes everything before each assignment: `held` stays as it was
+                    // until then, so the assignment can tell the partitions that are new.
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "kafka: rebalance error; unassigning");
+                lock(&self.held).clear();
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "kafka: applying the rebalance failed");
         }
     }
 
@@ -177,7 +319,7 @@ impl ConsumerContext for SourceContext {
     fn commit_callback(
         &self,
         result: rdkafka::error::KafkaResult<()>,
-        _offsets: &rdkafka::TopicPartitionList,
+        _offsets: &TopicPartitionList,
     ) {
         if let Err(error) = result
             && !no_offset(&error)
@@ -227,6 +369,9 @@ impl KafkaSource {
             pending: pending.clone(),
             metrics: metrics.clone(),
             drain,
+            restore_records: i64::try_from(kafka.restore_records).unwrap_or(i64::MAX),
+            held: Mutex::default(),
+            restore_until: Mutex::default(),
         };
         let consumer: Arc<GroupConsumer> = Arc::new(
             client_config(kafka, secrets, Purpose::Source)
@@ -283,9 +428,7 @@ fn consume(
     pending: &Pending,
     stop: &AtomicBool,
 ) {
-    let mut lines: Vec<RawLine> = Vec::with_capacity(limits.batch_size);
-    let mut positions: Vec<Position> = Vec::with_capacity(limits.batch_size);
-    let mut first_at: Option<Instant> = None;
+    let mut batch = Batch::new(limits.batch_size);
     let poll = Duration::from_millis(100).min(limits.poll_interval.max(Duration::from_millis(1)));
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(poll) {
@@ -296,61 +439,83 @@ fn consume(
                 std::thread::sleep(Duration::from_millis(100));
             }
             Some(Ok(message)) => {
+                let restore = consumer
+                    .context()
+                    .restoring(message.partition(), message.offset());
+                // A batch restores state or is live, never both.
+                if restore != batch.sent.restore && !batch.send(tx, pending) {
+                    return;
+                }
+                batch.sent.restore = restore;
                 let payload = message.payload().unwrap_or_default();
                 let truncated = payload.len() > limits.max_line_bytes;
-                let bytes = payload[..payload.len().min(limits.max_line_bytes)].to_vec();
-                lines.push(RawLine {
+                batch.lines.push(RawLine {
                     source: SourceKind::Kafka,
-                    bytes,
+                    bytes: payload[..payload.len().min(limits.max_line_bytes)].to_vec(),
                     truncated,
                 });
-                positions.push(Position {
+                batch.sent.positions.push(Position {
                     partition: message.partition(),
                     offset: message.offset(),
                     key: message
                         .key()
                         .map(|k| k[..k.len().min(MAX_KEY_BYTES)].to_vec()),
                 });
-                first_at.get_or_insert_with(Instant::now);
+                batch.first_at.get_or_insert_with(Instant::now);
             }
         }
-        let due = lines.len() >= limits.batch_size
-            || first_at.is_some_and(|t| t.elapsed() >= limits.poll_interval);
-        if due && !send(tx, pending, &mut lines, &mut positions, limits.batch_size) {
+        let due = batch.lines.len() >= limits.batch_size
+            || batch
+                .first_at
+                .is_some_and(|t| t.elapsed() >= limits.poll_interval);
+        if due && !batch.send(tx, pending) {
             return;
         }
-        if lines.is_empty() {
-            first_at = None;
-        }
     }
-    send(tx, pending, &mut lines, &mut positions, limits.batch_size);
+    batch.send(tx, pending);
 }
 
 /// Longest record key kept for the dead-letter copy.
 const MAX_KEY_BYTES: usize = 1024;
 
-/// Queue the batch's positions, then send it (blocking while the channel is full); `false`
-/// when detection is gone.
-fn send(
-    tx: &mpsc::Sender<Vec<RawLine>>,
-    pending: &Pending,
-    lines: &mut Vec<RawLine>,
-    positions: &mut Vec<Position>,
-    batch_size: usize,
-) -> bool {
-    if lines.is_empty() {
-        return true;
+/// The batch being filled.
+struct Batch {
+    lines: Vec<RawLine>,
+    sent: Sent,
+    first_at: Option<Instant>,
+    size: usize,
+}
+
+impl Batch {
+    fn new(size: usize) -> Self {
+        Batch {
+            lines: Vec::with_capacity(size),
+            sent: Sent::default(),
+            first_at: None,
+            size,
+        }
     }
-    let batch = std::mem::replace(lines, Vec::with_capacity(batch_size));
-    // Queued before the send, so detection can never acknowledge a batch it cannot find.
-    pending
-        .lock()
-        .push_back(std::mem::replace(positions, Vec::with_capacity(batch_size)));
-    if tx.blocking_send(batch).is_err() {
-        pending.lock().pop_back();
-        return false;
+
+    /// Queue the batch's positions, then send it (blocking while the channel is full);
+    /// `false` when detection is gone.
+    fn send(&mut self, tx: &mpsc::Sender<Vec<RawLine>>, pending: &Pending) -> bool {
+        self.first_at = None;
+        if self.lines.is_empty() {
+            return true;
+        }
+        let lines = std::mem::replace(&mut self.lines, Vec::with_capacity(self.size));
+        let sent = Sent {
+            positions: std::mem::replace(&mut self.sent.positions, Vec::with_capacity(self.size)),
+            restore: self.sent.restore,
+        };
+        // Queued before the send, so detection can never acknowledge a batch it cannot find.
+        pending.lock().push_back(sent);
+        if tx.blocking_send(lines).is_err() {
+            pending.lock().pop_back();
+            return false;
+        }
+        true
     }
-    true
 }
 
 /// Called by the detection thread once a Kafka batch's decisions are published: dead-letters
@@ -373,8 +538,8 @@ impl Acknowledger {
         batch: &[RawLine],
         rejected: &[(usize, ParseReason)],
     ) -> Result<(), KafkaError> {
-        let positions = match self.pending.lock().front() {
-            Some(positions) if positions.len() == batch.len() => positions.clone(),
+        let sent = match self.pending.lock().front() {
+            Some(sent) if sent.positions.len() == batch.len() => sent.clone(),
             _ => {
                 // Only Kafka batches come here, in the order they were sent; anything else
                 // is a wiring bug: store nothing (the records will be read again).
@@ -384,6 +549,13 @@ impl Acknowledger {
                 return Ok(());
             }
         };
+        if sent.restore {
+            // Already dead-lettered and stored by the partition's previous owner.
+            self.pending.lock().pop_front();
+            self.pending.acknowledged.notify_all();
+            return Ok(());
+        }
+        let positions = sent.positions;
         if !rejected.is_empty() {
             let records: Vec<Record> = rejected
                 .iter()
@@ -425,6 +597,12 @@ impl Acknowledger {
         self.pending.lock().pop_front();
         self.pending.acknowledged.notify_all();
         Ok(())
+    }
+
+    /// Whether the oldest batch not yet acknowledged only restores state: process it, publish
+    /// none of its decisions, then acknowledge it.
+    pub fn restoring(&self) -> bool {
+        self.pending.lock().front().is_some_and(|sent| sent.restore)
     }
 
     /// The batch at the head will never be published (shutdown gave up on it): forget it

@@ -186,7 +186,8 @@ impl Broker {
     }
 
     /// Produce every line of `log` to `topic` with confluent-kafka, keyed as `key` says
-    /// (`sub`: the JWT's subject, `line`: the line number — unrelated to the session).
+    /// (`sub`: the JWT's subject, else a hash of the session cookie — one user's requests in
+    /// one partition, in order; `line`: the line number — unrelated to the session).
     pub fn produce_file(&self, topic: &str, log: &Path, key: &str) {
         let output = self.python(
             PRODUCE,
@@ -277,7 +278,7 @@ pub fn append(path: &Path, text: &str) {
 }
 
 const PRODUCE: &str = r#"
-import base64, json, os, sys
+import base64, hashlib, json, os, sys
 from confluent_kafka import Producer
 
 topic, path, keying = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -285,23 +286,28 @@ producer = Producer({"bootstrap.servers": os.environ["BROKERS"], "linger.ms": 5,
                      "enable.idempotence": True, "acks": "all"})
 
 def subject(line):
-    # The JWT's subject, read without verification: only to key the record by user.
+    # The JWT's subject, read without verification, else a hash of the session cookie: only
+    # to key the record by user or session (an empty key would be partitioned at random).
     try:
-        token = json.loads(line).get("authorization", "").split(" ", 1)[1]
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        return json.loads(base64.urlsafe_b64decode(payload)).get("sub", "")
+        record = json.loads(line)
     except Exception:
         return ""
+    try:
+        token = record.get("authorization", "").split(" ", 1)[1]
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        return json.loads(base64.urlsafe_b64decode(payload))["sub"]
+    except Exception:
+        pass
+    credential = record.get("cookie") or record.get("authorization") or ""
+    return hashlib.sha256(credential.encode()).hexdigest() if credential else ""
 
 failed = []
 with open(path, "rb") as f:
     for number, raw in enumerate(f):
         line = raw.rstrip(b"\n")
-        if keying == "sub":
-            key = subject(line.decode("utf-8", "replace"))
-        else:
-            key = str(number)
+        key = subject(line.decode("utf-8", "replace")) if keying == "sub" else ""
+        key = key or str(number)
         while True:
             try:
                 producer.produce(topic, key=key.encode(), value=line,
