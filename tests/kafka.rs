@@ -454,3 +454,91 @@ fn two_detectors_and_an_api_replica_stop_what_replay_stops_and_a_restarted_repli
         }
     }
 }
+
+/// Write the first `from..to` lines of `log` to `name` in `dir`.
+fn part_of(dir: &Path, log: &Path, name: &str, from: usize, to: usize) -> PathBuf {
+    let lines: Vec<String> = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, lines[from..to.min(lines.len())].join("\n") + "\n").unwrap();
+    path
+}
+
+fn line_count(log: &Path) -> usize {
+    std::fs::read_to_string(log).unwrap().lines().count()
+}
+
+#[test]
+fn a_detector_killed_mid_stream_is_taken_over_and_nothing_replay_stops_is_lost() {
+    let Some(tools) = tools("a_detector_killed_mid_stream") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let log = simulate(dir.path(), "120", "7");
+    let expected = replay_denylist(dir.path(), &log);
+    assert!(expected.values().any(|a| a == "revoke"), "{expected:?}");
+    let total = line_count(&log);
+
+    let broker = Broker::start(&tools);
+    broker.create_topic("access-logs", 4);
+    broker.create_topic("tokenwatch.denylist", 1);
+    broker.create_topic("tokenwatch.dead-letter", 1);
+    let detector = kafka_config(dir.path(), &broker, "detector", "detector.toml");
+    let mut detectors = vec![Instance::start(&detector), Instance::start(&detector)];
+    let split = wait_until(Duration::from_secs(60), || {
+        let (a, b) = (assigned(&detectors[0]), assigned(&detectors[1]));
+        !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4
+    });
+    assert!(
+        split,
+        "{}\n{}",
+        kafka_lines(&detectors[0]),
+        kafka_lines(&detectors[1])
+    );
+
+    // The first half goes in; once both detectors work on it, one is SIGKILLed (no commit,
+    // no goodbye to the group), and the second half follows.
+    let first = part_of(dir.path(), &log, "first.jsonl", 0, total / 2);
+    broker.produce_file("access-logs", &first, "sub");
+    let working = wait_until(Duration::from_secs(60), || {
+        detectors
+            .iter()
+            .all(|d| kafka_events(&d.metrics()) > total as f64 / 16.0)
+    });
+    assert!(working, "{}", kafka_lines(&detectors[0]));
+    // Past an auto-commit (500 ms), so the takeover has committed records to restore from.
+    std::thread::sleep(Duration::from_secs(1));
+    let victim = detectors.remove(0);
+    let victim_held = assigned(&victim);
+    send_signal(victim.child.id(), "KILL");
+    drop(victim);
+    let second = part_of(dir.path(), &log, "second.jsonl", total / 2, total);
+    broker.produce_file("access-logs", &second, "sub");
+
+    // The survivor takes every partition over (after session.timeout.ms), restores the
+    // victim's sessions from the committed records and goes on.
+    let survivor = &detectors[0];
+    let took_over = wait_until(Duration::from_secs(60), || assigned(survivor).len() == 4);
+    assert!(took_over, "{}", kafka_lines(survivor));
+    assert!(
+        survivor.log().contains("session state restored"),
+        "took {victim_held:?} over without restoring\n{}",
+        kafka_lines(survivor)
+    );
+    // Every decision replay makes is on the topic (at-least-once may repeat one, never lose).
+    let done = wait_until(Duration::from_secs(90), || {
+        let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(2));
+        topic_denylist(&records) == expected
+    });
+    let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(2));
+    assert!(
+        done,
+        "topic {:?}\nreplay {expected:?}\n{}",
+        topic_denylist(&records),
+        kafka_lines(survivor)
+    );
+}
