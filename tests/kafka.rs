@@ -286,6 +286,12 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
     );
 }
 
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// What an instance logged about Kafka and its decisions (for failure messages).
 fn kafka_lines(instance: &Instance) -> String {
     instance
@@ -541,4 +547,106 @@ fn a_detector_killed_mid_stream_is_taken_over_and_nothing_replay_stops_is_lost()
         topic_denylist(&records),
         kafka_lines(survivor)
     );
+}
+
+/// The broker stopped (SIGSTOP, so it answers nothing and keeps its records — Tansu's memory
+/// storage would lose them all in a real restart, and librdkafka 2.12 crashed in its metadata
+/// cache when the restarted broker came back without the topics) and started again (SIGCONT).
+#[test]
+fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch_up() {
+    let Some(tools) = tools("broker_stopped_and_started_again") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let log = simulate(dir.path(), "120", "9");
+    let expected = replay_denylist(dir.path(), &log);
+    let total = line_count(&log);
+    let broker = Broker::start(&tools);
+    broker.create_topic("access-logs", 2);
+    broker.create_topic("tokenwatch.denylist", 1);
+    broker.create_topic("tokenwatch.dead-letter", 1);
+    // A stopped broker accepts connections but never answers: requests time out after
+    // socket.timeout.ms (60 s by default; 3 s here).
+    let with_timeout = |role: &str, name: &str| {
+        let path = kafka_config(dir.path(), &broker, role, name);
+        append(&path, "\"socket.timeout.ms\" = \"3000\"\n");
+        path
+    };
+    let all = Instance::start(&with_timeout("all", "all.toml"));
+    let api = Instance::start(&with_timeout("api", "api.toml"));
+    for instance in [&all, &api] {
+        assert!(wait_until(Duration::from_secs(30), || instance
+            .status("/readyz")
+            == 200));
+    }
+    let first = part_of(dir.path(), &log, "first.jsonl", 0, total / 2);
+    broker.produce_file("access-logs", &first, "sub");
+    assert!(wait_until(Duration::from_secs(60), || {
+        kafka_events(&all.metrics()) >= (total / 2) as f64
+    }));
+    let entries = |instance: &Instance| {
+        metric_sum(&instance.metrics(), "tokenwatch_denylist_entries ") as usize
+    };
+    assert!(wait_until(Duration::from_secs(10), || entries(&api) == entries(&all)));
+    let revoked: Vec<String> = expected
+        .iter()
+        .filter(|(k, a)| *a == "revoke" && k.starts_with("fp:"))
+        .map(|(k, _)| k[3..].to_string())
+        .filter(|fp| check_fingerprint(&api, fp) == "revoke")
+        .collect();
+    assert!(!revoked.is_empty(), "the first half revokes something");
+
+    // Broker stopped: both instances say not ready and keep answering checks from memory.
+    broker.pause();
+    for instance in [&all, &api] {
+        assert!(
+            wait_until(Duration::from_secs(40), || instance.status("/readyz")
+                == 503),
+            "still ready without a broker\n{}",
+            tail(&instance.log(), 10)
+        );
+        let (_, why) = http_get(&instance.addr, "/readyz").unwrap();
+        assert!(why.contains("kafka"), "{why}");
+        for fp in &revoked {
+            assert_eq!(
+                check_fingerprint(instance, fp),
+                "revoke",
+                "{fp} while the broker is down"
+            );
+        }
+    }
+
+    // Started again: both reconnect without a restart and turn ready; the second half is
+    // consumed and its decisions reach the API replica on top of what it held.
+    broker.resume();
+    for instance in [&all, &api] {
+        assert!(
+            wait_until(Duration::from_secs(60), || instance.status("/readyz")
+                == 200),
+            "not ready again: {:?}\n{}",
+            http_get(&instance.addr, "/readyz"),
+            tail(&instance.log(), 10)
+        );
+    }
+    let second = part_of(dir.path(), &log, "second.jsonl", total / 2, total);
+    broker.produce_file("access-logs", &second, "sub");
+    let caught_up = wait_until(Duration::from_secs(90), || {
+        kafka_events(&all.metrics()) >= total as f64
+    });
+    assert!(caught_up, "{}", kafka_lines(&all));
+    assert!(
+        wait_until(Duration::from_secs(30), || entries(&api) == expected.len()),
+        "api replica holds {}, replay {}\n{}",
+        entries(&api),
+        expected.len(),
+        kafka_lines(&all)
+    );
+    let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(5));
+    assert_eq!(topic_denylist(&records), expected, "no decision lost");
+    for (key, action) in &expected {
+        if let Some(fp) = key.strip_prefix("fp:") {
+            assert_eq!(&check_fingerprint(&api, fp), action, "{key}");
+        }
+    }
 }

@@ -166,10 +166,18 @@ impl Broker {
         }
     }
 
-    /// Start it again on the same port (empty: memory storage).
-    pub fn restart(&mut self) {
-        self.stop();
-        self.launch();
+    /// Stop the broker process (SIGSTOP): it answers nothing, keeps its state.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            send_signal(child.id(), "STOP");
+        }
+    }
+
+    /// Let a paused broker run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            send_signal(child.id(), "CONT");
+        }
     }
 
     /// Run a Python script (with confluent-kafka) given as text, with `args`; bounded.
@@ -225,6 +233,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        // A paused process would not die of SIGKILL until continued on some kernels' views
+        // of it; continue first.
+        self.resume();
         self.stop();
     }
 }
