@@ -132,6 +132,12 @@ pub fn client_config(kafka: &KafkaConfig, secrets: &Secrets, purpose: Purpose) -
             // End of partition = caught up (`/readyz`): the broker's fetch high-watermark,
             // which every Kafka-compatible broker reports.
             config.set("enable.partition.eof", "true");
+            // Propagation latency (revocation → visible here) includes a fetch's wait: the
+            // topic is tiny, so ask often rather than let a broker hold an empty fetch for
+            // librdkafka's default 500 ms. The table may set it.
+            if !kafka.librdkafka.contains_key("fetch.wait.max.ms") {
+                config.set("fetch.wait.max.ms", "10");
+            }
         }
         Purpose::Producer => {
             config.set("enable.idempotence", "true");

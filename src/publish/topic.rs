@@ -319,6 +319,68 @@ mod tests {
     use super::*;
     use crate::denylist::Origin;
 
+    fn entry(created_at_ms: i64) -> Entry {
+        Entry {
+            action: EntryAction::Revoke,
+            reasons: vec!["admin".into()],
+            origin: Origin::Admin,
+            created_at_ms,
+            expires_at_ms: i64::MAX,
+            not_before: None,
+            score: None,
+        }
+    }
+
+    /// rdkafka's in-process mock cluster (no CreateTopics, so the topic is made through it):
+    /// fault injection the real-broker tests cannot do deterministically.
+    #[test]
+    fn a_change_the_topic_does_not_acknowledge_is_an_error_and_fails_safe() {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("deny", 1, 1).expect("topic");
+        let mut kafka: KafkaConfig = toml::from_str(&format!(
+            "brokers = \"{}\"\ndenylist_topic = \"deny\"\n",
+            mock.bootstrap_servers()
+        ))
+        .expect("kafka config");
+        // Give up on an unacknowledged record after 1 s instead of 5 minutes.
+        kafka
+            .librdkafka
+            .insert("message.timeout.ms".into(), "1000".into());
+        let topic = Arc::new(DenylistTopic::new(&kafka, &Secrets::default()).expect("producer"));
+        let denylist = Denylist::shared(topic);
+        let first: DenyKey = "fp:9f86d081884c7d659a2feaa0c55ad015".parse().expect("key");
+        let second: DenyKey = "fp:0123456789abcdef0123456789abcdef".parse().expect("key");
+
+        assert!(
+            denylist
+                .revoke(first.clone(), entry(1))
+                .expect("acknowledged")
+        );
+
+        mock.broker_down(1).expect("down");
+        // A revocation the broker never acknowledges: an error with its code, and still in
+        // force here (denying early is safe).
+        let error = denylist
+            .revoke(second.clone(), entry(2))
+            .expect_err("not acknowledged");
+        assert_eq!(error.code(), "topic");
+        assert!(denylist.get(&second).is_some());
+        // An un-revocation the broker never acknowledges does not happen.
+        assert!(denylist.unrevoke(&first, false).is_err());
+        assert!(denylist.get(&first).is_some());
+
+        // Back: the client reconnects with backoff, so an admin retrying succeeds.
+        mock.broker_up(1).expect("up");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while denylist.unrevoke(&first, false).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never acknowledged again"
+            );
+        }
+        assert!(denylist.get(&first).is_none());
+    }
+
     #[test]
     fn records_decode_to_changes_or_a_bounded_skip_reason() {
         let entry = Entry {
