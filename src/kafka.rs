@@ -155,6 +155,16 @@ pub fn client_config(kafka: &KafkaConfig, secrets: &Secrets, purpose: Purpose) -
 
 /// librdkafka's log and errors, to `tracing` (warnings and worse only).
 pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    // `[kafka.librdkafka]` applies to every client, so a consumer setting is "ignored by this
+    // producer" and the reverse: expected, not worth a warning at every start.
+    // FAIL lines (connection failures) come again through each client's `error` callback,
+    // which logs them: once is enough.
+    if facility == "FAIL"
+        || (facility == "CONFWARN" && message.contains(" property and will be ignored by this "))
+    {
+        tracing::debug!(facility, "librdkafka: {message}");
+        return;
+    }
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert

@@ -255,7 +255,8 @@ fn read(
                 }
             }
             Some(Err(error)) => {
-                tracing::warn!(%error, topic, "kafka denylist reader");
+                // Already logged through the context's `error`.
+                tracing::debug!(%error, topic, "kafka denylist reader");
                 std::thread::sleep(Duration::from_millis(100));
             }
             Some(Ok(message)) => {

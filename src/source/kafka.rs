@@ -434,8 +434,9 @@ fn consume(
         match consumer.poll(poll) {
             None => {}
             Some(Err(error)) => {
-                // Transport errors are retried by librdkafka; say so at a bounded rate.
-                tracing::warn!(%error, "kafka consumer");
+                // Transport errors are retried by librdkafka and already logged through the
+                // context's `error` (with librdkafka's suppression of repeats).
+                tracing::debug!(%error, "kafka consumer");
                 std::thread::sleep(Duration::from_millis(100));
             }
             Some(Ok(message)) => {
