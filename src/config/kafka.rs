@@ -212,6 +212,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "kafka")]
     fn roles_need_kafka_and_kafka_settings_are_checked() {
         let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
         // (extra TOML before, after MINIMAL; expected error fragment; None = valid)
@@ -282,6 +283,26 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "kafka"))]
+    fn without_the_kafka_feature_kafka_is_an_error_naming_the_key() {
+        let text = format!("{MINIMAL}[kafka]\nbrokers = \"b:1\"\n");
+        let errors = errors_of(&text);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("kafka: this build has no Kafka support")),
+            "{errors:?}"
+        );
+        // The roles still need [kafka], whatever the build.
+        assert!(
+            errors_of(&format!("role = \"api\"\n{MINIMAL}"))
+                .iter()
+                .any(|e| e.contains("needs [kafka]"))
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "kafka")]
     fn the_sasl_password_comes_from_the_environment() {
         let text = format!("{MINIMAL}[kafka]\nbrokers = \"b:1\"\n");
         let config = Config::parse(&text, Path::new(".")).expect("parses");
