@@ -221,7 +221,8 @@ fn spawn_detection(
                     continue;
                 }
                 // Until published, then until acknowledged: a Kafka batch's offsets are
-                // stored only after both, so a failure here is retried, never skipped.
+                // stored only after both, so a failure here is retried, never skipped. (A
+                // retried publish counts its detections again in `detections_total`.)
                 let published = retry(&stop, "publishing decisions", || {
                     publisher
                         .publish(decisions.clone(), decided)
