@@ -618,3 +618,118 @@ impl Acknowledger {
         self.producer.flush(timeout);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+    use rdkafka::types::RDKafkaApiKey;
+
+    /// At-least-once on rdkafka's in-process mock cluster: while the dead-letter topic refuses
+    /// records, a batch with a poison record is not acknowledged and its offsets are not
+    /// committed; once it accepts them, they are.
+    #[test]
+    fn offsets_are_committed_only_after_the_dead_letters_are_acknowledged() {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("logs", 1, 1).expect("topic");
+        mock.create_topic("dead", 1, 1).expect("topic");
+        let mut kafka: KafkaConfig = toml::from_str(&format!(
+            "brokers = \"{}\"\ntopic = \"logs\"\ndead_letter_topic = \"dead\"\ngroup_id = \"g\"\n",
+            mock.bootstrap_servers()
+        ))
+        .expect("kafka config");
+        for (key, value) in [
+            ("message.timeout.ms", "1000"),
+            ("session.timeout.ms", "6000"),
+            ("auto.commit.interval.ms", "100"),
+        ] {
+            kafka.librdkafka.insert(key.into(), value.into());
+        }
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .create()
+            .expect("producer");
+        for value in ["{\"time\":1}", "not json", "{\"time\":2}"] {
+            producer
+                .send(BaseRecord::<(), str>::to("logs").payload(value))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+        producer.flush(Duration::from_secs(5)).expect("flush");
+
+        let (tx, mut rx) = mpsc::channel(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let limits = SourceLimits {
+            max_line_bytes: 1024,
+            batch_size: 3,
+            // Long enough for the three records to close one batch by size.
+            poll_interval: Duration::from_secs(2),
+        };
+        let (source, acknowledger) = KafkaSource::spawn(
+            &kafka,
+            &Secrets::default(),
+            "logs",
+            limits,
+            Duration::from_secs(5),
+            Arc::new(Metrics::new()),
+            tx,
+            stop.clone(),
+        )
+        .expect("source");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let batch = loop {
+            assert!(Instant::now() < deadline, "records never arrived");
+            if let Ok(batch) = rx.try_recv() {
+                break batch;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(batch.len(), 3, "one batch of three");
+        let rejected = [(1, ParseReason::InvalidJson)];
+
+        // The dead-letter topic refuses (every produce fails until the timeout): nothing is
+        // stored.
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 200],
+        );
+        assert!(acknowledger.published(&batch, &rejected).is_err());
+        assert!(!acknowledger.restoring());
+        assert_eq!(
+            acknowledger.pending.lock().len(),
+            1,
+            "still waiting to be acknowledged"
+        );
+
+        // It accepts again: dead-lettered, stored, and committed at shutdown.
+        mock.clear_request_errors(RDKafkaApiKey::Produce);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acknowledger.published(&batch, &rejected).is_err() {
+            assert!(Instant::now() < deadline, "dead letters never acknowledged");
+        }
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        source.join();
+        assert_eq!(
+            committed(&mock.bootstrap_servers()),
+            Offset::Offset(3),
+            "the next record to read"
+        );
+    }
+
+    /// Group `g`'s committed offset of `logs`/0, asked by a client outside the group.
+    fn committed(brokers: &str) -> Offset {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "g")
+            .create()
+            .expect("reader");
+        let mut query = TopicPartitionList::new();
+        query.add_partition("logs", 0);
+        let committed = reader
+            .committed_offsets(query, Duration::from_secs(10))
+            .expect("committed");
+        committed.elements()[0].offset()
+    }
+}
