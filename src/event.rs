@@ -181,8 +181,10 @@ pub enum SourceKind {
     Http,
     /// The built-in traffic simulator (`demo`).
     Simulator,
-    /// A Kafka topic (the access-log topic, or the repartition topic).
+    /// The access-log Kafka topic.
     Kafka,
+    /// The repartition topic: events identified by another detector, keyed by session.
+    Repartition,
 }
 
 impl SourceKind {
@@ -194,6 +196,7 @@ impl SourceKind {
             SourceKind::Http => "http",
             SourceKind::Simulator => "simulator",
             SourceKind::Kafka => "kafka",
+            SourceKind::Repartition => "repartition",
         }
     }
 }

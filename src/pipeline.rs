@@ -231,12 +231,60 @@ impl Pipeline {
         self.process(lines, |_, _, _| {}, rejected)
     }
 
+    /// Phase 1 only — parse, identify, enrich, with their counts — returning the identified
+    /// events in input order, for detection elsewhere (repartitioning's first stage, which
+    /// re-keys them by session onto a topic). `rejected` as in
+    /// [`process_batch_reporting`](Self::process_batch_reporting).
+    pub fn identify_batch(
+        &mut self,
+        lines: &[RawLine],
+        rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<IdentifiedEvent> {
+        self.front_and_count(lines, rejected)
+    }
+
+    /// Enrich, then phase 2 — track, score, decide — on events identified elsewhere
+    /// (repartitioning's second stage; their `enrichment` is ignored), in the order given.
+    /// Counted as processed events of `source`.
+    pub fn detect_identified(
+        &mut self,
+        mut events: Vec<IdentifiedEvent>,
+        source: SourceKind,
+    ) -> Vec<Decision> {
+        let enricher = &self.stages.enricher;
+        events.par_iter_mut().with_min_len(64).for_each(|e| {
+            e.enrichment = enricher.enrich(e.event.client_ip, e.event.user_agent.as_deref());
+        });
+        for event in &mut events {
+            event.seq = self.next_seq;
+            self.next_seq += 1;
+        }
+        self.batches += 1;
+        self.totals.lines += events.len() as u64;
+        self.totals.processed += events.len() as u64;
+        self.metrics
+            .events
+            .with_label_values(&[source.label(), Outcome::Processed.label()])
+            .inc_by(events.len() as u64);
+        self.detect(events, |_, _, _| {})
+    }
+
     fn process(
         &mut self,
         lines: &[RawLine],
-        mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
-        mut rejected: impl FnMut(usize, ParseReason),
+        inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+        rejected: impl FnMut(usize, ParseReason),
     ) -> Vec<Decision> {
+        let events = self.front_and_count(lines, rejected);
+        self.detect(events, inspect)
+    }
+
+    /// Phase 1 and its counts.
+    fn front_and_count(
+        &mut self,
+        lines: &[RawLine],
+        mut rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<IdentifiedEvent> {
         let first_seq = self.next_seq;
         self.next_seq += lines.len() as u64;
         self.batches += 1;
@@ -305,6 +353,15 @@ impl Pipeline {
                 .inc_by(n);
         }
 
+        events
+    }
+
+    /// Phase 2: stateful, in order.
+    fn detect(
+        &mut self,
+        events: Vec<IdentifiedEvent>,
+        mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+    ) -> Vec<Decision> {
         let tracker = &self.stages.tracker;
         let observations: Vec<_> = events.iter().map(|e| tracker.observe(e)).collect();
         let assessments = self.stages.scorer.score_batch(&observations);

@@ -29,6 +29,7 @@ use crate::event::{RawLine, SourceKind};
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod repartition;
 
 /// Reads newline-terminated lines, capping each at `max` bytes.
 ///

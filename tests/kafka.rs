@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod broker;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use broker::*;
+use common::{CHROME, Fixture, ip, line, recent};
 use serde_json::Value;
+use tokenwatch::lab::world::NetKind;
 
 /// Simulated traffic with attacks ending ten minutes ago (so tokens are live and no record
 /// is from the future), its GeoIP databases and config, in `dir`. Returns the log's path.
@@ -744,4 +747,142 @@ fn measure_throughput_and_propagation() {
         ),
         metric_sum(&histogram, "tokenwatch_revocation_propagation_seconds_sum")
     );
+}
+
+#[test]
+fn repartition_catches_impossible_travel_across_instances_when_producers_partition_by_line() {
+    let Some(tools) = tools("repartition") else {
+        return;
+    };
+    let _serial = serial();
+    // Twelve tokens, each used three times in Berlin and then twice in São Paulo ten minutes
+    // later; and twelve honest ones that stay in Berlin. Each token's five lines go to two
+    // partitions owned by different detectors — its first three to one, its last two to the
+    // other — so one instance reads every Berlin use and the other every later one: only
+    // re-keying by session brings them together.
+    let f = Fixture::new("");
+    let mut lines = Vec::new();
+    for user in 0..24 {
+        let token = f.jwt(&format!("traveller-{user}"), recent(0).secs());
+        let (city, kind) = if user < 12 {
+            ("São Paulo", NetKind::AltResidential)
+        } else {
+            ("Berlin", NetKind::Residential)
+        };
+        for i in 0..3 {
+            let from = ip("Berlin", NetKind::Residential, 4);
+            lines.push(line(recent(i * 60 + user), from, CHROME, &token, "/"));
+        }
+        for i in 0..2 {
+            let at = recent(600 + i * 60 + user);
+            lines.push(line(at, ip(city, kind, 4), CHROME, &token, "/api"));
+        }
+    }
+    let log = f.path("access.jsonl");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let expected = replay_denylist(f.dir.path(), &log);
+    let revoked = expected.values().filter(|a| *a == "revoke").count();
+    assert_eq!(
+        revoked, 12,
+        "replay revokes every stolen token: {expected:?}"
+    );
+
+    let broker = Broker::start(&tools);
+    broker.create_topic("access-logs", 4);
+    broker.create_topic("tokenwatch.repartition", 4);
+    broker.create_topic("tokenwatch.denylist", 1);
+    broker.create_topic("tokenwatch.dead-letter", 1);
+    let config = kafka_config(f.dir.path(), &broker, "detector", "detector.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[kafka]\n", "[kafka]\nrepartition = true\n");
+    std::fs::write(&config, text).unwrap();
+    let detectors = [Instance::start(&config), Instance::start(&config)];
+    let split = wait_until(Duration::from_secs(60), || {
+        detectors.iter().all(|d| {
+            assigned_in(d, "access-logs").len() == 2
+                && assigned_in(d, "tokenwatch.repartition").len() == 2
+        })
+    });
+    assert!(
+        split,
+        "{}\n----\n{}",
+        kafka_lines(&detectors[0]),
+        kafka_lines(&detectors[1])
+    );
+    let (mine, theirs) = (
+        assigned_in(&detectors[0], "access-logs")[0],
+        assigned_in(&detectors[1], "access-logs")[0],
+    );
+    let cycle = format!("partitions:{mine},{mine},{mine},{theirs},{theirs}");
+    broker.produce_file("access-logs", &log, &cycle);
+    let total = lines.len() as f64;
+    let repartitioned = |d: &Instance| {
+        d.metrics()
+            .lines()
+            .filter(|l| l.starts_with(KAFKA_EVENTS) && l.contains("source=\"repartition\""))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let done = wait_until(Duration::from_secs(60), || {
+        detectors.iter().map(repartitioned).sum::<f64>() >= total
+    });
+    assert!(
+        done,
+        "{}\n----\n{}",
+        kafka_lines(&detectors[0]),
+        kafka_lines(&detectors[1])
+    );
+    for d in &detectors {
+        assert!(kafka_events(&d.metrics()) > 0.0, "both read access logs");
+    }
+    // The topic ends as single-instance replay's decisions: every stolen token revoked, no
+    // honest one touched.
+    let same = wait_until(Duration::from_secs(30), || {
+        let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(2));
+        topic_denylist(&records) == expected
+    });
+    let records = broker.read_topic("tokenwatch.denylist", usize::MAX, Duration::from_secs(2));
+    assert!(
+        same,
+        "replay {expected:?}\ntopic {:?}",
+        topic_denylist(&records)
+    );
+    // No token crossed the repartition topic: its records carry fingerprints.
+    let rekeyed = broker.read_topic(
+        "tokenwatch.repartition",
+        lines.len(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(rekeyed.len(), lines.len());
+    for record in &rekeyed {
+        let value = record["value"].as_str().unwrap();
+        assert!(
+            !value.contains("Bearer") && !value.contains("eyJ"),
+            "{value}"
+        );
+        assert_eq!(record["key"].as_str().unwrap().len(), 32);
+    }
+}
+
+/// The partitions of `topic` an instance holds now.
+fn assigned_in(instance: &Instance, topic: &str) -> Vec<u32> {
+    let marker = format!("topic={topic} ");
+    let mut held = Vec::new();
+    for line in instance.log().lines().filter(|l| l.contains(&marker)) {
+        if line.contains("kafka: partitions revoked") {
+            held.clear();
+        } else if line.contains("kafka: partitions assigned")
+            && let Some(rest) = line.split("partitions=").nth(1)
+        {
+            held = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|p| p.parse().ok())
+                .collect();
+        }
+    }
+    held
 }

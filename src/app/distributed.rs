@@ -9,6 +9,13 @@
 //!   `/readyz` only;
 //! - `api`: the whole API from the topic's denylist; no source, no detection.
 //!
+//! With `kafka.repartition`, a second Kafka source reads `kafka.repartition_topic` in the same
+//! group: access-log batches are parsed and identified here and their events re-keyed by
+//! fingerprint onto that topic (`source/repartition.rs`), and detection runs on what this
+//! instance reads back from it — one session's events on one instance whatever the
+//! producers' partitioning. An access-log batch is acknowledged once its events are on the
+//! repartition topic.
+//!
 //! The detection thread here differs from embedded mode's in one way: a Kafka batch is
 //! acknowledged to the source ([`Acknowledger::published`]: dead letters, then offsets) only
 //! after its decisions are published — produced to the denylist topic and acknowledged — and
@@ -30,6 +37,8 @@ use super::{DenylistStore, Routes, Services, build_stages, source_limits};
 use crate::api::{Readiness, ReadyFlag};
 use crate::config::{Config, Role, Secrets};
 use crate::event::{Action, RawLine, SourceKind};
+use crate::kafka::Record;
+use crate::parse::ParseReason;
 use crate::pipeline::{Pipeline, Totals};
 use crate::publish::Publisher;
 use crate::publish::topic::{DenylistReader, DenylistTopic, ReaderStatus};
@@ -98,7 +107,7 @@ pub(super) async fn run(
     );
 
     let mut detection = None;
-    let mut kafka_source = None;
+    let mut kafka_sources = Vec::new();
     if let Some(tracker) = tracker {
         let (c, s) = (config.clone(), secrets.clone());
         let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
@@ -118,6 +127,7 @@ pub(super) async fn run(
             &kafka,
             &secrets,
             &kafka.topic,
+            SourceKind::Kafka,
             limits,
             config.input.drain_timeout.0,
             services.metrics.clone(),
@@ -126,7 +136,31 @@ pub(super) async fn run(
         )
         .context("kafka.topic")?;
         tracing::info!(topic = %kafka.topic, group = %kafka.group_id, "consuming access logs");
-        kafka_source = Some(source);
+        kafka_sources.push(source);
+        let repartition = if kafka.repartition {
+            let (source, stage) = KafkaSource::spawn(
+                &kafka,
+                &secrets,
+                &kafka.repartition_topic,
+                SourceKind::Repartition,
+                limits,
+                config.input.drain_timeout.0,
+                services.metrics.clone(),
+                tx.clone(),
+                stop.clone(),
+            )
+            .context("kafka.repartition_topic")?;
+            tracing::info!(topic = %kafka.repartition_topic, "repartitioning by session");
+            kafka_sources.push(source);
+            Some(Repartition {
+                acknowledger: stage,
+                producer: crate::kafka::Producer::new(&kafka, &secrets)
+                    .context("kafka.repartition_topic producer")?,
+                topic: kafka.repartition_topic.clone(),
+            })
+        } else {
+            None
+        };
         let pipeline = Pipeline::new(stages, services.metrics.clone());
         let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
         detection = Some(spawn_detection(
@@ -134,6 +168,7 @@ pub(super) async fn run(
             publisher,
             rx,
             acknowledger,
+            repartition,
             stop.clone(),
         ));
         if let Some(path) = &config.input.path {
@@ -161,7 +196,7 @@ pub(super) async fn run(
     // The Kafka source hands its last batch to detection and waits for it to be published
     // before committing; detection ends once every sender (the API's ingest included) is gone.
     let source_done = tokio::task::spawn_blocking(move || {
-        if let Some(source) = kafka_source {
+        for source in kafka_sources {
             source.join();
         }
     });
@@ -188,13 +223,23 @@ pub(super) async fn run(
     Ok(())
 }
 
+/// With `kafka.repartition`: the repartition topic's source and the producer that re-keys
+/// identified events onto it.
+struct Repartition {
+    acknowledger: Acknowledger,
+    producer: crate::kafka::Producer,
+    topic: String,
+}
+
 /// The detection thread of distributed mode: like embedded mode's, plus the Kafka
-/// acknowledgement after each Kafka batch is published.
+/// acknowledgement after each Kafka batch is published and, with repartitioning, the two
+/// stages (access-log batches are identified and re-keyed; repartition batches detected).
 fn spawn_detection(
     mut pipeline: Pipeline,
     mut publisher: Publisher,
     mut rx: mpsc::Receiver<Vec<RawLine>>,
-    acknowledger: Acknowledger,
+    ingest: Acknowledger,
+    repartition: Option<Repartition>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Totals> {
     std::thread::Builder::new()
@@ -202,33 +247,80 @@ fn spawn_detection(
         .spawn(move || {
             while let Some(batch) = rx.blocking_recv() {
                 let decided = Instant::now();
+                let source = batch.first().map(|l| l.source);
                 let mut rejected = Vec::new();
-                let decisions = pipeline.process_batch_reporting(&batch, |position, reason| {
-                    rejected.push((position, reason))
-                });
-                let from_kafka = batch.first().is_some_and(|l| l.source == SourceKind::Kafka);
-                if from_kafka && acknowledger.restoring() {
-                    // Rebuilt state only: the partition's previous owner published these.
-                    if let Err(e) = acknowledger.published(&batch, &rejected) {
-                        tracing::error!(error = %e, "restore batch");
+                let (acknowledger, decisions) = match (source, &repartition) {
+                    (Some(SourceKind::Kafka), Some(stage)) => {
+                        // First stage: identify and re-key by session; detection happens
+                        // where the session's partition of the repartition topic is read.
+                        if !ingest.restoring() {
+                            let events = pipeline.identify_batch(&batch, |position, reason| {
+                                rejected.push((position, reason))
+                            });
+                            let records: Vec<Record> = events
+                                .iter()
+                                .map(|event| {
+                                    let (key, value) = crate::source::repartition::encode(event);
+                                    Record {
+                                        key: Some(key),
+                                        payload: Some(value),
+                                        headers: Vec::new(),
+                                    }
+                                })
+                                .collect();
+                            let produced = retry(&stop, "re-keying onto the repartition topic", || {
+                                stage
+                                    .producer
+                                    .send_all(&stage.topic, &records)
+                                    .map_err(|e| (e.code(), e.to_string()))
+                            });
+                            if !produced {
+                                ingest.abandon();
+                                continue;
+                            }
+                        }
+                        (&ingest, None)
                     }
-                    continue;
-                }
-                if !from_kafka {
-                    if let Err(e) = publisher.publish(decisions, decided) {
-                        tracing::error!(error = %e, code = e.code(), "publishing decisions failed");
+                    (Some(SourceKind::Repartition), Some(stage)) => {
+                        let mut events = Vec::with_capacity(batch.len());
+                        for (position, line) in batch.iter().enumerate() {
+                            match crate::source::repartition::decode(&line.bytes) {
+                                Ok(event) if !line.truncated => events.push(event),
+                                _ => rejected.push((position, ParseReason::InvalidJson)),
+                            }
+                        }
+                        let decisions = pipeline.detect_identified(events, SourceKind::Repartition);
+                        // Restore batches rebuild state only: their decisions were published.
+                        let publish = !stage.acknowledger.restoring();
+                        (&stage.acknowledger, publish.then_some(decisions))
                     }
-                    continue;
-                }
+                    (Some(SourceKind::Kafka), None) => {
+                        let decisions = pipeline.process_batch_reporting(&batch, |p, r| {
+                            rejected.push((p, r))
+                        });
+                        let publish = !ingest.restoring();
+                        (&ingest, publish.then_some(decisions))
+                    }
+                    _ => {
+                        let decisions = pipeline.process_batch(&batch);
+                        if let Err(e) = publisher.publish(decisions, decided) {
+                            tracing::error!(error = %e, code = e.code(), "publishing decisions failed");
+                        }
+                        continue;
+                    }
+                };
                 // Until published, then until acknowledged: a Kafka batch's offsets are
                 // stored only after both, so a failure here is retried, never skipped. (A
                 // retried publish counts its detections again in `detections_total`.)
-                let published = retry(&stop, "publishing decisions", || {
-                    publisher
-                        .publish(decisions.clone(), decided)
-                        .map(drop)
-                        .map_err(|e| (e.code(), e.to_string()))
-                });
+                let published = match decisions {
+                    None => true,
+                    Some(decisions) => retry(&stop, "publishing decisions", || {
+                        publisher
+                            .publish(decisions.clone(), decided)
+                            .map(drop)
+                            .map_err(|e| (e.code(), e.to_string()))
+                    }),
+                };
                 let acknowledged = published
                     && retry(&stop, "dead-lettering and storing offsets", || {
                         acknowledger
@@ -241,7 +333,11 @@ fn spawn_detection(
                     acknowledger.abandon();
                 }
             }
-            acknowledger.flush(Duration::from_secs(5));
+            ingest.flush(Duration::from_secs(5));
+            if let Some(stage) = &repartition {
+                stage.producer.flush(Duration::from_secs(5));
+                stage.acknowledger.flush(Duration::from_secs(5));
+            }
             pipeline.totals().clone()
         })
         .unwrap_or_else(|e| panic!("cannot spawn detection thread: {e}"))

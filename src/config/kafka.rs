@@ -164,13 +164,6 @@ pub(super) fn validate(
             ));
         }
     }
-    if kafka.repartition {
-        errors.push(
-            "kafka.repartition: not implemented in this release; key the access-log topic by \
-             session or user (one user's records in one partition) and leave it false"
-                .into(),
-        );
-    }
     secrets.kafka_sasl_password = env.var(SASL_PASSWORD_ENV);
 }
 
@@ -217,11 +210,7 @@ mod tests {
         let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
         // (extra TOML before, after MINIMAL; expected error fragment; None = valid)
         let cases: [(&str, &str, Option<&str>); 12] = [
-            (
-                "",
-                "[kafka]\nbrokers = \"b:1\"\nrepartition = true\n",
-                Some("kafka.repartition: not implemented"),
-            ),
+            ("", "[kafka]\nbrokers = \"b:1\"\nrepartition = true\n", None),
             ("role = \"all\"\n", "", None),
             ("", kafka, None),
             ("role = \"detector\"\n", kafka, None),

@@ -115,6 +115,8 @@ impl Pending {
 /// The consumer's callbacks: commit on revocation, lag from statistics, logs to `tracing`.
 pub struct SourceContext {
     topic: String,
+    /// Report `kafka_consumer_lag` (the access-log topic only: one series per partition).
+    report_lag: bool,
     pending: Arc<Pending>,
     metrics: Arc<Metrics>,
     drain: Duration,
@@ -204,6 +206,9 @@ impl ClientContext for SourceContext {
     }
 
     fn stats(&self, statistics: Statistics) {
+        if !self.report_lag {
+            return;
+        }
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
@@ -308,7 +313,7 @@ impl ConsumerContext for SourceContext {
             );
         }
         commit(consumer, "revocation");
-        for element in partitions.elements() {
+        for element in partitions.elements().iter().filter(|_| self.report_lag) {
             let _ = self
                 .metrics
                 .kafka_consumer_lag
@@ -350,13 +355,16 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Subscribe to `topic` in `kafka.group_id` and start the consumer thread. Returns the
-    /// source and the [`Acknowledger`] the detection thread calls after each Kafka batch.
-    #[allow(clippy::too_many_arguments)] // one call site in `app`, every argument distinct
+    /// Subscribe to `topic` in `kafka.group_id` and start the consumer thread, sending lines
+    /// of source `kind` (`kafka`: the access-log topic, with the lag metric; `repartition`).
+    /// Returns the source and the [`Acknowledger`] the detection thread calls after each of
+    /// its batches.
+    #[allow(clippy::too_many_arguments)] // call sites in `app` and a test, every argument distinct
     pub fn spawn(
         kafka: &KafkaConfig,
         secrets: &Secrets,
         topic: &str,
+        kind: SourceKind,
         limits: SourceLimits,
         drain: Duration,
         metrics: Arc<Metrics>,
@@ -366,6 +374,7 @@ impl KafkaSource {
         let pending = Arc::new(Pending::default());
         let context = SourceContext {
             topic: topic.to_string(),
+            report_lag: kind == SourceKind::Kafka,
             pending: pending.clone(),
             metrics: metrics.clone(),
             drain,
@@ -393,7 +402,7 @@ impl KafkaSource {
         let thread = std::thread::Builder::new()
             .name("tokenwatch-kafka".into())
             .spawn(move || {
-                consume(&consumer, limits, &tx, &pending, &stop);
+                consume(&consumer, kind, limits, &tx, &pending, &stop);
                 // Detection ends when every sender is gone; this one goes first, then the
                 // batches in flight are acknowledged and committed.
                 drop(tx);
@@ -423,6 +432,7 @@ impl KafkaSource {
 /// Poll, batch and send until `stop` or until detection is gone.
 fn consume(
     consumer: &GroupConsumer,
+    kind: SourceKind,
     limits: SourceLimits,
     tx: &mpsc::Sender<Vec<RawLine>>,
     pending: &Pending,
@@ -451,7 +461,7 @@ fn consume(
                 let payload = message.payload().unwrap_or_default();
                 let truncated = payload.len() > limits.max_line_bytes;
                 batch.lines.push(RawLine {
-                    source: SourceKind::Kafka,
+                    source: kind,
                     bytes: payload[..payload.len().min(limits.max_line_bytes)].to_vec(),
                     truncated,
                 });
@@ -670,6 +680,7 @@ mod tests {
             &kafka,
             &Secrets::default(),
             "logs",
+            SourceKind::Kafka,
             limits,
             Duration::from_secs(5),
             Arc::new(Metrics::new()),

@@ -195,7 +195,8 @@ impl Broker {
 
     /// Produce every line of `log` to `topic` with confluent-kafka, keyed as `key` says
     /// (`sub`: the JWT's subject, else a hash of the session cookie — one user's requests in
-    /// one partition, in order; `line`: the line number — unrelated to the session).
+    /// one partition, in order; `line`: the line number — unrelated to the session;
+    /// `partitions:0,2`: line i to the i-th listed partition, cycling).
     pub fn produce_file(&self, topic: &str, log: &Path, key: &str) {
         let output = self.python(
             PRODUCE,
@@ -319,10 +320,17 @@ with open(path, "rb") as f:
         line = raw.rstrip(b"\n")
         key = subject(line.decode("utf-8", "replace")) if keying == "sub" else ""
         key = key or str(number)
+        extra = {}
+        if keying.startswith("partitions:"):
+            # Line i goes to the i-th listed partition, cycling: where each record lands is
+            # the test's choice.
+            cycle = [int(p) for p in keying.split(":", 1)[1].split(",")]
+            extra["partition"] = cycle[number % len(cycle)]
         while True:
             try:
                 producer.produce(topic, key=key.encode(), value=line,
-                                 on_delivery=lambda err, msg: err and failed.append(str(err)))
+                                 on_delivery=lambda err, msg: err and failed.append(str(err)),
+                                 **extra)
                 break
             except BufferError:
                 producer.poll(0.1)
