@@ -27,6 +27,15 @@ fi
 if [ -z "${TOKENWATCH_ASN_CSV:-}" ] && asn_csv=$(scripts/fetch-asn.sh); then
   export TOKENWATCH_ASN_CSV=$asn_csv
 fi
+echo "== Kafka broker and client for tests/kafka.rs (scripts/install-kafka.sh)" >&2
+# Tansu (a Kafka-compatible broker) and Python's confluent-kafka, cached outside the repo; the
+# tests start the broker on 127.0.0.1 themselves. Without them the Kafka tests skip, printing
+# why; under CI=true they fail instead.
+if [ -z "${TOKENWATCH_TANSU:-}" ] && kafka_tools=$(scripts/install-kafka.sh); then
+  TOKENWATCH_TANSU=$(sed -n 1p <<<"$kafka_tools")
+  TOKENWATCH_KAFKA_PYTHON=$(sed -n 2p <<<"$kafka_tools")
+  export TOKENWATCH_TANSU TOKENWATCH_KAFKA_PYTHON
+fi
 echo "== cargo test" >&2
 # Doc tests are left out: there are none, and an empty run would close the log on "0 passed".
 cargo test --locked --lib --bins --tests

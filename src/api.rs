@@ -81,7 +81,7 @@ mod tests;
 use check::CheckCounters;
 
 pub use health::{Readiness, ReadyFlag};
-pub use router::router;
+pub use router::{health_router, router};
 pub use serve::{ServeOptions, connection_cap, serve, serve_with};
 
 /// Largest `Authorization` header accepted on non-check routes, bytes (431 above).
@@ -185,11 +185,15 @@ impl ApiState {
         if config.denylist.journal.is_some() {
             required.push(ReadyFlag::Journal);
         }
-        if config.geoip.city_db.is_some() {
+        let detects = config.role != crate::config::Role::Api;
+        if detects && config.geoip.city_db.is_some() {
             required.push(ReadyFlag::Geoip);
         }
-        if config.detect.model.is_some() {
+        if detects && config.detect.model.is_some() {
             required.push(ReadyFlag::Model);
+        }
+        if config.kafka.is_some() {
+            required.push(ReadyFlag::Kafka);
         }
         state.readiness = Arc::new(Readiness::new(&required));
         state

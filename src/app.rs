@@ -32,6 +32,9 @@ use crate::score::{RuleScorer, Scorer};
 use crate::source::{self, Source, SourceLimits};
 use crate::track::SessionTracker;
 
+#[cfg(feature = "kafka")]
+mod distributed;
+
 /// Build the stages (opens key files, GeoIP databases and the model). Every stage is tried,
 /// so one run reports every file that cannot be used.
 pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages> {
@@ -260,14 +263,42 @@ impl Services {
         tracker: Option<Arc<SessionTracker>>,
         ingest: Option<mpsc::Sender<Vec<RawLine>>>,
     ) -> anyhow::Result<Services> {
+        Self::start_with(
+            config,
+            secrets,
+            tracker,
+            ingest,
+            DenylistStore::Journal,
+            Routes::All,
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) with the denylist kept in `store` and the API serving `routes`.
+    /// With [`DenylistStore::Shared`] the `denylist` readiness flag is left for the topic's
+    /// reader to set once it has caught up.
+    pub async fn start_with(
+        config: &Config,
+        secrets: &Secrets,
+        tracker: Option<Arc<SessionTracker>>,
+        ingest: Option<mpsc::Sender<Vec<RawLine>>>,
+        store: DenylistStore,
+        routes: Routes,
+    ) -> anyhow::Result<Services> {
         let metrics = Arc::new(Metrics::new());
-        let journal = config.denylist.journal.clone();
+        let shared = matches!(store, DenylistStore::Shared(_));
         let denylist = Arc::new(
-            tokio::task::spawn_blocking(move || Denylist::open(journal.as_deref()))
-                .await
-                .context("denylist open panicked")?
-                .context("denylist")?
-                .with_metrics(metrics.clone()),
+            match store {
+                DenylistStore::Journal => {
+                    let journal = config.denylist.journal.clone();
+                    tokio::task::spawn_blocking(move || Denylist::open(journal.as_deref()))
+                        .await
+                        .context("denylist open panicked")?
+                        .context("denylist")?
+                }
+                DenylistStore::Shared(log) => Denylist::shared(log),
+            }
+            .with_metrics(metrics.clone()),
         );
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -287,7 +318,9 @@ impl Services {
             None
         };
         let readiness = state.readiness.clone();
-        readiness.mark_ready(ReadyFlag::Denylist);
+        if !shared {
+            readiness.mark_ready(ReadyFlag::Denylist);
+        }
         let journal_ready = readiness.clone();
         denylist.on_writable_change(move |writable| {
             journal_ready.set(ReadyFlag::Journal, writable);
@@ -300,9 +333,13 @@ impl Services {
         };
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let router = match routes {
+            Routes::All => api::router(state),
+            Routes::Health => api::health_router(state),
+        };
         let api = tasks.spawn(api::serve_with(
             listener,
-            api::router(state),
+            router,
             cancel.clone().cancelled_owned(),
             options,
         ));
@@ -332,7 +369,7 @@ impl Services {
     /// Keep gauges fresh, reload GeoIP on change and purge expired denylist entries, every
     /// 5 s until shutdown. A pass under way when shutdown comes is finished (it is short and
     /// blocking), the next one never starts.
-    fn spawn_housekeeping(&self, enricher: Arc<Enricher>, reload_every: Duration) {
+    fn spawn_housekeeping(&self, enricher: Option<Arc<Enricher>>, reload_every: Duration) {
         let denylist = self.denylist.clone();
         let metrics = self.metrics.clone();
         let cancel = self.cancel.clone();
@@ -354,7 +391,9 @@ impl Services {
                     Ok(Err(e)) => tracing::warn!(error = %e, "denylist maintenance failed"),
                     _ => {}
                 }
-                if last_reload.elapsed() >= reload_every {
+                if let Some(enricher) = &enricher
+                    && last_reload.elapsed() >= reload_every
+                {
                     last_reload = Instant::now();
                     let e = enricher.clone();
                     match tokio::task::spawn_blocking(move || e.reload_if_changed()).await {
@@ -371,6 +410,23 @@ impl Services {
             }
         });
     }
+}
+
+/// Where [`Services`] keeps the denylist.
+pub enum DenylistStore {
+    /// Embedded mode: the journal of `denylist.journal` (memory only when it is unset).
+    Journal,
+    /// Distributed mode: memory, every change made durable on the denylist topic.
+    Shared(Arc<dyn crate::denylist::SharedLog>),
+}
+
+/// Which routes the API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Every route (roles `all` and `api`).
+    All,
+    /// `/metrics`, `/healthz`, `/readyz` (role `detector`).
+    Health,
 }
 
 /// Open files kept back from the API's connection cap: the journal and its compaction, GeoIP
@@ -470,11 +526,15 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // `validate` refuses the other roles (they need distributed mode); a config that skipped
-    // it must not run as something it is not.
+    #[cfg(feature = "kafka")]
+    if config.kafka.is_some() {
+        return distributed::run(config, secrets, shutdown).await;
+    }
+    // `validate` refuses the other roles without `[kafka]`; a config that skipped it must not
+    // run as something it is not.
     anyhow::ensure!(
-        config.role == Role::All,
-        "role: {:?} is not implemented in this release",
+        config.kafka.is_none() && config.role == Role::All,
+        "role: {:?} and [kafka] need distributed mode (cargo feature `kafka`)",
         config.role.name()
     );
     let (tx, rx) = mpsc::channel::<Vec<RawLine>>(config.input.channel_capacity);
@@ -495,7 +555,7 @@ pub async fn run(
         .model_info
         .with_label_values(&[stages.scorer.version()])
         .set(1);
-    services.spawn_housekeeping(enricher, config.geoip.reload_interval.0);
+    services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
     let pipeline = Pipeline::new(stages, services.metrics.clone());
     let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
     let detection = spawn_detection(pipeline, publisher, rx);

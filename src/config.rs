@@ -2,9 +2,9 @@
 //!
 //! 1. **Parse** with serde, `deny_unknown_fields` everywhere, so a typo is an error that names
 //!    the key. The file is read into its raw form (`RawConfig`, every key of DESIGN §9) and
-//!    turned into [`Config`], what the daemon uses: settings this release does not implement
-//!    (`[kafka]`, the `detector` and `api` roles) do not reach it, and [`Config::validate`]
-//!    reports each as an error naming its key rather than ignoring it.
+//!    turned into [`Config`], what the daemon uses: a setting this build does not implement
+//!    (`[kafka]` without the cargo feature `kafka`) is reported by [`Config::validate`] as an
+//!    error naming its key rather than ignored.
 //! 2. **Validate** purely ([`Config::validate`]), collecting every problem at once, each with
 //!    its key's dotted name.
 //! 3. **Build** happens in the stages that own the resources (`identify` reads keys, `enrich`
@@ -24,6 +24,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 use crate::event::Mode;
+
+mod kafka;
+pub use kafka::{KafkaConfig, unused_settings};
 
 /// A duration written as text: `"30s"`, `"15m"`, `"24h"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +48,21 @@ impl HumanDuration {
     }
 }
 
-/// What this instance does (DESIGN §9 `role`). Only [`Role::All`] passes validation in this
-/// release: the other two split detection from the check API, which needs a denylist both
-/// sides share — the Kafka topic of distributed mode (issue 16). Without it a `detector`
-/// would be an `all` by another name and an `api` replica would open its own journal and never
-/// see a detector's revocations.
+/// What this instance does (DESIGN §9 `role`). `detector` and `api` split detection from the
+/// check API, which needs a denylist both sides share — the Kafka topic of distributed mode
+/// (DESIGN §6) — so they require `[kafka]`: without it a `detector` would be an `all` by
+/// another name and an `api` replica would open its own journal and never see a detector's
+/// revocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Detect and serve the API.
     #[default]
     All,
-    /// Detect only (not implemented in this release: a config error).
+    /// Sources and detection; serves metrics and health only (requires `[kafka]`).
     Detector,
-    /// Serve the check API from the shared denylist only (not implemented in this release:
-    /// a config error).
+    /// The check and admin API from the shared denylist topic only, no sources and no
+    /// detection: replicas beside the middleware (requires `[kafka]`).
     Api,
 }
 
@@ -111,8 +114,6 @@ struct RawConfig {
     denylist: DenylistConfig,
     #[serde(default)]
     api: ApiConfig,
-    /// Parsed so that its own typos are reported too, then refused: distributed mode is not
-    /// in this release.
     kafka: Option<KafkaConfig>,
 }
 
@@ -121,7 +122,7 @@ struct RawConfig {
 /// validation errors.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `all` (the other roles are validation errors in this release, see [`Role`]).
+    /// What this instance does ([`Role`]).
     pub role: Role,
     /// Where access logs come from and how to read them.
     pub input: InputConfig,
@@ -137,6 +138,9 @@ pub struct Config {
     pub denylist: DenylistConfig,
     /// The HTTP API.
     pub api: ApiConfig,
+    /// Distributed mode (DESIGN §6): absent = embedded mode (journal file, file/stdin/HTTP
+    /// sources).
+    pub kafka: Option<KafkaConfig>,
     /// The folder relative paths resolve against (the config file's folder).
     pub base_dir: PathBuf,
     /// Keys the file set that this release does not implement, each with why; reported by
@@ -601,46 +605,6 @@ impl Default for ApiConfig {
     }
 }
 
-/// `[kafka]`: the DESIGN §9 keys, parsed (so a typo in them is reported too) and then refused
-/// by [`Config::validate`]: the Kafka source and publisher arrive with issue 16.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Bootstrap brokers.
-    pub brokers: String,
-    /// Consumer group.
-    #[serde(default = "default_group")]
-    pub group_id: String,
-    /// Access-log topic.
-    #[serde(default = "default_topic")]
-    pub topic: String,
-    /// Compacted denylist topic.
-    #[serde(default = "default_denylist_topic")]
-    pub denylist_topic: String,
-    /// Dead-letter topic.
-    #[serde(default = "default_dead_letter_topic")]
-    pub dead_letter_topic: String,
-    /// Re-key events by fingerprint through an internal topic.
-    #[serde(default)]
-    pub repartition: bool,
-    /// Passed through to librdkafka as-is.
-    #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
-}
-
-fn default_group() -> String {
-    "tokenwatch".into()
-}
-fn default_topic() -> String {
-    "access-logs".into()
-}
-fn default_denylist_topic() -> String {
-    "tokenwatch.denylist".into()
-}
-fn default_dead_letter_topic() -> String {
-    "tokenwatch.dead-letter".into()
-}
-
 /// Every problem found in a configuration, each naming its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -691,6 +655,9 @@ pub struct Secrets {
     pub ingest_key: Option<String>,
     /// HMAC secrets by index into `tokens.jwt.keys`.
     pub jwt_secrets: BTreeMap<usize, String>,
+    /// `sasl.password` for librdkafka, from `TOKENWATCH_KAFKA_SASL_PASSWORD` (overrides the
+    /// one in `[kafka.librdkafka]`).
+    pub kafka_sasl_password: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -720,19 +687,10 @@ impl Config {
     /// Keep what the daemon implements; note every other setting the file makes.
     fn from_raw(raw: RawConfig, base_dir: &Path) -> Config {
         let mut not_implemented = Vec::new();
-        match raw.role {
-            Role::All => {}
-            role @ (Role::Detector | Role::Api) => not_implemented.push(format!(
-                "role: {:?} is not implemented in this release (issue 16): splitting detection \
-                 from the check API needs the shared denylist topic of distributed mode; use \
-                 \"all\"",
-                role.name()
-            )),
-        }
-        if raw.kafka.is_some() {
+        if raw.kafka.is_some() && !cfg!(feature = "kafka") {
             not_implemented.push(
-                "kafka: not implemented in this release (issue 16); remove the [kafka] table to \
-                 run in embedded mode (journal file, file/stdin/HTTP sources)"
+                "kafka: this build has no Kafka support (built without the cargo feature \
+                 `kafka`); rebuild with it or remove the [kafka] table"
                     .into(),
             );
         }
@@ -745,6 +703,7 @@ impl Config {
             networks: raw.networks,
             denylist: raw.denylist,
             api: raw.api,
+            kafka: raw.kafka,
             base_dir: base_dir.to_path_buf(),
             not_implemented,
         }
@@ -978,6 +937,8 @@ impl Config {
             ));
         }
 
+        kafka::validate(self, env, &mut secrets, &mut errors);
+
         if errors.is_empty() {
             Ok(secrets)
         } else {
@@ -1186,47 +1147,6 @@ mod tests {
                 (got, want) => panic!("{detect:?}: got {got:?}, want {want:?}"),
             }
         }
-    }
-
-    #[test]
-    fn settings_not_in_this_release_are_errors_naming_their_key() {
-        // (extra TOML, expected error; None = valid)
-        let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
-        let cases = [
-            ("role = \"all\"\n", None),
-            (
-                "role = \"detector\"\n",
-                Some("role: \"detector\" is not implemented"),
-            ),
-            ("role = \"api\"\n", Some("role: \"api\" is not implemented")),
-            (
-                kafka,
-                Some("kafka: not implemented in this release (issue 16)"),
-            ),
-        ];
-        for (extra, want) in cases {
-            let text = format!("{extra}{MINIMAL}");
-            let config = Config::parse(&text, Path::new(".")).expect("parses");
-            match (config.validate(&[("X", "y")]), want) {
-                (Ok(_), None) => {}
-                (Err(errors), Some(message)) => {
-                    assert!(errors.to_string().contains(message), "{extra:?}: {errors}")
-                }
-                (got, want) => panic!("{extra:?}: got {got:?}, want {want:?}"),
-            }
-        }
-        // Reported with every other problem, not instead of them; `[kafka]`'s own typos
-        // are still caught by the parser.
-        let text = format!("role = \"api\"\n{MINIMAL}\n[detect]\nthreshold = 2.0\n{kafka}");
-        let errors = Config::parse(&text, Path::new("."))
-            .expect("parses")
-            .validate(&[("X", "y")])
-            .expect_err("invalid")
-            .0;
-        assert_eq!(errors.len(), 3, "{errors:?}");
-        let typo = format!("{MINIMAL}\n[kafka]\nbrokers = \"b:9092\"\ngroup = \"x\"\n");
-        let err = Config::parse(&typo, Path::new(".")).expect_err("unknown key");
-        assert!(err.to_string().contains("group"), "{err}");
     }
 
     #[test]

@@ -51,8 +51,15 @@
 //! on-disk format and replay, `files` locking and durable file operations, `repair`
 //! `journal-repair`, `error` [`DenylistError`].
 //!
+//! Distributed mode (DESIGN §6): the journal's place is taken by a [`SharedLog`] — the
+//! compacted denylist topic (`publish/topic.rs`) — with the same ordering: a revocation is in
+//! memory before the log acknowledges it, an un-revocation only after. Changes read back from
+//! the topic (every replica's, this one's included) come in through
+//! [`Denylist::apply_shared`], which touches memory only. An allowlisting stays local to the
+//! replica that made it.
+//!
 //! It does NOT: verify tokens (a forged token can only be denied here, never allowed), read
-//! Kafka (distributed mode lives in `publish`), take the wall clock on the check path (callers
+//! Kafka itself (`publish/topic.rs` does, and calls [`Denylist::apply_shared`]), take the wall clock on the check path (callers
 //! pass `now_ms`), translate old fingerprints into new ones (it never sees tokens), notice a
 //! journal lost together with its whole folder (marker included), or guard a journal against
 //! processes that ignore its lock (older releases) or against locking on network file systems.
@@ -203,10 +210,21 @@ fn named_entry_covers(not_before: Option<i64>, iat: Option<i64>) -> bool {
         _ => true,
     }
 }
+/// Distributed mode's durable log of denylist changes (the compacted denylist topic, DESIGN
+/// §6), in the journal's place.
+pub trait SharedLog: Send + Sync {
+    /// Make `changes` durable, in order: `Some(entry)` adds or replaces the key's entry,
+    /// `None` removes it (a tombstone). Blocks until acknowledged; the error text never holds
+    /// a key or an entry.
+    fn append(&self, changes: &[(DenyKey, Option<Entry>)]) -> Result<(), String>;
+}
+
 /// Where changes go, as the writer mutex sees it.
 enum Sink {
     /// Memory only: nothing to write.
     Memory,
+    /// Distributed mode: to the shared log (the denylist topic).
+    Shared(Arc<dyn SharedLog>),
     /// Appending to this journal.
     Open(journal::Journal),
     /// A journal is configured but is not written until it has been rewritten from memory.
@@ -310,6 +328,46 @@ impl Denylist {
     /// [`open`](Self::open) with an explicit wall clock (tests).
     pub fn open_at(journal: Option<&Path>, now_ms: i64) -> Result<Self, DenylistError> {
         Self::open_inner(journal, now_ms)
+    }
+
+    /// Distributed mode: in memory, every change made durable on `log` (the denylist topic)
+    /// instead of a journal; the state itself comes from reading the topic back
+    /// ([`apply_shared`](Self::apply_shared)).
+    pub fn shared(log: Arc<dyn SharedLog>) -> Self {
+        let denylist = Denylist::assemble(
+            State::default(),
+            Sink::Shared(log),
+            None,
+            ReplayStats::default(),
+        );
+        denylist.writable.store(true, Ordering::Release);
+        denylist
+    }
+
+    /// Apply a change read from the shared log (`None`: the key was removed), in memory only.
+    /// Returns the entry's age at this replica (wall clock now − `created_at_ms`, for
+    /// `revocation_propagation_seconds`) when it added or replaced an entry this replica did
+    /// not hold yet, else `None` (its own change read back, a step-up under a revocation in
+    /// force, a removal).
+    pub fn apply_shared(&self, key: DenyKey, entry: Option<Entry>, now_ms: i64) -> Option<i64> {
+        let _writer = self.lock_writer();
+        let age = match entry {
+            None => {
+                self.state.apply(Change::Unrevoke(key));
+                None
+            }
+            Some(entry) => {
+                if self.state.get(&key).as_ref() == Some(&entry) || self.would_weaken(&key, &entry)
+                {
+                    return None;
+                }
+                let age = now_ms.saturating_sub(entry.created_at_ms).max(0);
+                self.state.apply(Change::Revoke(key, entry));
+                Some(age)
+            }
+        };
+        self.report_len();
+        age
     }
 
     fn open_inner(journal: Option<&Path>, now_ms: i64) -> Result<Self, DenylistError> {
@@ -428,7 +486,7 @@ impl Denylist {
     /// unwritable until a later call succeeds. A no-op in memory mode.
     fn rebuild(&self, writer: &mut Writer, now_ms: i64) -> Result<(), DenylistError> {
         let path = match &writer.sink {
-            Sink::Memory => return Ok(()),
+            Sink::Memory | Sink::Shared(_) => return Ok(()),
             Sink::Open(journal) => journal.path().to_path_buf(),
             Sink::Unwritable(pending) => pending.path.clone(),
         };
@@ -499,7 +557,7 @@ impl Denylist {
         op: &'static str,
     ) -> Result<(), DenylistError> {
         let result = match &mut writer.sink {
-            Sink::Memory => return Ok(()),
+            Sink::Memory | Sink::Shared(_) => return Ok(()),
             Sink::Unwritable(pending) => Err(DenylistError::Poisoned {
                 path: pending.path.clone(),
             }),
@@ -607,7 +665,7 @@ impl Denylist {
     /// The journal's path, if this denylist is durable.
     pub fn journal_path(&self) -> Option<PathBuf> {
         match &self.lock_writer().sink {
-            Sink::Memory => None,
+            Sink::Memory | Sink::Shared(_) => None,
             Sink::Open(journal) => Some(journal.path().to_path_buf()),
             Sink::Unwritable(pending) => Some(pending.path.clone()),
         }
@@ -662,11 +720,26 @@ impl Denylist {
             Sink::Memory => None,
             _ => Some(journal::encode(&changes, &|_| None)?),
         };
+        let shared: Option<Vec<(DenyKey, Option<Entry>)>> = match &writer.sink {
+            Sink::Shared(_) => Some(
+                changes
+                    .iter()
+                    .filter_map(|change| match change {
+                        Change::Revoke(key, entry) => Some((key.clone(), Some(entry.clone()))),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         for change in changes {
             self.state.apply(change);
         }
         self.report_len();
-        if let Some(bytes) = encoded {
+        if let (Some(shared), Sink::Shared(log)) = (shared, &writer.sink) {
+            log.append(&shared)
+                .map_err(|reason| DenylistError::Topic { reason })?;
+        } else if let Some(bytes) = encoded {
             self.append(&mut writer, &bytes, "revoke")?;
         }
         Ok(applied)
@@ -703,7 +776,11 @@ impl Denylist {
                 .map_or(i64::MAX, |entry| entry.expires_at_ms);
             changes.push(Change::Allow(fp, until_ms));
         }
-        if !matches!(writer.sink, Sink::Memory) {
+        if let Sink::Shared(log) = &writer.sink {
+            // The allowlisting stays with this replica: only the removal is shared.
+            log.append(&[(key.clone(), None)])
+                .map_err(|reason| DenylistError::Topic { reason })?;
+        } else if !matches!(writer.sink, Sink::Memory) {
             let bytes = journal::encode(&changes, &|_| None)?;
             self.append(&mut writer, &bytes, "unrevoke")?;
         }
@@ -794,7 +871,7 @@ impl Denylist {
     /// unwritable, and the old file is left whole.
     pub fn compact(&self, now_ms: i64) -> Result<(), DenylistError> {
         let mut writer = self.lock_writer();
-        if matches!(writer.sink, Sink::Memory) {
+        if matches!(writer.sink, Sink::Memory | Sink::Shared(_)) {
             return Ok(());
         }
         let started = Instant::now();
@@ -811,7 +888,7 @@ impl Denylist {
         self.purge_expired(now_ms);
         let live = self.len() + self.state.allowlist.len();
         let due = match &self.lock_writer().sink {
-            Sink::Memory => false,
+            Sink::Memory | Sink::Shared(_) => false,
             // The way back to a writable journal.
             Sink::Unwritable(_) => true,
             Sink::Open(journal) => {

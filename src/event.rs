@@ -181,6 +181,10 @@ pub enum SourceKind {
     Http,
     /// The built-in traffic simulator (`demo`).
     Simulator,
+    /// The access-log Kafka topic.
+    Kafka,
+    /// The repartition topic: events identified by another detector, keyed by session.
+    Repartition,
 }
 
 impl SourceKind {
@@ -191,6 +195,8 @@ impl SourceKind {
             SourceKind::Stdin => "stdin",
             SourceKind::Http => "http",
             SourceKind::Simulator => "simulator",
+            SourceKind::Kafka => "kafka",
+            SourceKind::Repartition => "repartition",
         }
     }
 }

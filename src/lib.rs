@@ -3,7 +3,8 @@
 //! Modules in data-flow order (DESIGN §1):
 //! `source` → `parse` → `identify` → `enrich` → `track` → `score` → `decide` → `publish`,
 //! with `denylist` and `api` serving the middleware, `pipeline` running the stages over a batch
-//! and `app` wiring everything. `event` holds the types that pass between stages; `config` and
+//! and `app` wiring everything. `kafka` (cargo feature `kafka`, on by default) holds the
+//! Kafka clients distributed mode shares (DESIGN §6). `event` holds the types that pass between stages; `config` and
 //! `metrics` support them; `features` and `model` are the trained scorer's run-time half
 //! (inference needs no ML library).
 //!
@@ -34,6 +35,8 @@ pub mod source;
 pub mod track;
 
 pub mod app;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 

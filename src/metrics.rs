@@ -44,6 +44,9 @@ pub struct Metrics {
     pub check_duration: Histogram,
     /// `event_lag_seconds`: event time → processed (wall clock).
     pub event_lag: Histogram,
+    /// `kafka_consumer_lag{partition}`: records between the consumer's position and the end of
+    /// each assigned access-log partition (Kafka mode; one series per assigned partition).
+    pub kafka_consumer_lag: IntGaugeVec,
     /// `revocation_propagation_seconds`: decision → visible at this replica.
     pub revocation_propagation: Histogram,
     /// `risk_score`.
@@ -186,6 +189,18 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(model_info.clone()))
             .expect("unique metric");
+        let kafka_consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "kafka_consumer_lag",
+                "Records between the consumer's position and the end of each assigned \
+                 access-log partition (Kafka mode only).",
+            )
+            .namespace("tokenwatch"),
+            &["partition"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(kafka_consumer_lag.clone()))
+            .expect("unique metric");
         let latency_buckets = vec![
             0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
             0.25, 1.0,
@@ -303,6 +318,7 @@ impl Metrics {
             sessions_active,
             geoip_build_timestamp,
             model_info,
+            kafka_consumer_lag,
             check_duration,
             event_lag,
             revocation_propagation,

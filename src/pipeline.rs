@@ -215,8 +215,76 @@ impl Pipeline {
     pub fn process_batch_observed(
         &mut self,
         lines: &[RawLine],
-        mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+        inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
     ) -> Vec<Decision> {
+        self.process(lines, inspect, |_, _| {})
+    }
+
+    /// Like [`Pipeline::process_batch`], and tells `rejected` the position in `lines` and
+    /// the reason of every line that could not be parsed (the Kafka source sends those to the
+    /// dead-letter topic).
+    pub fn process_batch_reporting(
+        &mut self,
+        lines: &[RawLine],
+        rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<Decision> {
+        self.process(lines, |_, _, _| {}, rejected)
+    }
+
+    /// Phase 1 only — parse, identify, enrich, with their counts — returning the identified
+    /// events in input order, for detection elsewhere (repartitioning's first stage, which
+    /// re-keys them by session onto a topic). `rejected` as in
+    /// [`process_batch_reporting`](Self::process_batch_reporting).
+    pub fn identify_batch(
+        &mut self,
+        lines: &[RawLine],
+        rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<IdentifiedEvent> {
+        self.front_and_count(lines, rejected)
+    }
+
+    /// Enrich, then phase 2 — track, score, decide — on events identified elsewhere
+    /// (repartitioning's second stage; their `enrichment` is ignored), in the order given.
+    /// Counted as processed events of `source`.
+    pub fn detect_identified(
+        &mut self,
+        mut events: Vec<IdentifiedEvent>,
+        source: SourceKind,
+    ) -> Vec<Decision> {
+        let enricher = &self.stages.enricher;
+        events.par_iter_mut().with_min_len(64).for_each(|e| {
+            e.enrichment = enricher.enrich(e.event.client_ip, e.event.user_agent.as_deref());
+        });
+        for event in &mut events {
+            event.seq = self.next_seq;
+            self.next_seq += 1;
+        }
+        self.batches += 1;
+        self.totals.lines += events.len() as u64;
+        self.totals.processed += events.len() as u64;
+        self.metrics
+            .events
+            .with_label_values(&[source.label(), Outcome::Processed.label()])
+            .inc_by(events.len() as u64);
+        self.detect(events, |_, _, _| {})
+    }
+
+    fn process(
+        &mut self,
+        lines: &[RawLine],
+        inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+        rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<Decision> {
+        let events = self.front_and_count(lines, rejected);
+        self.detect(events, inspect)
+    }
+
+    /// Phase 1 and its counts.
+    fn front_and_count(
+        &mut self,
+        lines: &[RawLine],
+        mut rejected: impl FnMut(usize, ParseReason),
+    ) -> Vec<IdentifiedEvent> {
         let first_seq = self.next_seq;
         self.next_seq += lines.len() as u64;
         self.batches += 1;
@@ -236,7 +304,7 @@ impl Pipeline {
         let mut events = Vec::with_capacity(fronts.len());
         let mut counts: BTreeMap<(SourceKind, Outcome), u64> = BTreeMap::new();
         let mut verifications: BTreeMap<Verification, u64> = BTreeMap::new();
-        for (front, line) in fronts.into_iter().zip(lines) {
+        for (position, (front, line)) in fronts.into_iter().zip(lines).enumerate() {
             let outcome = match front {
                 Front::Ready(identified, results) => {
                     for result in results {
@@ -247,6 +315,7 @@ impl Pipeline {
                 }
                 Front::Anonymous => Outcome::Anonymous,
                 Front::ParseError(reason) => {
+                    rejected(position, reason);
                     *self.totals.parse_errors.entry(reason).or_default() += 1;
                     self.metrics
                         .parse_errors
@@ -284,6 +353,15 @@ impl Pipeline {
                 .inc_by(n);
         }
 
+        events
+    }
+
+    /// Phase 2: stateful, in order.
+    fn detect(
+        &mut self,
+        events: Vec<IdentifiedEvent>,
+        mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
+    ) -> Vec<Decision> {
         let tracker = &self.stages.tracker;
         let observations: Vec<_> = events.iter().map(|e| tracker.observe(e)).collect();
         let assessments = self.stages.scorer.score_batch(&observations);

@@ -15,6 +15,10 @@
 //! [`Publisher::replay`] keeps event time so its output is deterministic, and publishes to no
 //! denylist at all: an offline run must not revoke production tokens.
 //!
+//! In distributed mode (DESIGN §6) the denylist's durable log is the compacted denylist topic
+//! instead of a journal (`publish/topic.rs`, cargo feature `kafka`): the same call produces
+//! the batch's entries and returns once the broker acknowledged them.
+//!
 //! On a failure the batch stops where it failed and the error says which side: a denylist
 //! error (`denylist`) means none of the batch's revocations were acknowledged and no record
 //! was written; a sink error (`output`) comes after the revocations are durable.
@@ -22,6 +26,9 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
+
+#[cfg(feature = "kafka")]
+pub mod topic;
 
 use crate::denylist::{DenyKey, Denylist, Entry, EntryAction, Origin, wall_clock_ms};
 use crate::event::{Action, Decision, EventTime, Mode};

@@ -12,7 +12,9 @@
 //! at EOF when reading to the end.
 //!
 //! This module does blocking I/O on its own threads and does not parse, batch across sources
-//! or know what a line means. Kafka (issue 16) will be one more variant of [`Source`].
+//! or know what a line means. The Kafka consumer group (`source/kafka.rs`, cargo feature
+//! `kafka`) feeds the same channel; it is not a [`Source`] variant because detection must tell
+//! it when a batch is published (at-least-once).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek};
@@ -24,6 +26,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::event::{RawLine, SourceKind};
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod repartition;
 
 /// Reads newline-terminated lines, capping each at `max` bytes.
 ///

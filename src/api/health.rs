@@ -22,7 +22,7 @@ use super::ApiState;
 /// One thing `/readyz` can wait for; its name is what `/readyz` lists as missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReadyFlag {
-    /// The journal (or denylist topic) has been replayed.
+    /// The journal has been replayed, or (distributed mode) the denylist topic read to its end.
     Denylist,
     /// The GeoIP databases are loaded.
     Geoip,
@@ -30,6 +30,9 @@ pub enum ReadyFlag {
     Model,
     /// The denylist journal accepts writes.
     Journal,
+    /// Distributed mode: a Kafka broker is reachable (the denylist topic can be read and
+    /// written).
+    Kafka,
 }
 
 impl ReadyFlag {
@@ -40,6 +43,7 @@ impl ReadyFlag {
             ReadyFlag::Geoip => "geoip",
             ReadyFlag::Model => "model",
             ReadyFlag::Journal => "journal",
+            ReadyFlag::Kafka => "kafka",
         }
     }
 }

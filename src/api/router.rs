@@ -141,3 +141,29 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ))
         .with_state(state)
 }
+
+/// A detector's routes (role `detector`, DESIGN §9): `/metrics`, `/healthz` and `/readyz`
+/// only — the check and admin API live on the `api` replicas — under the same timeout, body
+/// cap and request counting.
+pub fn health_router(state: Arc<ApiState>) -> Router {
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_concurrent_requests,
+    ));
+    Router::new()
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(permits, within_budget)),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.config.request_timeout.0,
+        ))
+        .with_state(state)
+}

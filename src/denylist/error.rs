@@ -101,6 +101,14 @@ pub enum DenylistError {
     /// Only single tokens (`fp:` keys) can be allowlisted.
     #[error("only fp: keys can be allowlisted")]
     NotAFingerprint,
+    /// Distributed mode: the denylist topic did not acknowledge the change (DESIGN §6). A
+    /// revocation stays in force in this replica's memory (fail-safe); an un-revocation did
+    /// not happen.
+    #[error("denylist topic: the change was not acknowledged by the broker: {reason}")]
+    Topic {
+        /// What the Kafka client said (no key, no entry).
+        reason: String,
+    },
     /// Another process holds the journal's lock: two processes appending to and compacting one
     /// journal lose each other's revocations, so the second one refuses to start.
     #[error(
@@ -132,6 +140,7 @@ impl DenylistError {
             DenylistError::Locked { .. } => "locked",
             DenylistError::NewerFormat { .. } => "newer_format",
             DenylistError::Missing { .. } => "missing",
+            DenylistError::Topic { .. } => "topic",
         }
     }
 }
