@@ -413,6 +413,42 @@ pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
+/// Runs of token characters at least this long are taken for credentials by
+/// [`redact_unparsed`]: session ids, API keys and JWT segments are longer; timestamps, addresses,
+/// paths and user agents break into shorter runs at `:`, `/` and spaces.
+pub const REDACT_MIN_RUN: usize = 16;
+
+/// What [`redact_unparsed`] puts in place of a run it removes.
+pub const REDACTED: &[u8] = b"[redacted]";
+
+/// A record that could not be parsed, fit to keep (a dead-letter copy) without its
+/// credentials: where the credentials are cannot be known, so every run of
+/// [`REDACT_MIN_RUN`] or more token characters (letters, digits, `-_.~+%`; a JWT's segments
+/// and dots, a base64 or hex id, a percent-encoded cookie value; `=` ends a run, so a cookie's
+/// name stays) is replaced with [`REDACTED`]. The rest (field names, times, addresses, paths, the reason it failed to
+/// parse) stays readable.
+pub fn redact_unparsed(line: &[u8]) -> Vec<u8> {
+    let is_token_byte =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'%');
+    let mut out = Vec::with_capacity(line.len());
+    let mut rest = line;
+    while !rest.is_empty() {
+        let run = rest.iter().take_while(|b| is_token_byte(**b)).count();
+        if run >= REDACT_MIN_RUN {
+            out.extend_from_slice(REDACTED);
+        } else {
+            out.extend_from_slice(&rest[..run]);
+        }
+        let other = rest[run..]
+            .iter()
+            .take_while(|b| !is_token_byte(**b))
+            .count();
+        out.extend_from_slice(&rest[run..run + other]);
+        rest = &rest[run + other..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,5 +629,38 @@ mod tests {
     fn debug_is_redacted() {
         let shown = format!("{:?}", Canonical::of("secret-session-value"));
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn an_unparsed_record_keeps_no_credential() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let line = format!(
+            "{{\"time\":\"2026-11-23T12:00:05.878Z\",\"client_ip\":\"2001:db8::1\",\
+             \"path\":\"/api/v1/me\",\"authorization\":\"Bearer {jwt}\",\
+             \"cookie\":\"theme=dark; sid=-famcn3skhm1EckiourpPcYSiXK4Bule9nQySRB4N_o\",\
+             \"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64)\",\"status\":20"
+        );
+        let redacted = String::from_utf8(redact_unparsed(line.as_bytes())).expect("utf-8");
+        for secret in [
+            jwt,
+            "eyJzdWIiOiJhbGljZSJ9",
+            "famcn3skhm1EckiourpPcYSiXK4Bule9nQySRB4N_o",
+        ] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        // What says why the record failed stays readable.
+        for kept in [
+            "2026-11-23T12:00:05.878Z",
+            "2001:db8::1",
+            "/api/v1/me",
+            "theme=dark; sid=[redacted]",
+            "Bearer [redacted]",
+            "Mozilla/5.0 (X11; Linux x86_64)",
+            "\"status\":20",
+        ] {
+            assert!(redacted.contains(kept), "{kept} in {redacted}");
+        }
+        assert_eq!(redact_unparsed(b""), b"");
+        assert_eq!(redact_unparsed(&[0xff; 40]), vec![0xff; 40]);
     }
 }

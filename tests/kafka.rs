@@ -166,7 +166,8 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
     lines.insert(total / 4, "this is not JSON".into());
     lines.insert(
         total / 2,
-        r#"{"time":"yesterday","client_ip":"1.2.3.4","authorization":"Bearer x"}"#.into(),
+        // A real-looking credential: the dead-letter copy must not carry it.
+        r#"{"time":"yesterday","client_ip":"1.2.3.4","authorization":"Bearer twk_60973fbb9fdcf533510a1d86a2baae2a3b8601cd"}"#.into(),
     );
     lines.insert(
         3 * total / 4,
@@ -233,6 +234,18 @@ fn run_on_kafka_revokes_what_replay_revokes_and_dead_letters_poison_records() {
         "{dead:?}"
     );
     assert!(dead.iter().any(|r| r["value"] == "this is not JSON"));
+    assert!(
+        dead.iter()
+            .all(|r| !r.to_string().contains("60973fbb9fdcf533510a1d86")),
+        "no raw token on the dead-letter topic: {dead:?}"
+    );
+    assert!(
+        dead.iter().any(|r| r["value"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Bearer [redacted]")),
+        "{dead:?}"
+    );
     assert!(
         dead.iter()
             .all(|r| r["headers"]["tokenwatch.topic"] == "access-logs")

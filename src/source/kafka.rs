@@ -19,7 +19,8 @@
 //! harmless (DESIGN §1); a record is never skipped.
 //!
 //! **Poison records.** A record `parse` rejects goes to `kafka.dead_letter_topic` with its key
-//! and bytes (cut at `input.max_line_bytes`) and headers `tokenwatch.error` (the
+//! and bytes (cut at `input.max_line_bytes`; credential-like runs redacted by
+//! `credential::redact_unparsed`, as nothing could locate its credentials) and headers `tokenwatch.error` (the
 //! `parse_errors_total` reason code), `tokenwatch.topic`, `tokenwatch.partition` and
 //! `tokenwatch.offset`; `dead_letters_total` counts it and its offset advances with the rest.
 //!
@@ -573,8 +574,13 @@ impl Acknowledger {
                 .filter_map(|(i, reason)| {
                     let (line, position) = (batch.get(*i)?, positions.get(*i)?);
                     Some(Record {
-                        key: position.key.clone(),
-                        payload: Some(line.bytes.clone()),
+                        // The record could not be parsed, so its credentials could not be
+                        // found: never publish a raw token, redact what looks like one.
+                        key: position
+                            .key
+                            .as_deref()
+                            .map(crate::credential::redact_unparsed),
+                        payload: Some(crate::credential::redact_unparsed(&line.bytes)),
                         headers: vec![
                             ("tokenwatch.error", reason.code().as_bytes().to_vec()),
                             ("tokenwatch.topic", self.topic.as_bytes().to_vec()),
