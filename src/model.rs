@@ -11,9 +11,12 @@
 //! threshold, and the training provenance and held-out metrics (opaque here, written for the
 //! model card and for people). Inference is this module's own code: no linfa at run time.
 //!
-//! Scores: the model's probability `p` is mapped piecewise-linearly so that the trained
-//! threshold `t` lands on [`Artifact::operating_score`] (0.8, the default `detect.threshold`):
-//! `s = 0.8·p/t` below `t`, `s = 0.8 + 0.2·(p − t)/(1 − t)` above. Monotone, so the order of
+//! Scores: the model's probability `p` is mapped so that the trained threshold `t` lands on
+//! [`Artifact::operating_score`] (0.8, the default `detect.threshold`): below `t` by odds,
+//! `s = 0.8·odds(p)/odds(t)` (`odds(p) = p/(1 − p)`), above linearly,
+//! `s = 0.8 + 0.2·(p − t)/(1 − t)`. By odds below, so the flag and step-up bands mean the same
+//! whatever the model: 0.5 is odds 5/8 of the threshold's, where a linear map would put it at
+//! `p = 0.62` even for a model whose threshold is 0.9999999. Monotone, so the order of
 //! events is the model's; `detect.threshold = 0.8` reproduces the card's metrics whatever the
 //! model, and moving it still means stricter or laxer (the daemon's threshold stays a knob,
 //! which mapping `t` onto whatever `detect.threshold` says would have removed).
@@ -506,7 +509,8 @@ impl Artifact {
     pub fn calibrate(&self, p: f64) -> f64 {
         let (t, s) = (self.threshold, self.operating_score);
         let score = if p < t {
-            s * p / t
+            // s · odds(p) / odds(t), written without dividing by 1 − t.
+            s * p * (1.0 - t) / ((1.0 - p) * t)
         } else {
             s + (1.0 - s) * (p - t) / (1.0 - t)
         };

@@ -167,6 +167,26 @@ fn calibration_puts_the_threshold_on_the_operating_score() {
         last = s;
     }
     assert!(a.calibrate(0.29) < OPERATING_SCORE && a.calibrate(0.31) > OPERATING_SCORE);
+    // Below the threshold by odds: 5/8 of the threshold's odds is the 0.5 band's edge, for a
+    // saturated model too.
+    let odds = |p: f64| p / (1.0 - p);
+    for t in [a.threshold, 0.999_999_96] {
+        let b = Artifact {
+            threshold: t,
+            ..a.clone()
+        };
+        let edge = 0.625 * odds(t);
+        let p = edge / (1.0 + edge);
+        assert!(
+            (b.calibrate(p) - 0.5).abs() < 1e-6,
+            "{t}: {}",
+            b.calibrate(p)
+        );
+        assert!(
+            b.calibrate(0.9) < 0.01 || t < 0.99,
+            "{t}: p = 0.9 is no flag"
+        );
+    }
 }
 
 #[test]

@@ -46,8 +46,8 @@ pub fn render(artifact: &Artifact, training: &TrainingRecord, candidates: &[Cand
     let _ = writeln!(
         s,
         "## Use it\n\n```toml\n[detect]\nmodel = \"models/session-risk.json\"\nthreshold = {}\n```\n\n\
-         The scorer maps the model's probability `p` onto the score piecewise-linearly so the \
-         trained threshold {:.6} lands on {}: `detect.threshold = {}` operates at the point \
+         The scorer maps the model's probability `p` onto the score (by odds below the \
+         threshold, linearly above) so the trained threshold {:.6} lands on {}: `detect.threshold = {}` operates at the point \
          measured below; higher is stricter, lower catches more. Impossible travel and \
          concurrent use still revoke through the hard rules whatever the model says.\n",
         artifact.operating_score,
