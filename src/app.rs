@@ -366,6 +366,30 @@ impl Services {
         Ok(())
     }
 
+    /// The detection stages on `tracker` (built off the runtime: GeoIP and the model load from
+    /// disk), with their GeoIP build time and model version published and housekeeping
+    /// (GeoIP reloads) started: what every detecting instance does before it reads a line.
+    pub(crate) async fn start_detection(
+        &self,
+        config: &Config,
+        secrets: &Secrets,
+        tracker: Arc<SessionTracker>,
+    ) -> anyhow::Result<Stages> {
+        let (c, s) = (config.clone(), secrets.clone());
+        let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
+        stages.tracker = tracker;
+        let enricher = stages.enricher.clone();
+        if let Some(epoch) = enricher.city_build_epoch() {
+            self.metrics.geoip_build_timestamp.set(epoch as f64);
+        }
+        self.metrics
+            .model_info
+            .with_label_values(&[stages.scorer.version()])
+            .set(1);
+        self.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
+        Ok(stages)
+    }
+
     /// Keep gauges fresh, reload GeoIP on change and purge expired denylist entries, every
     /// 5 s until shutdown. A pass under way when shutdown comes is finished (it is short and
     /// blocking), the next one never starts.
@@ -543,19 +567,7 @@ pub async fn run(
         Services::start(&config, &secrets, Some(tracker.clone()), Some(tx.clone())).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (c, s) = (config.clone(), secrets.clone());
-    let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
-    stages.tracker = tracker;
-    let enricher = stages.enricher.clone();
-    if let Some(epoch) = enricher.city_build_epoch() {
-        services.metrics.geoip_build_timestamp.set(epoch as f64);
-    }
-    services
-        .metrics
-        .model_info
-        .with_label_values(&[stages.scorer.version()])
-        .set(1);
-    services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
+    let stages = services.start_detection(&config, &secrets, tracker).await?;
     let pipeline = Pipeline::new(stages, services.metrics.clone());
     let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
     let detection = spawn_detection(pipeline, publisher, rx);

@@ -26,20 +26,6 @@ use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProd
 
 use crate::config::{KafkaConfig, Secrets};
 
-/// librdkafka settings tokenwatch sets itself: at-least-once, the idempotent producer and
-/// catch-up detection rest on them, so `[kafka.librdkafka]` may not override them (config
-/// validation refuses them, naming the key).
-pub const RESERVED_SETTINGS: [&str; 8] = [
-    "bootstrap.servers",
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-    "enable.idempotence",
-    "acks",
-    "auto.offset.reset",
-];
-
 /// A Kafka operation failed. `code()` is a bounded metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {

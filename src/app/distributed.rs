@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use super::{DenylistStore, Routes, Services, build_stages, source_limits};
+use super::{DenylistStore, Routes, Services, source_limits};
 use crate::api::{Readiness, ReadyFlag};
 use crate::config::{Config, Role, Secrets};
 use crate::event::{Action, RawLine, SourceKind};
@@ -109,47 +109,28 @@ pub(super) async fn run(
     let mut detection = None;
     let mut kafka_sources = Vec::new();
     if let Some(tracker) = tracker {
-        let (c, s) = (config.clone(), secrets.clone());
-        let mut stages = tokio::task::spawn_blocking(move || build_stages(&c, &s)).await??;
-        stages.tracker = tracker;
-        let enricher = stages.enricher.clone();
-        if let Some(epoch) = enricher.city_build_epoch() {
-            services.metrics.geoip_build_timestamp.set(epoch as f64);
-        }
-        services
-            .metrics
-            .model_info
-            .with_label_values(&[stages.scorer.version()])
-            .set(1);
-        services.spawn_housekeeping(Some(enricher), config.geoip.reload_interval.0);
+        let stages = services.start_detection(&config, &secrets, tracker).await?;
         let limits = source_limits(&config);
-        let (source, acknowledger) = KafkaSource::spawn(
-            &kafka,
-            &secrets,
-            &kafka.topic,
-            SourceKind::Kafka,
-            limits,
-            config.input.drain_timeout.0,
-            services.metrics.clone(),
-            tx.clone(),
-            stop.clone(),
-        )
-        .context("kafka.topic")?;
-        tracing::info!(topic = %kafka.topic, group = %kafka.group_id, "consuming access logs");
-        kafka_sources.push(source);
-        let repartition = if kafka.repartition {
-            let (source, stage) = KafkaSource::spawn(
+        let spawn_source = |topic: &str, kind: SourceKind| {
+            KafkaSource::spawn(
                 &kafka,
                 &secrets,
-                &kafka.repartition_topic,
-                SourceKind::Repartition,
+                topic,
+                kind,
                 limits,
                 config.input.drain_timeout.0,
                 services.metrics.clone(),
                 tx.clone(),
                 stop.clone(),
             )
-            .context("kafka.repartition_topic")?;
+        };
+        let (source, acknowledger) =
+            spawn_source(&kafka.topic, SourceKind::Kafka).context("kafka.topic")?;
+        tracing::info!(topic = %kafka.topic, group = %kafka.group_id, "consuming access logs");
+        kafka_sources.push(source);
+        let repartition = if kafka.repartition {
+            let (source, stage) = spawn_source(&kafka.repartition_topic, SourceKind::Repartition)
+                .context("kafka.repartition_topic")?;
             tracing::info!(topic = %kafka.repartition_topic, "repartitioning by session");
             kafka_sources.push(source);
             Some(Repartition {

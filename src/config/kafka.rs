@@ -4,7 +4,7 @@
 //! Validation is pure, like the rest of `config`: brokers and topic names are checked for
 //! shape, never contacted (the clients connect when `app` builds them). The pass-through table
 //! `[kafka.librdkafka]` is capped in size and may not override the settings at-least-once and
-//! the idempotent producer rest on (`kafka::RESERVED_SETTINGS`). The roles that split
+//! the idempotent producer rest on ([`RESERVED_SETTINGS`]). The roles that split
 //! detection from the API require `[kafka]`.
 //!
 //! Settings distributed mode does not use are accepted, because DESIGN §9's example file sets
@@ -77,9 +77,11 @@ fn default_repartition_topic() -> String {
 const MAX_SETTINGS: usize = 128;
 const MAX_SETTING_BYTES: usize = 4096;
 
-/// Settings tokenwatch sets itself (kept in step with `kafka::RESERVED_SETTINGS`, which
-/// needs the `kafka` feature; config validates without it).
-const RESERVED: [&str; 8] = [
+/// librdkafka settings tokenwatch sets itself: at-least-once, the idempotent producer and
+/// catch-up detection rest on them, so `[kafka.librdkafka]` may not override them (validation
+/// refuses them, naming the key). Here, not in `kafka`, so config validates without the
+/// `kafka` feature.
+const RESERVED_SETTINGS: [&str; 8] = [
     "bootstrap.servers",
     "group.id",
     "enable.auto.commit",
@@ -156,7 +158,7 @@ pub(super) fn validate(
             errors.push(format!(
                 "kafka.librdkafka: keys and values are at most {MAX_SETTING_BYTES} bytes"
             ));
-        } else if RESERVED.contains(&key.as_str()) {
+        } else if RESERVED_SETTINGS.contains(&key.as_str()) {
             errors.push(format!(
                 "kafka.librdkafka.{key:?}: set by tokenwatch (at-least-once delivery and the \
                  idempotent producer rest on it); use kafka.brokers / kafka.group_id, or leave \
