@@ -1,7 +1,9 @@
 //! A real Kafka-compatible broker for the Kafka tests: Tansu 0.6.0 started on a free
 //! 127.0.0.1 port in an empty temp folder (it reads `.env` from its working folder), with the
 //! topics a test asks for, killed on drop; and Python's `confluent-kafka` — a client that is
-//! not ours — to produce traffic and read topics back.
+//! not ours — to produce traffic and read topics back. Tansu keeps records in memory, or, for
+//! a test that restarts the broker, in a local S3 server (`moto_server`) through its `s3://`
+//! engine, so that the records outlive the broker process.
 //!
 //! Both come from `scripts/install-kafka.sh` (PyPI, cached outside the repo); the tests never
 //! install anything. They are found through `TOKENWATCH_TANSU` and `TOKENWATCH_KAFKA_PYTHON`
@@ -21,6 +23,13 @@ use std::time::{Duration, Instant};
 pub struct Tools {
     pub tansu: PathBuf,
     pub python: PathBuf,
+}
+
+impl Tools {
+    /// moto's S3 server, installed beside confluent-kafka in the same venv.
+    fn moto_server(&self) -> PathBuf {
+        self.python.with_file_name("moto_server")
+    }
 }
 
 fn cached_tools() -> Option<Tools> {
@@ -52,13 +61,14 @@ pub fn tools(test: &str) -> Option<Tools> {
     };
     let found = from_env.or_else(cached_tools).filter(|t| {
         t.tansu.exists()
+            && t.moto_server().exists()
             && Command::new(&t.python)
                 .args(["-c", "import confluent_kafka"])
                 .output()
                 .is_ok_and(|o| o.status.success())
     });
     if found.is_none() {
-        let why = "no Tansu broker / confluent-kafka (run scripts/install-kafka.sh, or set \
+        let why = "no Tansu broker / confluent-kafka / moto_server (run scripts/install-kafka.sh, or set \
                    TOKENWATCH_TANSU and TOKENWATCH_KAFKA_PYTHON)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("kafka test {test} cannot run under CI: {why}");
@@ -75,22 +85,51 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-/// A running Tansu broker (memory storage) on 127.0.0.1; killed on drop.
+/// A running Tansu broker on 127.0.0.1; killed on drop.
 pub struct Broker {
     pub tools: Tools,
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The S3 server holding the records of a persistent broker (`None`: memory storage).
+    s3: Option<S3Server>,
+}
+
+/// A local S3 server (moto) on 127.0.0.1 with a `tansu` bucket; killed on drop.
+struct S3Server {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Broker {
-    /// Start a broker on a free port and wait until it accepts connections (10 s at most).
+    /// Start a broker (memory storage) on a free port and wait until it accepts connections
+    /// (10 s at most).
     pub fn start(tools: &Tools) -> Broker {
+        Broker::start_with(tools, false)
+    }
+
+    /// Start a broker whose records live in a local S3 server, so that [`Broker::restart`]
+    /// stops the process for real and the records are there when it comes back.
+    pub fn start_persistent(tools: &Tools) -> Broker {
+        Broker::start_with(tools, true)
+    }
+
+    fn start_with(tools: &Tools, persistent: bool) -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s3 = persistent.then(|| S3Server::start(tools, dir.path()));
         let mut broker = Broker {
             tools: tools.clone(),
             port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             child: None,
+            s3,
         };
         broker.launch();
         broker
@@ -98,8 +137,13 @@ impl Broker {
 
     fn launch(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.dir.path().join("broker.log")).expect("log");
-        let child = Command::new(&self.tools.tansu)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("log");
+        let mut command = Command::new(&self.tools.tansu);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -107,28 +151,34 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
             .current_dir(self.dir.path())
             .env_remove("CLUSTER_ID")
             .env_remove("LISTENER_URL")
             .env_remove("ADVERTISED_LISTENER_URL")
-            .env_remove("STORAGE_ENGINE")
+            .env_remove("STORAGE_ENGINE");
+        match &self.s3 {
+            None => command.args(["--storage-engine", "memory://tansu/"]),
+            Some(s3) => command
+                .args(["--storage-engine", "s3://tansu/"])
+                .envs(s3_env(s3.port)),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start tansu");
         self.child = Some(child);
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen within 10 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(self.port, "tansu", || self.log());
+    }
+
+    /// Stop the broker process (SIGKILL) and start it again on the same port and storage.
+    /// Only a persistent broker keeps its records through this.
+    pub fn restart_after(&mut self, downtime: impl FnOnce()) {
+        assert!(self.s3.is_some(), "restart needs Broker::start_persistent");
+        self.stop();
+        downtime();
+        self.launch();
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -163,20 +213,6 @@ impl Broker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-
-    /// Stop the broker process (SIGSTOP): it answers nothing, keeps its state.
-    pub fn pause(&self) {
-        if let Some(child) = &self.child {
-            send_signal(child.id(), "STOP");
-        }
-    }
-
-    /// Let a paused broker run again (SIGCONT).
-    pub fn resume(&self) {
-        if let Some(child) = &self.child {
-            send_signal(child.id(), "CONT");
         }
     }
 
@@ -234,10 +270,73 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        // A paused process would not die of SIGKILL until continued on some kernels' views
-        // of it; continue first.
-        self.resume();
         self.stop();
+    }
+}
+
+impl S3Server {
+    /// Start moto's S3 server on a free port and create the `tansu` bucket.
+    fn start(tools: &Tools, dir: &Path) -> S3Server {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("s3.log")).expect("log");
+        let child = Command::new(tools.moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start moto_server");
+        let server = S3Server { port, child };
+        wait_for_listener(port, "moto_server", || {
+            std::fs::read_to_string(dir.join("s3.log")).unwrap_or_default()
+        });
+        let output = run_bounded(
+            Command::new(&tools.python)
+                .args(["-c", CREATE_BUCKET])
+                .envs(s3_env(port)),
+            Duration::from_secs(30),
+        );
+        assert!(
+            output.status.success(),
+            "create the tansu bucket: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        server
+    }
+}
+
+/// The environment Tansu's `s3://` engine (object_store) and boto3 read: moto accepts any
+/// credentials, these are not secrets.
+fn s3_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_DEFAULT_REGION", "eu-west-2".into()),
+        ("AWS_REGION", "eu-west-2".into()),
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
+}
+
+const CREATE_BUCKET: &str = r#"
+import os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT"])
+s3.create_bucket(Bucket="tansu",
+                 CreateBucketConfiguration={"LocationConstraint": os.environ["AWS_REGION"]})
+"#;
+
+/// Wait (10 s at most) until something listens on 127.0.0.1:`port`.
+fn wait_for_listener(port: u16, what: &str, log: impl Fn() -> String) {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within 10 s:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
