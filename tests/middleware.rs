@@ -207,6 +207,8 @@ fn start_nginx(binary: &Path, dir: &Path, recipe: &str, app: &str, tokenwatch: &
     );
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, main).unwrap();
+    // One process (no master): killing it on drop leaves no worker behind, as killing a
+    // master with SIGKILL would.
     let mut command = Command::new(binary);
     command
         .arg("-p")
@@ -217,7 +219,7 @@ fn start_nginx(binary: &Path, dir: &Path, recipe: &str, app: &str, tokenwatch: &
         .arg("stderr")
         .arg("-g")
         .arg(format!(
-            "daemon off; master_process on; pid {d}/nginx.pid; error_log stderr;"
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr;"
         ));
     Proxy::start("nginx", command, port, dir.join("nginx.out"))
 }
