@@ -20,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use tower_http::timeout::TimeoutLayer;
 
 use super::admin::{revoke, session, unrevoke};
@@ -133,6 +133,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ));
     Router::new()
         .route("/v1/check", get(check_get))
+        // Envoy's HTTP ext_authz (`path_prefix: /v1/check`) calls the prefix + the original
+        // path with the original method: every such call is the same check. A catch-all
+        // needs one character, hence `/v1/check/` for the original path `/`.
+        .route("/v1/check/", any(check_get))
+        .route("/v1/check/{*original_path}", any(check_get))
         .merge(counted)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
