@@ -16,6 +16,10 @@
 //!   resources are set; the PodDisruptionBudgets and the Service select existing pods; the
 //!   Secret (or env file) provides exactly the variables the configs read; and `tokenwatch
 //!   check-config` accepts every config (the GeoIP path rewritten to a generated database).
+//! - Alert rules (`deploy/prometheus/`): every rule has a summary, a description, a
+//!   `runbook_url` to its own section of `deploy/RUNBOOK.md`, severity critical or warning, no
+//!   job selector, and a promtool unit test in which it fires (promtool itself runs them in
+//!   `scripts/test.sh`).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -566,4 +570,62 @@ fn compose_file_references_what_exists() {
     assert_eq!(roles.len(), 2);
     let prometheus = read("deploy/compose/prometheus.yml");
     assert!(prometheus.contains("detector:8080") && prometheus.contains("api:8080"));
+}
+
+#[test]
+fn every_alert_rule_is_documented_labelled_job_free_and_unit_tested_firing() {
+    let rules_file = &yaml_documents("deploy/prometheus/alerts.yml")[0];
+    let tests_file = &yaml_documents("deploy/prometheus/alerts.test.yml")[0];
+    let runbook = read("deploy/RUNBOOK.md");
+    let mut fired = BTreeSet::new();
+    let mut tested = BTreeSet::new();
+    for group in tests_file["tests"].as_sequence().unwrap() {
+        for case in group["alert_rule_test"].as_sequence().unwrap() {
+            let name = str_at(case, &["alertname"]).to_string();
+            if case["exp_alerts"]
+                .as_sequence()
+                .is_some_and(|a| !a.is_empty())
+            {
+                fired.insert(name.clone());
+            }
+            tested.insert(name);
+        }
+    }
+    let mut names = BTreeSet::new();
+    for group in rules_file["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = str_at(rule, &["alert"]);
+            names.insert(name.to_string());
+            let severity = str_at(rule, &["labels", "severity"]);
+            assert!(
+                ["critical", "warning"].contains(&severity),
+                "{name}: severity {severity}"
+            );
+            for annotation in ["summary", "description"] {
+                assert!(
+                    !str_at(rule, &["annotations", annotation]).trim().is_empty(),
+                    "{name}: no {annotation}"
+                );
+            }
+            let anchor = name.to_lowercase();
+            assert_eq!(
+                str_at(rule, &["annotations", "runbook_url"]),
+                format!("deploy/RUNBOOK.md#{anchor}"),
+                "{name}"
+            );
+            assert!(
+                runbook.contains(&format!("\n## {name}\n")),
+                "RUNBOOK.md has no section for {name}"
+            );
+            let expr = str_at(rule, &["expr"]).replace(' ', "");
+            assert!(!expr.contains("job="), "{name} selects a job: {expr}");
+            assert!(fired.contains(name), "{name}: no unit test that fires it");
+        }
+    }
+    assert!(names.len() >= 15, "{names:?}");
+    let unknown: Vec<_> = tested.difference(&names).collect();
+    assert!(
+        unknown.is_empty(),
+        "tests of rules that do not exist: {unknown:?}"
+    );
 }
