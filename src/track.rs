@@ -140,6 +140,8 @@ pub struct SessionTracker {
     /// Sum of the users' `charged_bytes`.
     user_bytes: AtomicUsize,
     next_generation: AtomicU64,
+    /// Sessions evicted because a capacity bound was reached (`sessions_evicted_total`).
+    capacity_evictions: AtomicU64,
     allow_cidrs: cidrs::CidrSet,
     allow_asns: Vec<u32>,
     relay_cidrs: cidrs::CidrSet,
@@ -173,6 +175,7 @@ impl SessionTracker {
             user_count: AtomicUsize::new(0),
             user_bytes: AtomicUsize::new(0),
             next_generation: AtomicU64::new(1),
+            capacity_evictions: AtomicU64::new(0),
             allow_cidrs: cidrs::CidrSet::new(&config.allow_cidrs),
             allow_asns: sorted(&config.allow_asns),
             relay_cidrs: cidrs::CidrSet::new(&config.relay_cidrs),
@@ -409,5 +412,10 @@ impl SessionTracker {
     /// Users held for concurrent-use detection.
     pub fn users_len(&self) -> usize {
         self.user_count.load(Ordering::Relaxed)
+    }
+
+    /// Sessions evicted so far because `max_sessions` or `max_session_bytes` was reached.
+    pub fn capacity_evictions(&self) -> u64 {
+        self.capacity_evictions.load(Ordering::Relaxed)
     }
 }

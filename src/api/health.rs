@@ -107,6 +107,10 @@ impl Default for Readiness {
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let entries = i64::try_from(state.denylist.len()).unwrap_or(i64::MAX);
     state.metrics.denylist_entries.set(entries);
+    state
+        .metrics
+        .ready
+        .set(i64::from(state.readiness.is_ready()));
     (
         [(
             header::CONTENT_TYPE,

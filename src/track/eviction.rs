@@ -199,9 +199,9 @@ impl SessionTracker {
                     queue.push(Reverse((last_seen, generation, fingerprint)));
                 }
                 Probe::Live(_) => {
-                    if !self.remove_session_if(fingerprint, generation, |seen| seen <= stamp)
-                        && let Probe::Live(seen) = self.probe_session(fingerprint, generation)
-                    {
+                    if self.remove_session_if(fingerprint, generation, |seen| seen <= stamp) {
+                        self.capacity_evictions.fetch_add(1, Ordering::Relaxed);
+                    } else if let Probe::Live(seen) = self.probe_session(fingerprint, generation) {
                         queue.push(Reverse((seen, generation, fingerprint)));
                     }
                 }

@@ -724,6 +724,7 @@ fn eviction_by_count_keeps_the_most_recent() {
     tracker.observe(&ev(5, -1000).build());
     assert!(tracker.snapshot(fp(5)).is_some());
     assert_eq!(tracker.len(), 3);
+    assert_eq!(tracker.capacity_evictions(), 2, "sessions 2 and one more");
 }
 
 #[test]
@@ -822,6 +823,11 @@ fn eviction_by_idle_timeout_and_token_expiry() {
     assert!(tracker.snapshot(fp(2)).is_some(), "re-queued, not evicted");
     assert_eq!(tracker.evict_idle(at(1101)), 1);
     assert!(tracker.is_empty());
+    assert_eq!(
+        tracker.capacity_evictions(),
+        0,
+        "idle expiry is not memory pressure"
+    );
     assert_eq!(
         tracker.session_bytes.load(Ordering::Relaxed),
         0,
