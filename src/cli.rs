@@ -1,0 +1,1 @@
+//! The on-call CLI (stub).
