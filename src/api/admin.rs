@@ -97,6 +97,10 @@ struct KeyRevocation {
     reason: Option<String>,
     ttl: Option<String>,
     not_before: Option<TimeInput>,
+    /// `revoke` (the default) or `step_up` (RFC 9470 challenge; on a `sid:` key the session's
+    /// tokens issued after now pass).
+    #[serde(default)]
+    action: EntryAction,
 }
 
 fn media_type(headers: &HeaderMap) -> String {
@@ -120,7 +124,8 @@ fn duration_ms(d: Duration) -> i64 {
 ///   unknown or garbage ones included (RFC 7009 §2.2); a token over `tokens.max_token_bytes` is
 ///   not stored (the check denies it anyway).
 ///   Only a missing `token` is a 400 (`invalid_request`).
-/// - `application/json`: `{"key", "reason"?, "ttl"?, "not_before"?}`; `ttl` defaults to
+/// - `application/json`: `{"key", "reason"?, "ttl"?, "not_before"?, "action"?}`; `action` is
+///   `revoke` (default) or `step_up` (a `sid:` step-up gets `not_before` = now); `ttl` defaults to
 ///   `denylist.default_ttl`; `not_before` (epoch seconds or RFC 3339) is for `sub:` keys only
 ///   and defaults to now. A `sub:` entry must outlive every token issued before `not_before`,
 ///   so give it a `ttl` of at least the longest token lifetime.
@@ -137,6 +142,7 @@ pub(super) async fn revoke(
     let response = match result {
         Ok(Some((key, entry))) => {
             record.key = Some(key.to_string());
+            record.action = entry.action.label();
             record.reason = entry.reasons.first().cloned();
             record.expires_at = Some(EventTime(entry.expires_at_ms).to_rfc3339());
             axum::Json(EntryView::new(&key, entry, now_ms)).into_response()
@@ -314,6 +320,10 @@ fn key_revocation(
     }
     let not_before = match (&key, request.not_before) {
         (DenyKey::Sub { .. }, None) => Some(now_ms.div_euclid(1000)),
+        // As the detector's step-up: tokens of the session issued after the challenge pass.
+        (DenyKey::Sid { .. }, None) if request.action == EntryAction::StepUp => {
+            Some(now_ms.div_euclid(1000))
+        }
         (DenyKey::Sub { .. }, Some(TimeInput::Seconds(secs))) => Some(secs),
         (DenyKey::Sub { .. }, Some(TimeInput::Text(text))) => Some(
             crate::event::EventTime::parse_rfc3339(&text)
@@ -334,7 +344,7 @@ fn key_revocation(
         }
     };
     let entry = Entry {
-        action: EntryAction::Revoke,
+        action: request.action,
         reasons: vec![reason],
         origin: Origin::Admin,
         created_at_ms: now_ms,
