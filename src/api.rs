@@ -203,8 +203,16 @@ impl ApiState {
         state.admin_key = secrets.admin_key.clone();
         state.ingest_key = secrets.ingest_key.clone();
         state.reader_key = secrets.reader_key.clone();
-        state.set_feed(config.feed.clone());
         state.config = config.api.clone();
+        // Streams hold their connections: at most half of what the budgets leave, so the
+        // check always has room.
+        let spare = config
+            .api
+            .max_connections
+            .saturating_sub(config.api.max_concurrent_requests.saturating_mul(2));
+        let mut feed = config.feed.clone();
+        feed.max_streams = feed.max_streams.min(spare / 2).max(1);
+        state.set_feed(feed);
         state.default_ttl = config.denylist.default_ttl.0;
         state.max_line_bytes = config.input.max_line_bytes;
         let mut required = vec![ReadyFlag::Denylist];

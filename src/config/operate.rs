@@ -34,7 +34,10 @@ pub struct FeedConfig {
     pub retain: usize,
     /// Largest page a client may ask for (`limit`).
     pub max_limit: usize,
-    /// Most `GET /v1/revocations/stream` clients at once (503 beyond).
+    /// Most `GET /v1/revocations/stream` clients at once (503 beyond). Each holds a
+    /// connection, so at most half of the connections the two request budgets leave
+    /// (`api.max_connections`) are given to streams, whatever this says: the rest stay for
+    /// `GET /v1/check`.
     pub max_streams: usize,
     /// Keep-alive comment interval on streams (proxies close silent connections).
     pub keepalive: HumanDuration,
@@ -139,18 +142,6 @@ pub(super) fn validate(
     }
     if f.max_streams == 0 {
         errors.push("feed.max_streams: must be positive".into());
-    } else if f
-        .max_streams
-        .saturating_add(config.api.max_concurrent_requests.saturating_mul(2))
-        >= config.api.max_connections
-    {
-        errors.push(format!(
-            "feed.max_streams: streams ({}) and the two request budgets ({}) must leave room \
-             below api.max_connections ({}) for GET /v1/check",
-            f.max_streams,
-            config.api.max_concurrent_requests.saturating_mul(2),
-            config.api.max_connections
-        ));
     }
     if f.keepalive.0 < Duration::from_secs(1) {
         errors.push("feed.keepalive: must be at least 1s".into());
