@@ -16,6 +16,9 @@
 //! | `POST /v1/check` | apps and SDKs | none |
 //! | `POST /v1/revoke` | admins, IdP hooks (RFC 7009 form or JSON) | admin key |
 //! | `DELETE /v1/revocations/{key}` | admins | admin key |
+//! | `GET /v1/revocations?since=&limit=` | middleware caches, on-call | admin or reader key |
+//! | `GET /v1/revocations/stream` | SDKs, caches (Server-Sent Events) | admin or reader key |
+//! | `GET /v1/revocations/{key}` | on-call (`tokenwatch revocations show`) | admin or reader key |
 //! | `GET /v1/sessions/{fingerprint}` | on-call | admin key |
 //! | `POST /v1/events` | log shippers (NDJSON) | ingest key |
 //! | `GET /metrics`, `/healthz`, `/readyz` | Prometheus, orchestrators | none |
@@ -50,9 +53,11 @@
 //! - Admin revocations are durable before they are acknowledged: the journal `fsync` runs on
 //!   the blocking pool (`spawn_blocking`), never on a runtime worker.
 //!
+//! - Every admin action (revoke, un-revoke, allowlist) is logged at INFO and, with `[audit]`,
+//!   recorded as an `"type":"admin"` record with the admin key's id (never the key).
+//!
 //! It does NOT: verify JWT signatures (the check reads claims unverified — a forged token can
-//! only be denied here, never allowed, since the application still verifies it), serve
-//! `GET /v1/revocations?since=` (pull caches; a later issue), or speak TLS (terminate it in
+//! only be denied here, never allowed, since the application still verifies it), or speak TLS (terminate it in
 //! front, or bind to localhost/a private network).
 
 use std::sync::Arc;
@@ -60,7 +65,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{ApiConfig, Config, DenylistConfig, InputConfig, Secrets};
+use crate::audit::AuditLog;
+use crate::config::{ApiConfig, Config, DenylistConfig, FeedConfig, InputConfig, Secrets};
 use crate::denylist::Denylist;
 use crate::event::RawLine;
 use crate::identify::{Fingerprinter, Identifier};
@@ -71,6 +77,7 @@ mod admin;
 mod auth;
 mod check;
 mod errors;
+mod feed;
 mod health;
 mod ingest;
 mod router;
@@ -111,6 +118,17 @@ pub struct ApiState {
     pub admin_key: Option<String>,
     /// Ingest key for `POST /v1/events`; `None` disables ingestion (403).
     pub ingest_key: Option<String>,
+    /// Read-only key for the change feed (`GET /v1/revocations…`); never accepted on a route
+    /// that changes anything. The admin key reads the feed too.
+    pub reader_key: Option<String>,
+    /// Where admin actions are recorded (besides the INFO log line); `None`: log only.
+    pub audit: Option<Arc<AuditLog>>,
+    /// `[feed]`: page and stream caps. Set with [`ApiState::set_feed`].
+    feed: FeedConfig,
+    /// Open change-feed streams (`feed.max_streams`).
+    stream_permits: Arc<tokio::sync::Semaphore>,
+    /// Cancelled at shutdown: change-feed streams end (they would otherwise hold the drain).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// `[api]`: body caps, timeout, no-token policy.
     pub config: ApiConfig,
     /// TTL of admin revocations by key that name none (`denylist.default_ttl`).
@@ -138,7 +156,13 @@ impl ApiState {
         fingerprinter: Fingerprinter,
     ) -> Self {
         let check_counters = CheckCounters::new(&metrics);
+        let feed = FeedConfig::default();
         ApiState {
+            reader_key: None,
+            audit: None,
+            stream_permits: Arc::new(tokio::sync::Semaphore::new(feed.max_streams)),
+            feed,
+            shutdown: tokio_util::sync::CancellationToken::new(),
             denylist,
             metrics,
             check_counters,
@@ -178,7 +202,17 @@ impl ApiState {
         state.jwt_leeway = config.tokens.jwt.leeway.0;
         state.admin_key = secrets.admin_key.clone();
         state.ingest_key = secrets.ingest_key.clone();
+        state.reader_key = secrets.reader_key.clone();
         state.config = config.api.clone();
+        // Streams hold their connections: at most half of what the budgets leave, so the
+        // check always has room.
+        let spare = config
+            .api
+            .max_connections
+            .saturating_sub(config.api.max_concurrent_requests.saturating_mul(2));
+        let mut feed = config.feed.clone();
+        feed.max_streams = feed.max_streams.min(spare / 2).max(1);
+        state.set_feed(feed);
         state.default_ttl = config.denylist.default_ttl.0;
         state.max_line_bytes = config.input.max_line_bytes;
         let mut required = vec![ReadyFlag::Denylist];
@@ -197,6 +231,13 @@ impl ApiState {
         }
         state.readiness = Arc::new(Readiness::new(&required));
         state
+    }
+
+    /// Use `feed`'s caps (and its retention for the denylist's change feed).
+    pub fn set_feed(&mut self, feed: FeedConfig) {
+        self.stream_permits = Arc::new(tokio::sync::Semaphore::new(feed.max_streams));
+        self.denylist.feed().set_retain(feed.retain);
+        self.feed = feed;
     }
 
     /// The denylist the API reads and writes.

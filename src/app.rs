@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Readiness, ReadyFlag};
+use crate::audit::AuditLog;
 use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
@@ -247,6 +248,8 @@ pub struct Services {
     pub readiness: Arc<Readiness>,
     /// Where the API listens.
     pub api_addr: std::net::SocketAddr,
+    /// The audit trail (`[audit]`): decision records and admin actions; `None` when off.
+    pub audit: Option<Arc<AuditLog>>,
     /// Cancelled at shutdown; every background task ends when it is.
     cancel: CancellationToken,
     /// Every background task, waited for at shutdown.
@@ -304,8 +307,13 @@ impl Services {
             .await
             .with_context(|| format!("api.listen: cannot bind {}", config.api.listen))?;
         let api_addr = listener.local_addr()?;
+        let audit = AuditLog::start(&config.audit, &metrics).context("audit")?;
+        let cancel = CancellationToken::new();
         let mut state = ApiState::from_config(config, secrets, denylist.clone(), metrics.clone());
         state.tracker = tracker;
+        state.audit = audit.clone();
+        // Change-feed streams end at shutdown instead of holding the API's drain.
+        state.shutdown = cancel.child_token();
         if !config.tokens.jwt.keys.is_empty() {
             // Its own instance (and cache): RFC 7009 revocations are rare, detection is not.
             state.verifier = Some(Arc::new(
@@ -331,7 +339,6 @@ impl Services {
             metrics: Some(metrics.clone()),
             ..api::ServeOptions::default()
         };
-        let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let router = match routes {
             Routes::All => api::router(state),
@@ -349,10 +356,21 @@ impl Services {
             denylist,
             readiness,
             api_addr,
+            audit,
             cancel,
             tasks,
             api,
         })
+    }
+
+    /// The daemon's publisher: enforced decisions to the denylist and, with `[audit]`, every
+    /// decision record to the audit trail.
+    pub fn live_publisher(&self) -> Publisher {
+        let publisher = Publisher::live(self.denylist.clone(), self.metrics.clone());
+        match &self.audit {
+            Some(audit) => publisher.with_sink(audit.decision_sink()),
+            None => publisher,
+        }
     }
 
     /// Stop accepting, finish in-flight requests, stop housekeeping; returns when every
@@ -569,7 +587,7 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let stages = services.start_detection(&config, &secrets, tracker).await?;
     let pipeline = Pipeline::new(stages, services.metrics.clone());
-    let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
+    let publisher = services.live_publisher();
     let detection = spawn_detection(pipeline, publisher, rx);
     let limits = source_limits(&config);
     if let Some(path) = &config.input.path {
@@ -590,6 +608,7 @@ pub async fn run(
     shutdown.await;
     // Sources are OS threads blocked in reads, not tasks: they poll this flag.
     stop.store(true, Ordering::Relaxed);
+    let audit = services.audit.clone();
     services.shutdown().await?;
     // Sources see `stop` within one poll interval; stdin may block in read, so wait a
     // bounded time for the last batches rather than forever.
@@ -606,5 +625,18 @@ pub async fn run(
             humantime::format_duration(drain)
         ),
     }
+    flush_audit(audit).await;
     Ok(())
+}
+
+/// Write out the audit records still queued (bounded wait), at shutdown.
+pub(crate) async fn flush_audit(audit: Option<Arc<AuditLog>>) {
+    if let Some(audit) = audit {
+        let flushed = tokio::task::spawn_blocking(move || audit.flush(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::warn!("audit records still queued at exit were not all written");
+        }
+    }
 }

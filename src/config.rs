@@ -27,6 +27,8 @@ use crate::event::Mode;
 
 mod kafka;
 pub use kafka::{KafkaConfig, unused_settings};
+mod operate;
+pub use operate::{AuditConfig, AuditOutput, FeedConfig};
 
 /// A duration written as text: `"30s"`, `"15m"`, `"24h"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,11 @@ struct RawConfig {
     #[serde(default)]
     api: ApiConfig,
     kafka: Option<KafkaConfig>,
+    // Day-2 operations (issue 17): the change feed and the audit trail (config/operate.rs).
+    #[serde(default)]
+    feed: FeedConfig,
+    #[serde(default)]
+    audit: AuditConfig,
 }
 
 /// The configuration the daemon runs on, from [`Config::parse`] and checked by
@@ -141,6 +148,10 @@ pub struct Config {
     /// Distributed mode (DESIGN §6): absent = embedded mode (journal file, file/stdin/HTTP
     /// sources).
     pub kafka: Option<KafkaConfig>,
+    /// The change feed (`GET /v1/revocations…`).
+    pub feed: FeedConfig,
+    /// Decision and admin audit records.
+    pub audit: AuditConfig,
     /// The folder relative paths resolve against (the config file's folder).
     pub base_dir: PathBuf,
     /// Keys the file set that this release does not implement, each with why; reported by
@@ -653,6 +664,8 @@ pub struct Secrets {
     pub admin_key: Option<String>,
     /// Ingest key for `POST /v1/events`, if configured.
     pub ingest_key: Option<String>,
+    /// Read-only key for the change feed (`feed.reader_key`), if configured.
+    pub reader_key: Option<String>,
     /// HMAC secrets by index into `tokens.jwt.keys`.
     pub jwt_secrets: BTreeMap<usize, String>,
     /// `sasl.password` for librdkafka, from `TOKENWATCH_KAFKA_SASL_PASSWORD` (overrides the
@@ -704,6 +717,8 @@ impl Config {
             denylist: raw.denylist,
             api: raw.api,
             kafka: raw.kafka,
+            feed: raw.feed,
+            audit: raw.audit,
             base_dir: base_dir.to_path_buf(),
             not_implemented,
         }
@@ -736,6 +751,7 @@ impl Config {
         fix(&mut self.detect.model);
         fix(&mut self.networks.catalog);
         fix(&mut self.denylist.journal);
+        fix(&mut self.audit.path);
         for key in &mut self.tokens.jwt.keys {
             fix(&mut key.public_key_pem);
             fix(&mut key.jwks_file);
@@ -938,6 +954,7 @@ impl Config {
         }
 
         kafka::validate(self, env, &mut secrets, &mut errors);
+        operate::validate(self, env, &mut secrets, &mut errors);
 
         if errors.is_empty() {
             Ok(secrets)

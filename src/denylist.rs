@@ -65,6 +65,7 @@
 //! processes that ignore its lock (older releases) or against locking on network file systems.
 
 mod error;
+mod feed;
 mod files;
 mod journal;
 mod key;
@@ -84,6 +85,10 @@ use key::NamedKind;
 use state::{Change, NamedKeyView, State, purge};
 
 pub use error::DenylistError;
+pub use feed::{
+    ChangeFeed, Cursor, CursorParseError, DEFAULT_RETAIN as DEFAULT_FEED_RETAIN, FeedChange,
+    FeedError, FeedOp, FeedPage,
+};
 pub use journal::{
     DroppedLine, FINGERPRINT_VERSION, FORMAT_VERSION, MAX_LINE_BYTES, MAX_RECORD_BYTES, ReplayStats,
 };
@@ -292,6 +297,8 @@ pub struct Denylist {
     writable: AtomicBool,
     /// Told of every change of `writable` (readiness).
     observers: Mutex<Vec<WritableObserver>>,
+    /// Every change of the in-memory state, numbered (`GET /v1/revocations?since=`).
+    feed: ChangeFeed,
 }
 
 impl fmt::Debug for Denylist {
@@ -353,7 +360,9 @@ impl Denylist {
         let _writer = self.lock_writer();
         let age = match entry {
             None => {
-                self.state.apply(Change::Unrevoke(key));
+                if self.state.apply(Change::Unrevoke(key.clone())) {
+                    self.feed.record(FeedOp::Remove, key, None);
+                }
                 None
             }
             Some(entry) => {
@@ -362,7 +371,8 @@ impl Denylist {
                     return None;
                 }
                 let age = now_ms.saturating_sub(entry.created_at_ms).max(0);
-                self.state.apply(Change::Revoke(key, entry));
+                self.state.apply(Change::Revoke(key.clone(), entry.clone()));
+                self.feed.record(FeedOp::Add, key, Some(entry));
                 Some(age)
             }
         };
@@ -439,6 +449,7 @@ impl Denylist {
             replay: Mutex::new(replay),
             metrics: None,
             observers: Mutex::new(Vec::new()),
+            feed: ChangeFeed::default(),
         }
     }
 
@@ -733,6 +744,10 @@ impl Denylist {
             _ => None,
         };
         for change in changes {
+            if let Change::Revoke(key, entry) = &change {
+                self.feed
+                    .record(FeedOp::Add, key.clone(), Some(entry.clone()));
+            }
             self.state.apply(change);
         }
         self.report_len();
@@ -787,6 +802,9 @@ impl Denylist {
         let mut removed = false;
         for change in changes {
             removed |= self.state.apply(change);
+        }
+        if removed {
+            self.feed.record(FeedOp::Remove, key.clone(), None);
         }
         self.report_len();
         Ok(removed)
@@ -912,6 +930,27 @@ impl Denylist {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The entries in force at `now_ms` and the feed's cursor after them, taken together
+    /// (no change slips between them): the snapshot a change-feed client starts from.
+    pub fn feed_snapshot(&self, now_ms: i64) -> (Vec<(DenyKey, Entry)>, Cursor) {
+        let _writer = self.lock_writer();
+        let entries = self
+            .state
+            .live_changes(now_ms)
+            .into_iter()
+            .filter_map(|change| match change {
+                Change::Revoke(key, entry) if entry.is_live(now_ms) => Some((key, entry)),
+                _ => None,
+            })
+            .collect();
+        (entries, self.feed.cursor())
+    }
+
+    /// The numbered changes (`GET /v1/revocations?since=`, `…/stream`).
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     /// Entries held, lapsed ones included until [`purge_expired`](Self::purge_expired).

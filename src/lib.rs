@@ -35,6 +35,8 @@ pub mod source;
 pub mod track;
 
 pub mod app;
+pub mod audit;
+pub mod cli;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;

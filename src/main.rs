@@ -3,7 +3,9 @@
 //! All logic lives in the library (`tokenwatch::app`, and `tokenwatch::lab` for the offline
 //! tooling) so tests and benches reach it. The lab's subcommands (`simulate`, `train`,
 //! `evaluate`, `demo`) exist only when the `lab` cargo feature is on (the default); without it
-//! the binary is the daemon alone: `run`, `replay`, `check-config`, `journal-repair`.
+//! the binary is the daemon alone: `run`, `replay`, `check-config`, `journal-repair`, and the
+//! on-call CLI (`revocations`, `sessions`, a client of a running daemon's API: `cli.rs`).
+//! `--log-format json` turns the log lines on stderr into JSON objects.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +18,21 @@ use tokenwatch::config::{Config, ProcessEnv};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log lines on stderr as `text` (the default) or `json` (one object per line, for log
+    /// pipelines). `RUST_LOG` sets the level.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +79,21 @@ enum Command {
         /// Config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// On-call: list, show, add and remove denylist entries through a running tokenwatch's
+    /// API (key from TOKENWATCH_ADMIN_KEY; reads also take TOKENWATCH_READER_KEY).
+    Revocations {
+        #[command(flatten)]
+        server: tokenwatch::cli::ServerArgs,
+        #[command(subcommand)]
+        command: tokenwatch::cli::RevocationsCommand,
+    },
+    /// On-call: a session's state, last score and denylist status (TOKENWATCH_ADMIN_KEY).
+    Sessions {
+        #[command(flatten)]
+        server: tokenwatch::cli::ServerArgs,
+        #[command(subcommand)]
+        command: tokenwatch::cli::SessionsCommand,
     },
 }
 
@@ -148,14 +178,18 @@ fn main() -> ExitCode {
         Command::Run { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Fields at the top level, beside `timestamp`, `level`, `target` and `message`.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -201,6 +235,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let report = tokenwatch::denylist::repair(&journal)?;
             print!("{report}");
         }
+        Command::Revocations { server, command } => {
+            tokenwatch::cli::run_revocations(&server, command)?
+        }
+        Command::Sessions { server, command } => tokenwatch::cli::run_sessions(&server, command)?,
         Command::CheckConfig { config } => {
             let (config, secrets) = load(config)?;
             app::build_stages(&config, &secrets)?;

@@ -358,6 +358,15 @@ impl Metrics {
         }
     }
 
+    /// Register a metric owned by a module outside this list (the audit writer's counters),
+    /// so `render` includes it. Fails on a name already registered.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

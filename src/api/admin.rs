@@ -6,6 +6,9 @@
 //! Data flow: admins and IdP hooks → **api admin** → `denylist` (write, journaled) and
 //! `track` (read, for the session view). Next to `decide` → `publish`, the other writer.
 //!
+//! Every revoke and un-revoke (allowlist) is logged at INFO and recorded in the audit trail
+//! (`audit.rs`) with its route, outcome and the admin key's id.
+//!
 //! Invariants: a revocation is durable before it is acknowledged (the journal `fsync` runs on
 //! the blocking pool); only a *verified* JWT `exp` sets an RFC 7009 entry's expiry, and no
 //! entry outlives `tokens.max_ttl`; RFC 7009 answers 200 for any token (§2.2); deleting is
@@ -24,6 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AdminRecord;
 use crate::denylist::{DenyKey, Entry, EntryAction, Origin, wall_clock_ms};
 use crate::event::{Credential, EventTime, Fingerprint, RawToken};
 use crate::track::SessionSnapshot;
@@ -34,7 +38,7 @@ use super::{ApiState, MAX_REASON_BYTES};
 
 /// An entry as the API shows it: times in RFC 3339.
 #[derive(Debug, Serialize)]
-struct EntryView {
+pub(super) struct EntryView {
     key: String,
     /// In force now.
     revoked: bool,
@@ -51,7 +55,7 @@ struct EntryView {
 }
 
 impl EntryView {
-    fn new(key: &DenyKey, entry: Entry, now_ms: i64) -> Self {
+    pub(super) fn new(key: &DenyKey, entry: Entry, now_ms: i64) -> Self {
         EntryView {
             key: key.to_string(),
             revoked: entry.is_live(now_ms),
@@ -93,6 +97,10 @@ struct KeyRevocation {
     reason: Option<String>,
     ttl: Option<String>,
     not_before: Option<TimeInput>,
+    /// `revoke` (the default) or `step_up` (RFC 9470 challenge; on a `sid:` key the session's
+    /// tokens issued after now pass).
+    #[serde(default)]
+    action: EntryAction,
 }
 
 fn media_type(headers: &HeaderMap) -> String {
@@ -116,7 +124,8 @@ fn duration_ms(d: Duration) -> i64 {
 ///   unknown or garbage ones included (RFC 7009 §2.2); a token over `tokens.max_token_bytes` is
 ///   not stored (the check denies it anyway).
 ///   Only a missing `token` is a 400 (`invalid_request`).
-/// - `application/json`: `{"key", "reason"?, "ttl"?, "not_before"?}`; `ttl` defaults to
+/// - `application/json`: `{"key", "reason"?, "ttl"?, "not_before"?, "action"?}`; `action` is
+///   `revoke` (default) or `step_up` (a `sid:` step-up gets `not_before` = now); `ttl` defaults to
 ///   `denylist.default_ttl`; `not_before` (epoch seconds or RFC 3339) is for `sub:` keys only
 ///   and defaults to now. A `sub:` entry must outlive every token issued before `not_before`,
 ///   so give it a `ttl` of at least the longest token lifetime.
@@ -126,10 +135,79 @@ pub(super) async fn revoke(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(ApiError::body)?;
+) -> Response {
     let now_ms = wall_clock_ms();
-    let (key, entry) = match media_type(&headers).as_str() {
+    let result = revoke_entry(&state, &headers, body, now_ms).await;
+    let mut record = admin_record(&state, "POST /v1/revoke", "revoke", now_ms);
+    let response = match result {
+        Ok(Some((key, entry))) => {
+            record.key = Some(key.to_string());
+            record.action = entry.action.label();
+            record.reason = entry.reasons.first().cloned();
+            record.expires_at = Some(EventTime(entry.expires_at_ms).to_rfc3339());
+            axum::Json(EntryView::new(&key, entry, now_ms)).into_response()
+        }
+        // RFC 7009: an oversized token is answered 200 but not stored.
+        Ok(None) => axum::Json(serde_json::json!({"revoked": false})).into_response(),
+        Err(error) => error.into_response(),
+    };
+    finish_record(&state, record, &response);
+    response
+}
+
+/// The admin record of an action, before its outcome is known.
+fn admin_record(
+    state: &ApiState,
+    route: &'static str,
+    action: &'static str,
+    now_ms: i64,
+) -> AdminRecord {
+    AdminRecord {
+        kind: "admin",
+        time: EventTime(now_ms).to_rfc3339(),
+        route,
+        action,
+        key: None,
+        outcome: String::new(),
+        status: 0,
+        // The route ran behind `require_admin`: the admin key is the one presented.
+        admin_key_id: state
+            .admin_key
+            .as_deref()
+            .map_or_else(|| "-".into(), crate::audit::key_id),
+        reason: None,
+        expires_at: None,
+        removed: None,
+    }
+}
+
+/// Fill in the outcome from the answer, log it and hand it to the audit trail.
+fn finish_record(state: &ApiState, mut record: AdminRecord, response: &Response) {
+    record.status = response.status().as_u16();
+    record.outcome = if response.status().is_success() {
+        "ok".into()
+    } else {
+        response
+            .extensions()
+            .get::<super::errors::ErrorCode>()
+            .map_or_else(|| "error".into(), |code| code.0.to_string())
+    };
+    crate::audit::log_admin(&record);
+    if let Some(audit) = &state.audit {
+        audit.admin(&record);
+    }
+}
+
+/// `POST /v1/revoke`'s work: the entry stored (durable), or `None` for an RFC 7009 token
+/// too large to store.
+async fn revoke_entry(
+    state: &Arc<ApiState>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    now_ms: i64,
+) -> Result<Option<(DenyKey, Entry)>, ApiError> {
+    let body = body.map_err(ApiError::body)?;
+    let (key, entry) = match media_type(headers).as_str() {
         "application/x-www-form-urlencoded" => {
             let form: RevocationForm = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
@@ -140,10 +218,10 @@ pub(super) async fn revoke(
                 ));
             };
             if token.len() > state.max_token_bytes {
-                return Ok(axum::Json(serde_json::json!({"revoked": false})).into_response());
+                return Ok(None);
             }
             let query = state.query_for_token(token.expose());
-            let expires_at_ms = match verified_exp(&state, &token, now_ms) {
+            let expires_at_ms = match verified_exp(state, &token, now_ms) {
                 Some(exp) => exp
                     .saturating_mul(1000)
                     .saturating_add(duration_ms(state.jwt_leeway)),
@@ -167,7 +245,7 @@ pub(super) async fn revoke(
         "application/json" => {
             let request: KeyRevocation = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-            key_revocation(&state, request, now_ms)?
+            key_revocation(state, request, now_ms)?
         }
         _ => {
             return Err(ApiError::new(
@@ -194,7 +272,7 @@ pub(super) async fn revoke(
         .revocations
         .with_label_values(&[Origin::Admin.label()])
         .inc();
-    Ok(axum::Json(EntryView::new(&key, entry, now_ms)).into_response())
+    Ok(Some((key, entry)))
 }
 
 /// The `exp` of a token whose signature and claims verify now; anyone can write any `exp`
@@ -242,6 +320,10 @@ fn key_revocation(
     }
     let not_before = match (&key, request.not_before) {
         (DenyKey::Sub { .. }, None) => Some(now_ms.div_euclid(1000)),
+        // As the detector's step-up: tokens of the session issued after the challenge pass.
+        (DenyKey::Sid { .. }, None) if request.action == EntryAction::StepUp => {
+            Some(now_ms.div_euclid(1000))
+        }
         (DenyKey::Sub { .. }, Some(TimeInput::Seconds(secs))) => Some(secs),
         (DenyKey::Sub { .. }, Some(TimeInput::Text(text))) => Some(
             crate::event::EventTime::parse_rfc3339(&text)
@@ -262,7 +344,7 @@ fn key_revocation(
         }
     };
     let entry = Entry {
-        action: EntryAction::Revoke,
+        action: request.action,
         reasons: vec![reason],
         origin: Origin::Admin,
         created_at_ms: now_ms,
@@ -289,7 +371,35 @@ pub(super) async fn unrevoke(
     State(state): State<Arc<ApiState>>,
     Path(key): Path<String>,
     params: Result<Query<UnrevokeParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let now_ms = wall_clock_ms();
+    let allowlist = params.as_ref().is_ok_and(|Query(p)| p.allowlist);
+    let action = if allowlist { "allowlist" } else { "unrevoke" };
+    let mut record = admin_record(&state, "DELETE /v1/revocations/{key}", action, now_ms);
+    // Recorded only once it parsed as a key: a mistyped path might be a raw token.
+    let parsed: Option<DenyKey> = key.parse().ok();
+    record.key = parsed.as_ref().map(ToString::to_string);
+    let response = match unrevoke_key(&state, key, params).await {
+        Ok(removed) => {
+            record.removed = Some(removed);
+            axum::Json(serde_json::json!({
+                "removed": removed,
+                "allowlisted": allowlist,
+            }))
+            .into_response()
+        }
+        Err(error) => error.into_response(),
+    };
+    finish_record(&state, record, &response);
+    response
+}
+
+/// `DELETE /v1/revocations/{key}`'s work: whether an entry was removed (durable).
+async fn unrevoke_key(
+    state: &Arc<ApiState>,
+    key: String,
+    params: Result<Query<UnrevokeParams>, QueryRejection>,
+) -> Result<bool, ApiError> {
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let key: DenyKey = key.parse().map_err(|e: crate::denylist::KeyParseError| {
@@ -306,11 +416,7 @@ pub(super) async fn unrevoke(
             )
         })?
         .map_err(ApiError::journal)?;
-    Ok(axum::Json(serde_json::json!({
-        "removed": removed,
-        "allowlisted": params.allowlist,
-    }))
-    .into_response())
+    Ok(removed)
 }
 
 #[derive(Serialize)]

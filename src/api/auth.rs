@@ -1,5 +1,6 @@
-//! Route authentication: admin routes need `Authorization: Bearer <admin key>`,
-//! `POST /v1/events` the ingest key; both are checked before the body is read.
+//! Route authentication: admin routes need `Authorization: Bearer <admin key>`, the change
+//! feed the admin key or the read-only reader key, `POST /v1/events` the ingest key; all are
+//! checked before the body is read.
 //!
 //! Data flow: the **api** middleware in front of `admin` and `ingest` (`router` layers it).
 //!
@@ -8,7 +9,7 @@
 //! never "open"; ingestion refuses early when it is off or the pipeline channel is full.
 //!
 //! What it does NOT do: authenticate the check (it is open by design) or know about users
-//! or roles beyond the two keys.
+//! or roles beyond the three keys.
 
 use std::sync::Arc;
 
@@ -63,6 +64,40 @@ pub(super) async fn require_admin(
     ) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
+    }
+}
+
+/// Change-feed routes (`GET /v1/revocations…`): the admin key or the read-only reader key.
+/// The reader key is accepted here only — never by [`require_admin`].
+pub(super) async fn require_reader(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.admin_key.is_none() && state.reader_key.is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "the change feed is disabled: no admin or reader key is configured",
+        )
+        .into_response();
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| lossy(v.as_bytes()));
+    let key = presented.as_deref().and_then(bearer_token);
+    // Both compared, whatever the first gives: the timing does not tell which key matched.
+    let matches = |expected: Option<&str>| {
+        key.zip(expected)
+            .is_some_and(|(k, e)| keys_match(k.as_bytes(), e.as_bytes()))
+    };
+    let admin = matches(state.admin_key.as_deref());
+    let reader = matches(state.reader_key.as_deref());
+    if admin | reader {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized().into_response()
     }
 }
 

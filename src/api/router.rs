@@ -24,9 +24,10 @@ use axum::routing::{any, delete, get, post};
 use tower_http::timeout::TimeoutLayer;
 
 use super::admin::{revoke, session, unrevoke};
-use super::auth::{require_admin, require_ingest};
+use super::auth::{require_admin, require_ingest, require_reader};
 use super::check::{check_get, check_post};
 use super::errors::{ApiError, busy};
+use super::feed;
 use super::health::{healthz, metrics, readyz};
 use super::ingest::ingest;
 use super::{ApiState, MAX_AUTHORIZATION_BYTES, MAX_COOKIE_BYTES};
@@ -107,6 +108,21 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/revocations/{*key}", delete(unrevoke))
         .route("/v1/sessions/{fingerprint}", get(session))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    // The change feed: admin or reader key. Pages and entries share the admin budget; a
+    // stream holds its connection for long, so it has its own cap (`feed.max_streams`).
+    let feed_reads = Router::new()
+        .route("/v1/revocations", get(feed::page))
+        .route("/v1/revocations/{*key}", get(feed::show))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_reader,
+        ));
+    let feed_streams = Router::new()
+        .route("/v1/revocations/stream", get(feed::stream))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_reader,
+        ));
     let ingestion = Router::new()
         .route(
             "/v1/events",
@@ -119,12 +135,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let shared_budget = Router::new()
         .route("/metrics", get(metrics))
         .merge(admin)
+        .merge(feed_reads)
         .merge(ingestion)
         .route_layer(budget());
     let counted = Router::new()
         .route("/v1/check", post(check_post).route_layer(budget()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(feed_streams)
         .merge(shared_budget)
         .layer(middleware::from_fn(limit_credential_headers))
         .layer(middleware::from_fn_with_state(

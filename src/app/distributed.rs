@@ -143,7 +143,7 @@ pub(super) async fn run(
             None
         };
         let pipeline = Pipeline::new(stages, services.metrics.clone());
-        let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
+        let publisher = services.live_publisher();
         detection = Some(spawn_detection(
             pipeline,
             publisher,
@@ -181,6 +181,7 @@ pub(super) async fn run(
             source.join();
         }
     });
+    let audit = services.audit.clone();
     services.shutdown().await?;
     if let Some(detection) = detection {
         let join = tokio::task::spawn_blocking(move || detection.join());
@@ -197,6 +198,7 @@ pub(super) async fn run(
         }
     }
     let _ = tokio::time::timeout(drain + Duration::from_secs(1), source_done).await;
+    super::flush_audit(audit).await;
     reader_stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
     let flushing = topic.clone();
