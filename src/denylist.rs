@@ -55,8 +55,8 @@
 //! compacted denylist topic (`publish/topic.rs`) — with the same ordering: a revocation is in
 //! memory before the log acknowledges it, an un-revocation only after. Changes read back from
 //! the topic (every replica's, this one's included) come in through
-//! [`Denylist::apply_shared`], which touches memory only. An allowlisting stays local to the
-//! replica that made it.
+//! [`Denylist::apply_shared`], which touches memory only. Allowlistings travel the same way
+//! (an admin's allowlisting on one replica binds every detector).
 //!
 //! It does NOT: verify tokens (a forged token can only be denied here, never allowed), read
 //! Kafka itself (`publish/topic.rs` does, and calls [`Denylist::apply_shared`]), take the wall clock on the check path (callers
@@ -218,10 +218,24 @@ fn named_entry_covers(not_before: Option<i64>, iat: Option<i64>) -> bool {
 /// Distributed mode's durable log of denylist changes (the compacted denylist topic, DESIGN
 /// §6), in the journal's place.
 pub trait SharedLog: Send + Sync {
-    /// Make `changes` durable, in order: `Some(entry)` adds or replaces the key's entry,
-    /// `None` removes it (a tombstone). Blocks until acknowledged; the error text never holds
-    /// a key or an entry.
-    fn append(&self, changes: &[(DenyKey, Option<Entry>)]) -> Result<(), String>;
+    /// Make `changes` durable, in order. Blocks until acknowledged; the error text never
+    /// holds a key or an entry.
+    fn append(&self, changes: &[SharedChange]) -> Result<(), String>;
+}
+
+/// One change as the shared log carries it, written by the replica that makes it and read
+/// back by every replica ([`Denylist::apply_shared`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SharedChange {
+    /// Add or replace the key's entry.
+    Put(DenyKey, Entry),
+    /// Remove the key's entry (a tombstone).
+    Remove(DenyKey),
+    /// An admin allowlisted the token until this wall-clock ms: no detector anywhere revokes
+    /// it again (shared, or the detectors of other replicas would).
+    Allow(Fingerprint, i64),
+    /// An admin revoked the token again, lifting its allowlisting.
+    Unallow(Fingerprint),
 }
 
 /// Where changes go, as the writer mutex sees it.
@@ -351,21 +365,31 @@ impl Denylist {
         denylist
     }
 
-    /// Apply a change read from the shared log (`None`: the key was removed), in memory only.
-    /// Returns the entry's age at this replica (wall clock now − `created_at_ms`, for
-    /// `revocation_propagation_seconds`) when it added or replaced an entry this replica did
-    /// not hold yet, else `None` (its own change read back, a step-up under a revocation in
-    /// force, a removal).
-    pub fn apply_shared(&self, key: DenyKey, entry: Option<Entry>, now_ms: i64) -> Option<i64> {
+    /// Apply a change read from the shared log, in memory only. Returns the entry's age at
+    /// this replica (wall clock now − `created_at_ms`, for `revocation_propagation_seconds`)
+    /// when it added or replaced an entry this replica did not hold yet, else `None` (its own
+    /// change read back, a step-up under a revocation in force, a removal, an allowlisting).
+    pub fn apply_shared(&self, change: SharedChange, now_ms: i64) -> Option<i64> {
         let _writer = self.lock_writer();
-        let age = match entry {
-            None => {
+        let age = match change {
+            SharedChange::Remove(key) => {
                 if self.state.apply(Change::Unrevoke(key.clone())) {
                     self.feed.record(FeedOp::Remove, key, None);
                 }
                 None
             }
-            Some(entry) => {
+            SharedChange::Allow(fp, until_ms) => {
+                // A lapsed allowlisting (read back from the start of the topic) is not kept.
+                if now_ms < until_ms {
+                    self.state.apply(Change::Allow(fp, until_ms));
+                }
+                None
+            }
+            SharedChange::Unallow(fp) => {
+                self.state.allowlist.remove(&fp);
+                None
+            }
+            SharedChange::Put(key, entry) => {
                 if self.state.get(&key).as_ref() == Some(&entry) || self.would_weaken(&key, &entry)
                 {
                     return None;
@@ -731,13 +755,25 @@ impl Denylist {
             Sink::Memory => None,
             _ => Some(journal::encode(&changes, &|_| None)?),
         };
-        let shared: Option<Vec<(DenyKey, Option<Entry>)>> = match &writer.sink {
+        let shared: Option<Vec<SharedChange>> = match &writer.sink {
             Sink::Shared(_) => Some(
                 changes
                     .iter()
-                    .filter_map(|change| match change {
-                        Change::Revoke(key, entry) => Some((key.clone(), Some(entry.clone()))),
-                        _ => None,
+                    .flat_map(|change| match change {
+                        // An admin revocation lifts an allowlisting on every replica, whether
+                        // or not this one has read it yet.
+                        Change::Revoke(DenyKey::Fingerprint(fp), entry)
+                            if entry.origin == Origin::Admin =>
+                        {
+                            vec![
+                                SharedChange::Put(DenyKey::Fingerprint(*fp), entry.clone()),
+                                SharedChange::Unallow(*fp),
+                            ]
+                        }
+                        Change::Revoke(key, entry) => {
+                            vec![SharedChange::Put(key.clone(), entry.clone())]
+                        }
+                        _ => Vec::new(),
                     })
                     .collect(),
             ),
@@ -792,8 +828,15 @@ impl Denylist {
             changes.push(Change::Allow(fp, until_ms));
         }
         if let Sink::Shared(log) = &writer.sink {
-            // The allowlisting stays with this replica: only the removal is shared.
-            log.append(&[(key.clone(), None)])
+            let shared: Vec<SharedChange> = changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Unrevoke(key) => Some(SharedChange::Remove(key.clone())),
+                    Change::Allow(fp, until_ms) => Some(SharedChange::Allow(*fp, *until_ms)),
+                    Change::Revoke(..) => None,
+                })
+                .collect();
+            log.append(&shared)
                 .map_err(|reason| DenylistError::Topic { reason })?;
         } else if !matches!(writer.sink, Sink::Memory) {
             let bytes = journal::encode(&changes, &|_| None)?;

@@ -93,6 +93,9 @@ fn topic_denylist(records: &[Value]) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     for r in records {
         let key = r["key"].as_str().unwrap().to_string();
+        if key.starts_with("allow:") {
+            continue; // an admin's allowlisting, not a denylist entry
+        }
         match r["value"].as_str() {
             None => {
                 keys.remove(&key);
@@ -666,6 +669,33 @@ fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch
             assert_eq!(&check_fingerprint(&api, fp), action, "{key}");
         }
     }
+
+    // A false positive un-revoked and allowlisted at the API replica: lifted everywhere, and
+    // the detecting instance holds the allowlisting too, so its detector leaves it alone.
+    let fp = &revoked[0];
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let (status, body) = http(
+        &api.addr,
+        "DELETE",
+        &format!("/v1/revocations/fp:{fp}?allowlist=true"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .expect("un-revoke");
+    assert_eq!(status, 200, "{body}");
+    let allowlisted_at_detector = wait_until(Duration::from_secs(10), || {
+        http(
+            &all.addr,
+            "GET",
+            &format!("/v1/sessions/{fp}"),
+            &[("Authorization", &auth)],
+            "",
+        )
+        .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+        .is_some_and(|view| view["denylist"]["allowlisted"] == true)
+    });
+    assert!(allowlisted_at_detector, "{}", tail(&all.log(), 10));
+    assert_eq!(check_fingerprint(&all, fp), "allow");
 }
 
 /// The numbers in BENCHMARKS.md ("Kafka"): events/s through the broker into detection, and

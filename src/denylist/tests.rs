@@ -1429,3 +1429,65 @@ fn step_up_entries_round_trip_through_the_journal_and_old_records_read_as_revoke
             .is_some_and(|(_, e)| e.action == EntryAction::Revoke)
     );
 }
+
+/// The shared log of distributed mode, kept in memory: what a replica wrote.
+#[derive(Default)]
+struct RecordedLog(std::sync::Mutex<Vec<SharedChange>>);
+
+impl SharedLog for RecordedLog {
+    fn append(&self, changes: &[SharedChange]) -> Result<(), String> {
+        self.0.lock().expect("log").extend_from_slice(changes);
+        Ok(())
+    }
+}
+
+#[test]
+fn allowlistings_travel_through_the_shared_log_and_bind_every_replica() {
+    let log = Arc::new(RecordedLog::default());
+    let writer = Denylist::shared(log.clone());
+    let reader = Denylist::shared(Arc::new(RecordedLog::default()));
+    let token = DenyKey::Fingerprint(fp(7));
+    writer
+        .revoke(token.clone(), live(Origin::Detector))
+        .expect("revoke");
+    writer.unrevoke(&token, true).expect("un-revoke");
+    writer
+        .revoke(token.clone(), live(Origin::Admin))
+        .expect("admin revoke");
+    let written = log.0.lock().expect("log").clone();
+    assert_eq!(
+        written,
+        vec![
+            SharedChange::Put(token.clone(), live(Origin::Detector)),
+            SharedChange::Remove(token.clone()),
+            SharedChange::Allow(fp(7), NOW + HOUR_MS),
+            SharedChange::Put(token.clone(), live(Origin::Admin)),
+            SharedChange::Unallow(fp(7)),
+        ]
+    );
+
+    // Another replica reading the log: allowlisted after the un-revocation, so its detector
+    // leaves the token alone; the admin's revocation lifts it there too.
+    for change in written.iter().take(3) {
+        reader.apply_shared(change.clone(), NOW);
+    }
+    assert!(reader.is_allowlisted(fp(7)));
+    assert!(reader.get(&token).is_none());
+    assert_eq!(
+        reader
+            .revoke_many(vec![(token.clone(), live(Origin::Detector))])
+            .expect("detector revoke"),
+        0,
+        "an allowlisted token is not revoked by a detector"
+    );
+    for change in written.iter().skip(3) {
+        reader.apply_shared(change.clone(), NOW);
+    }
+    assert!(!reader.is_allowlisted(fp(7)));
+    assert!(reader.get(&token).is_some());
+
+    // An allowlisting that lapsed before it was read back is not kept.
+    let late = Denylist::shared(Arc::new(RecordedLog::default()));
+    late.apply_shared(SharedChange::Allow(fp(7), NOW), NOW + 1);
+    assert!(!late.is_allowlisted(fp(7)));
+}

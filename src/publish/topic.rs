@@ -8,8 +8,9 @@
 //!   or un-revocation through any replica's API — is produced with the denylist key as the
 //!   record key and the entry as JSON (the journal's entry form), or a tombstone (no value)
 //!   for a removal, by an idempotent producer with `acks=all`; the call returns once the
-//!   broker acknowledged it. Records of one key keep their order; compaction keeps the
-//!   latest.
+//!   broker acknowledged it. An admin's allowlisting is a record keyed `allow:fp:…` with
+//!   `{"until_ms": …}`, lifted by a tombstone when an admin revokes the token again. Records
+//!   of one key keep their order; compaction keeps the latest.
 //! - [`DenylistReader`], on every instance: assigned every partition of the topic from the
 //!   beginning (never a group member, so each replica reads everything) and applies each
 //!   record to the in-memory denylist ([`Denylist::apply_shared`]). `/readyz`'s `denylist`
@@ -25,9 +26,8 @@
 //! [`MAX_RECORD_BYTES`]) and a record that does not parse is counted and skipped, never
 //! applied; nothing but denylist keys (fingerprints and claim ids, never a token) is written.
 //!
-//! It does NOT: compact the topic (the broker does, `cleanup.policy=compact`), share
-//! allowlistings (they stay with the replica that made them), or expire entries (every
-//! replica purges lapsed entries on its own clock).
+//! It does NOT: compact the topic (the broker does, `cleanup.policy=compact`) or expire
+//! entries and allowlistings (every replica purges lapsed ones on its own clock).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -41,9 +41,10 @@ use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 use crate::config::{KafkaConfig, Secrets};
 use crate::denylist::{
-    DenyKey, Denylist, Entry, EntryAction, MAX_KEY_BYTES, MAX_RECORD_BYTES, SharedLog,
+    DenyKey, Denylist, EntryAction, MAX_KEY_BYTES, MAX_RECORD_BYTES, SharedChange, SharedLog,
     wall_clock_ms,
 };
+use crate::event::Fingerprint;
 use crate::kafka::{KafkaError, Producer, Purpose, Record, client_config, log_to_tracing};
 use crate::metrics::Metrics;
 
@@ -69,32 +70,50 @@ impl DenylistTopic {
 }
 
 impl SharedLog for DenylistTopic {
-    fn append(&self, changes: &[(DenyKey, Option<Entry>)]) -> Result<(), String> {
-        let mut records = Vec::with_capacity(changes.len());
-        for (key, entry) in changes {
-            let payload = match entry {
-                Some(entry) => Some(serde_json::to_vec(entry).map_err(|e| e.to_string())?),
-                None => None,
-            };
-            records.push(Record {
-                key: Some(key.to_string().into_bytes()),
-                payload,
-                headers: Vec::new(),
-            });
-        }
+    fn append(&self, changes: &[SharedChange]) -> Result<(), String> {
+        let records = changes
+            .iter()
+            .map(encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         self.producer
             .send_all(&self.topic, &records)
             .map_err(|e| e.to_string())
     }
 }
 
-/// A record of the denylist topic, read.
-#[derive(Debug)]
-enum Read {
-    /// Add or replace.
-    Put(DenyKey, Entry),
-    /// A tombstone: remove.
-    Remove(DenyKey),
+/// The key prefix of allowlisting records: `allow:fp:…` never parses as a denylist key, so
+/// an older reader skips it (`bad_key`) instead of misreading it.
+const ALLOW_PREFIX: &str = "allow:";
+
+/// An allowlisting record's value.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Allowlisted {
+    until_ms: i64,
+}
+
+/// One change as a record: key = denylist key, value = entry JSON, no value = tombstone.
+fn encode(change: &SharedChange) -> serde_json::Result<Record> {
+    let (key, payload) = match change {
+        SharedChange::Put(key, entry) => (key.to_string(), Some(serde_json::to_vec(entry)?)),
+        SharedChange::Remove(key) => (key.to_string(), None),
+        SharedChange::Allow(fp, until_ms) => (
+            allow_key(*fp),
+            Some(serde_json::to_vec(&Allowlisted {
+                until_ms: *until_ms,
+            })?),
+        ),
+        SharedChange::Unallow(fp) => (allow_key(*fp), None),
+    };
+    Ok(Record {
+        key: Some(key.into_bytes()),
+        payload,
+        headers: Vec::new(),
+    })
+}
+
+fn allow_key(fp: Fingerprint) -> String {
+    format!("{ALLOW_PREFIX}{}", DenyKey::Fingerprint(fp))
 }
 
 /// Why a record of the denylist topic was skipped (bounded; logged).
@@ -117,21 +136,32 @@ impl Skip {
     }
 }
 
-/// Decode one record: key = denylist key, value = entry JSON, no value = tombstone.
-fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Read, Skip> {
+/// Decode one record ([`encode`]'s inverse).
+fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<SharedChange, Skip> {
     let key = key.ok_or(Skip::NoKey)?;
     if key.len() > MAX_KEY_BYTES {
         return Err(Skip::TooLarge);
     }
-    let key: DenyKey = std::str::from_utf8(key)
-        .map_err(|_| Skip::BadKey)?
-        .parse()
-        .map_err(|_| Skip::BadKey)?;
+    if value.is_some_and(|v| v.len() > MAX_RECORD_BYTES) {
+        return Err(Skip::TooLarge);
+    }
+    let key = std::str::from_utf8(key).map_err(|_| Skip::BadKey)?;
+    if let Some(allowed) = key.strip_prefix(ALLOW_PREFIX) {
+        let Ok(DenyKey::Fingerprint(fp)) = allowed.parse() else {
+            return Err(Skip::BadKey);
+        };
+        return match value {
+            None => Ok(SharedChange::Unallow(fp)),
+            Some(value) => serde_json::from_slice::<Allowlisted>(value)
+                .map(|a| SharedChange::Allow(fp, a.until_ms))
+                .map_err(|_| Skip::BadEntry),
+        };
+    }
+    let key: DenyKey = key.parse().map_err(|_| Skip::BadKey)?;
     match value {
-        None => Ok(Read::Remove(key)),
-        Some(value) if value.len() > MAX_RECORD_BYTES => Err(Skip::TooLarge),
+        None => Ok(SharedChange::Remove(key)),
         Some(value) => serde_json::from_slice(value)
-            .map(|entry| Read::Put(key, entry))
+            .map(|entry| SharedChange::Put(key, entry))
             .map_err(|_| Skip::BadEntry),
     }
 }
@@ -262,19 +292,16 @@ fn read(
             Some(Ok(message)) => {
                 at_end.remove(&message.partition());
                 match decode(message.key(), message.payload()) {
-                    Ok(Read::Put(key, entry)) => {
-                        let revokes = entry.action == EntryAction::Revoke;
-                        if let Some(age_ms) =
-                            denylist.apply_shared(key, Some(entry), wall_clock_ms())
+                    Ok(change) => {
+                        let revokes = matches!(&change, SharedChange::Put(_, entry)
+                            if entry.action == EntryAction::Revoke);
+                        if let Some(age_ms) = denylist.apply_shared(change, wall_clock_ms())
                             && revokes
                         {
                             metrics
                                 .revocation_propagation
                                 .observe(age_ms as f64 / 1000.0);
                         }
-                    }
-                    Ok(Read::Remove(key)) => {
-                        denylist.apply_shared(key, None, wall_clock_ms());
                     }
                     Err(skip) => tracing::warn!(
                         topic,
@@ -318,7 +345,7 @@ fn assign_from_beginning(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::denylist::Origin;
+    use crate::denylist::{Entry, Origin};
 
     fn entry(created_at_ms: i64) -> Entry {
         Entry {
@@ -401,22 +428,35 @@ mod tests {
             not_before: None,
             score: Some(0.9),
         };
+        let key: DenyKey = "fp:9f86d081884c7d659a2feaa0c55ad015".parse().expect("key");
+        let DenyKey::Fingerprint(token) = key.clone() else {
+            unreachable!()
+        };
+        // Every change comes back as itself from its record.
+        for change in [
+            SharedChange::Put(key.clone(), entry.clone()),
+            SharedChange::Remove(key.clone()),
+            SharedChange::Allow(token, 1_700_000_000_000),
+            SharedChange::Unallow(token),
+        ] {
+            let record = encode(&change).expect("encode");
+            let got = decode(record.key.as_deref(), record.payload.as_deref());
+            assert_eq!(got, Ok(change));
+        }
         let json = serde_json::to_vec(&entry).expect("json");
         let fp = b"fp:9f86d081884c7d659a2feaa0c55ad015";
-        match decode(Some(fp), Some(&json)) {
-            Ok(Read::Put(key, got)) => {
-                assert_eq!(key.to_string(), "fp:9f86d081884c7d659a2feaa0c55ad015");
-                assert_eq!(got, entry);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(decode(Some(fp), None), Ok(Read::Remove(_))));
         let too_long = vec![b'a'; MAX_KEY_BYTES + 1];
         let huge = vec![b' '; MAX_RECORD_BYTES + 1];
         type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Skip);
-        let cases: [Case<'_>; 5] = [
+        let cases: [Case<'_>; 7] = [
             (None, Some(&json), Skip::NoKey),
             (Some(b"nope"), Some(&json), Skip::BadKey),
+            (Some(b"allow:sub:iss:x"), None, Skip::BadKey),
+            (
+                Some(b"allow:fp:9f86d081884c7d659a2feaa0c55ad015"),
+                Some(&json),
+                Skip::BadEntry,
+            ),
             (Some(&too_long), Some(&json), Skip::TooLarge),
             (Some(fp), Some(&huge), Skip::TooLarge),
             (Some(fp), Some(b"{\"action\":1}"), Skip::BadEntry),
