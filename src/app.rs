@@ -22,14 +22,14 @@ use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
 use crate::enrich::{Catalog, Enricher};
-use crate::event::{Action, RawLine};
+use crate::event::{Action, RawLine, SourceKind};
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
 use crate::parse::Parser;
 use crate::pipeline::{Pipeline, Stages, Totals};
 use crate::publish::Publisher;
 use crate::score::{RuleScorer, Scorer};
-use crate::source::{self, Source, SourceLimits};
+use crate::source::{self, FileCheckpoints, PositionStore, Source, SourceLimits};
 use crate::track::SessionTracker;
 
 #[cfg(feature = "kafka")]
@@ -98,6 +98,33 @@ pub fn source_limits(config: &Config) -> SourceLimits {
         batch_size: config.input.batch_size,
         poll_interval: config.input.poll_interval.0,
     }
+}
+
+/// The state folder: where `run` keeps what must survive a restart beside the journal (the
+/// folder of `denylist.journal`, which the journal's lock gives to one process). `None` when
+/// the denylist is memory-only.
+pub fn state_dir(config: &Config) -> Option<PathBuf> {
+    let journal = config.denylist.journal.as_ref()?;
+    Some(match journal.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// The followed file's saved position (`<state folder>/input.position`), read at start and
+/// advanced as detection publishes its batches; `None` without `input.path` or a state folder.
+pub fn input_checkpoints(config: &Config) -> Option<Arc<FileCheckpoints>> {
+    let path = config.input.path.as_ref()?;
+    let Some(state) = state_dir(config) else {
+        tracing::warn!(
+            "denylist.journal is not set: the input position is not kept, so a restart reads \
+             input.path from its start"
+        );
+        return None;
+    };
+    Some(Arc::new(FileCheckpoints::open(PositionStore::new(
+        &state, path,
+    ))))
 }
 
 /// Result of a replay.
@@ -493,10 +520,13 @@ fn fit_connection_cap(api: &crate::config::ApiConfig) -> usize {
 }
 
 /// The detection thread: batches in, decisions published; ends when every sender is gone.
+/// A followed file's batch is acknowledged to `file_checkpoints` once published, so its
+/// position may be saved (at-least-once, `source/position.rs`).
 fn spawn_detection(
     mut pipeline: Pipeline,
     mut publisher: Publisher,
     mut rx: mpsc::Receiver<Vec<RawLine>>,
+    file_checkpoints: Option<Arc<FileCheckpoints>>,
 ) -> std::thread::JoinHandle<Totals> {
     std::thread::Builder::new()
         .name("tokenwatch-detect".into())
@@ -504,8 +534,15 @@ fn spawn_detection(
             while let Some(batch) = rx.blocking_recv() {
                 let decided = Instant::now();
                 let decisions = pipeline.process_batch(&batch);
-                if let Err(e) = publisher.publish(decisions, decided) {
+                let any = !decisions.is_empty();
+                let published = publisher.publish(decisions, decided);
+                if let Err(e) = &published {
                     tracing::error!(error = %e, code = e.code(), "publishing decisions failed");
+                }
+                if let Some(checkpoints) = &file_checkpoints
+                    && batch.first().is_some_and(|l| l.source == SourceKind::File)
+                {
+                    checkpoints.published(published.is_ok(), any);
                 }
             }
             pipeline.totals().clone()
@@ -570,15 +607,18 @@ pub async fn run(
     let stages = services.start_detection(&config, &secrets, tracker).await?;
     let pipeline = Pipeline::new(stages, services.metrics.clone());
     let publisher = Publisher::live(services.denylist.clone(), services.metrics.clone());
-    let detection = spawn_detection(pipeline, publisher, rx);
+    let file_checkpoints = input_checkpoints(&config);
+    let detection = spawn_detection(pipeline, publisher, rx, file_checkpoints.clone());
     let limits = source_limits(&config);
     if let Some(path) = &config.input.path {
         tracing::info!(path = %path.display(), "following input file");
-        Source::File {
-            path: path.clone(),
-            follow: true,
-        }
-        .spawn(limits, tx.clone(), stop.clone());
+        source::spawn_follow(
+            path.clone(),
+            limits,
+            tx.clone(),
+            stop.clone(),
+            file_checkpoints.clone(),
+        );
     }
     if config.input.stdin {
         Source::Stdin.spawn(limits, tx.clone(), stop.clone());
@@ -605,6 +645,10 @@ pub async fn run(
             "detection did not drain within input.drain_timeout ({})",
             humantime::format_duration(drain)
         ),
+    }
+    // Only what detection published is saved: batches it did not finish are read again.
+    if let Some(checkpoints) = file_checkpoints {
+        tokio::task::spawn_blocking(move || checkpoints.flush()).await?;
     }
     Ok(())
 }
