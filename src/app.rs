@@ -32,8 +32,11 @@ use crate::score::{RuleScorer, Scorer};
 use crate::source::{self, FileCheckpoints, PositionStore, Source, SourceLimits};
 use crate::track::SessionTracker;
 
+mod check_config;
 #[cfg(feature = "kafka")]
 mod distributed;
+
+pub use check_config::{CheckReport, DatabaseKind, check_config, check_files, writable_folder};
 
 /// Build the stages (opens key files, GeoIP databases and the model). Every stage is tried,
 /// so one run reports every file that cannot be used.
@@ -83,6 +86,10 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
 /// else the rule-based scorer.
 pub fn build_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
     Ok(match &config.detect.model {
+        Some(_) if config.detect.uses_builtin_model() => Arc::new(
+            crate::model::ModelScorer::builtin(&config.detect)
+                .context("detect.model: the built-in model")?,
+        ),
         Some(path) => Arc::new(
             crate::model::ModelScorer::load(path, &config.detect)
                 .with_context(|| format!("detect.model: {}", path.display()))?,

@@ -202,9 +202,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print!("{report}");
         }
         Command::CheckConfig { config } => {
-            let (config, secrets) = load(config)?;
-            app::build_stages(&config, &secrets)?;
-            println!("configuration OK");
+            let path = app::config_path(config);
+            let report = app::check_config(&path, &ProcessEnv);
+            if !report.is_ok() {
+                eprint!("{}: {report}", path.display());
+                return Ok(ExitCode::from(1));
+            }
+            print!("{report}");
         }
     }
     Ok(ExitCode::SUCCESS)
