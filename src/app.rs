@@ -165,12 +165,17 @@ pub fn replay(
     let mut publisher = Publisher::replay(sink, metrics.clone());
     let started = Instant::now();
     let (mut rx, reader) = source::read_all(input, source_limits(config));
-    let mut progress = Progress::new("replay");
+    // Standard input has no size: rate only.
+    let total_bytes = (input != "-")
+        .then(|| std::fs::metadata(input).ok().map(|m| m.len()))
+        .flatten();
+    let mut progress = Progress::new("replay", total_bytes);
     while let Some(batch) = rx.blocking_recv() {
         let decided = Instant::now();
+        let bytes: usize = batch.iter().map(|line| line.bytes.len() + 1).sum();
         let decisions = pipeline.process_batch(&batch);
         publisher.publish(decisions, decided)?;
-        progress.tick(pipeline.totals().lines);
+        progress.tick(pipeline.totals().lines, bytes as u64);
     }
     reader
         .join()
@@ -183,36 +188,113 @@ pub fn replay(
     })
 }
 
-/// Progress on stderr for long commands, only when stderr is a terminal.
+/// How often progress is redrawn on a terminal.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(500);
+/// How often a progress line is logged when stderr is not a terminal.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Progress of a long command on stderr: redrawn in place on a terminal (percent done, rate,
+/// time left), else one INFO line (target `tokenwatch::progress`) every 10 s. The size of
+/// stdin is unknown: rate only. One clock read per batch, nothing per line.
 struct Progress {
     what: &'static str,
     started: Instant,
     last: Instant,
-    enabled: bool,
+    /// Bytes of input in all (a file's size), when known.
+    total_bytes: Option<u64>,
+    /// Bytes read so far (lines and their newlines).
+    bytes: u64,
+    terminal: bool,
 }
 
 impl Progress {
-    fn new(what: &'static str) -> Self {
+    fn new(what: &'static str, total_bytes: Option<u64>) -> Self {
         use std::io::IsTerminal;
-        let now = Instant::now();
+        Self::at(
+            what,
+            total_bytes,
+            std::io::stderr().is_terminal(),
+            Instant::now(),
+        )
+    }
+
+    fn at(what: &'static str, total_bytes: Option<u64>, terminal: bool, now: Instant) -> Self {
         Progress {
             what,
             started: now,
             last: now,
-            enabled: std::io::stderr().is_terminal(),
+            total_bytes,
+            bytes: 0,
+            terminal,
         }
     }
-    fn tick(&mut self, lines: u64) {
-        if self.enabled && self.last.elapsed() >= Duration::from_millis(500) {
-            self.last = Instant::now();
-            let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\r{}: {lines} lines, {rate:.0} lines/s   ", self.what);
+
+    /// A batch of `bytes` was processed, `lines` in all so far.
+    fn tick(&mut self, lines: u64, bytes: u64) {
+        if let Some(line) = self.tick_at(lines, bytes, Instant::now()) {
+            if self.terminal {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                tracing::info!(target: "tokenwatch::progress", "{line}");
+            }
         }
     }
+
+    /// The line to show at `now`, when one is due.
+    fn tick_at(&mut self, lines: u64, bytes: u64, now: Instant) -> Option<String> {
+        self.bytes += bytes;
+        let every = if self.terminal {
+            PROGRESS_REDRAW
+        } else {
+            PROGRESS_LOG_EVERY
+        };
+        if now.saturating_duration_since(self.last) < every {
+            return None;
+        }
+        self.last = now;
+        Some(progress_line(
+            self.what,
+            lines,
+            self.bytes,
+            self.total_bytes,
+            now.saturating_duration_since(self.started),
+        ))
+    }
+
     fn done(&self) {
-        if self.enabled {
+        if self.terminal {
             eprint!("\r\x1b[2K");
         }
+    }
+}
+
+/// `replay: 42.0 % · 1200000 lines · 480000 lines/s · 3 s left` (percent and time left only
+/// when the size is known).
+fn progress_line(
+    what: &str,
+    lines: u64,
+    bytes: u64,
+    total_bytes: Option<u64>,
+    elapsed: Duration,
+) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let rate = lines as f64 / secs;
+    match total_bytes {
+        Some(total) if total > 0 => {
+            let done = (bytes as f64 / total as f64).min(1.0);
+            let left = if bytes > 0 {
+                let remaining = secs * (total.saturating_sub(bytes)) as f64 / bytes as f64;
+                humantime::format_duration(Duration::from_secs(remaining.round() as u64))
+                    .to_string()
+            } else {
+                "?".into()
+            };
+            format!(
+                "{what}: {:.1} % · {lines} lines · {rate:.0} lines/s · {left} left",
+                done * 100.0
+            )
+        }
+        _ => format!("{what}: {lines} lines · {rate:.0} lines/s"),
     }
 }
 
@@ -658,4 +740,38 @@ pub async fn run(
         tokio::task::spawn_blocking(move || checkpoints.flush()).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_logged_every_ten_seconds_with_percent_rate_and_time_left() {
+        let t0 = Instant::now();
+        let mut progress = Progress::at("replay", Some(1000), false, t0);
+        assert_eq!(
+            progress.tick_at(100, 100, t0 + Duration::from_secs(5)),
+            None
+        );
+        let line = progress
+            .tick_at(500, 150, t0 + Duration::from_secs(10))
+            .expect("due after 10 s");
+        // 250 of 1000 bytes in 10 s: 25 %, 50 lines/s, 30 s left.
+        assert_eq!(line, "replay: 25.0 % · 500 lines · 50 lines/s · 30s left");
+        assert_eq!(
+            progress.tick_at(600, 10, t0 + Duration::from_secs(11)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_terminal_redraws_twice_a_second_and_stdin_shows_the_rate_only() {
+        let t0 = Instant::now();
+        let mut progress = Progress::at("replay", None, true, t0);
+        let line = progress
+            .tick_at(1000, 50_000, t0 + Duration::from_millis(500))
+            .expect("due after 500 ms");
+        assert_eq!(line, "replay: 1000 lines · 2000 lines/s");
+    }
 }

@@ -146,6 +146,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } => "info",
+        // Its periodic progress line when stderr is not a terminal (a terminal gets a
+        // redrawn line instead).
+        Command::Replay { .. } => "warn,tokenwatch::progress=info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
