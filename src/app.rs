@@ -23,18 +23,21 @@ use crate::config::{Config, Role, Secrets};
 use crate::decide::Policy;
 use crate::denylist::Denylist;
 use crate::enrich::{Catalog, Enricher};
-use crate::event::{Action, RawLine};
+use crate::event::{Action, RawLine, SourceKind};
 use crate::identify::Identifier;
 use crate::metrics::Metrics;
 use crate::parse::Parser;
 use crate::pipeline::{Pipeline, Stages, Totals};
 use crate::publish::Publisher;
 use crate::score::{RuleScorer, Scorer};
-use crate::source::{self, Source, SourceLimits};
+use crate::source::{self, FileCheckpoints, PositionStore, Source, SourceLimits};
 use crate::track::SessionTracker;
 
+mod check_config;
 #[cfg(feature = "kafka")]
 mod distributed;
+
+pub use check_config::{CheckReport, DatabaseKind, check_config, check_files, writable_folder};
 
 /// Build the stages (opens key files, GeoIP databases and the model). Every stage is tried,
 /// so one run reports every file that cannot be used.
@@ -84,6 +87,10 @@ pub fn build_stages(config: &Config, secrets: &Secrets) -> anyhow::Result<Stages
 /// else the rule-based scorer.
 pub fn build_scorer(config: &Config) -> anyhow::Result<Arc<dyn Scorer>> {
     Ok(match &config.detect.model {
+        Some(_) if config.detect.uses_builtin_model() => Arc::new(
+            crate::model::ModelScorer::builtin(&config.detect)
+                .context("detect.model: the built-in model")?,
+        ),
         Some(path) => Arc::new(
             crate::model::ModelScorer::load(path, &config.detect)
                 .with_context(|| format!("detect.model: {}", path.display()))?,
@@ -99,6 +106,33 @@ pub fn source_limits(config: &Config) -> SourceLimits {
         batch_size: config.input.batch_size,
         poll_interval: config.input.poll_interval.0,
     }
+}
+
+/// The state folder: where `run` keeps what must survive a restart beside the journal (the
+/// folder of `denylist.journal`, which the journal's lock gives to one process). `None` when
+/// the denylist is memory-only.
+pub fn state_dir(config: &Config) -> Option<PathBuf> {
+    let journal = config.denylist.journal.as_ref()?;
+    Some(match journal.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// The followed file's saved position (`<state folder>/input.position`), read at start and
+/// advanced as detection publishes its batches; `None` without `input.path` or a state folder.
+pub fn input_checkpoints(config: &Config) -> Option<Arc<FileCheckpoints>> {
+    let path = config.input.path.as_ref()?;
+    let Some(state) = state_dir(config) else {
+        tracing::warn!(
+            "denylist.journal is not set: the input position is not kept, so a restart reads \
+             input.path from its start"
+        );
+        return None;
+    };
+    Some(Arc::new(FileCheckpoints::open(PositionStore::new(
+        &state, path,
+    ))))
 }
 
 /// Result of a replay.
@@ -132,12 +166,17 @@ pub fn replay(
     let mut publisher = Publisher::replay(sink, metrics.clone());
     let started = Instant::now();
     let (mut rx, reader) = source::read_all(input, source_limits(config));
-    let mut progress = Progress::new("replay");
+    // Standard input has no size: rate only.
+    let total_bytes = (input != "-")
+        .then(|| std::fs::metadata(input).ok().map(|m| m.len()))
+        .flatten();
+    let mut progress = Progress::new("replay", total_bytes);
     while let Some(batch) = rx.blocking_recv() {
         let decided = Instant::now();
+        let bytes: usize = batch.iter().map(|line| line.bytes.len() + 1).sum();
         let decisions = pipeline.process_batch(&batch);
         publisher.publish(decisions, decided)?;
-        progress.tick(pipeline.totals().lines);
+        progress.tick(pipeline.totals().lines, bytes as u64);
     }
     reader
         .join()
@@ -150,36 +189,113 @@ pub fn replay(
     })
 }
 
-/// Progress on stderr for long commands, only when stderr is a terminal.
+/// How often progress is redrawn on a terminal.
+const PROGRESS_REDRAW: Duration = Duration::from_millis(500);
+/// How often a progress line is logged when stderr is not a terminal.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Progress of a long command on stderr: redrawn in place on a terminal (percent done, rate,
+/// time left), else one INFO line (target `tokenwatch::progress`) every 10 s. The size of
+/// stdin is unknown: rate only. One clock read per batch, nothing per line.
 struct Progress {
     what: &'static str,
     started: Instant,
     last: Instant,
-    enabled: bool,
+    /// Bytes of input in all (a file's size), when known.
+    total_bytes: Option<u64>,
+    /// Bytes read so far (lines and their newlines).
+    bytes: u64,
+    terminal: bool,
 }
 
 impl Progress {
-    fn new(what: &'static str) -> Self {
+    fn new(what: &'static str, total_bytes: Option<u64>) -> Self {
         use std::io::IsTerminal;
-        let now = Instant::now();
+        Self::at(
+            what,
+            total_bytes,
+            std::io::stderr().is_terminal(),
+            Instant::now(),
+        )
+    }
+
+    fn at(what: &'static str, total_bytes: Option<u64>, terminal: bool, now: Instant) -> Self {
         Progress {
             what,
             started: now,
             last: now,
-            enabled: std::io::stderr().is_terminal(),
+            total_bytes,
+            bytes: 0,
+            terminal,
         }
     }
-    fn tick(&mut self, lines: u64) {
-        if self.enabled && self.last.elapsed() >= Duration::from_millis(500) {
-            self.last = Instant::now();
-            let rate = lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\r{}: {lines} lines, {rate:.0} lines/s   ", self.what);
+
+    /// A batch of `bytes` was processed, `lines` in all so far.
+    fn tick(&mut self, lines: u64, bytes: u64) {
+        if let Some(line) = self.tick_at(lines, bytes, Instant::now()) {
+            if self.terminal {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                tracing::info!(target: "tokenwatch::progress", "{line}");
+            }
         }
     }
+
+    /// The line to show at `now`, when one is due.
+    fn tick_at(&mut self, lines: u64, bytes: u64, now: Instant) -> Option<String> {
+        self.bytes += bytes;
+        let every = if self.terminal {
+            PROGRESS_REDRAW
+        } else {
+            PROGRESS_LOG_EVERY
+        };
+        if now.saturating_duration_since(self.last) < every {
+            return None;
+        }
+        self.last = now;
+        Some(progress_line(
+            self.what,
+            lines,
+            self.bytes,
+            self.total_bytes,
+            now.saturating_duration_since(self.started),
+        ))
+    }
+
     fn done(&self) {
-        if self.enabled {
+        if self.terminal {
             eprint!("\r\x1b[2K");
         }
+    }
+}
+
+/// `replay: 42.0 % · 1200000 lines · 480000 lines/s · 3 s left` (percent and time left only
+/// when the size is known).
+fn progress_line(
+    what: &str,
+    lines: u64,
+    bytes: u64,
+    total_bytes: Option<u64>,
+    elapsed: Duration,
+) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let rate = lines as f64 / secs;
+    match total_bytes {
+        Some(total) if total > 0 => {
+            let done = (bytes as f64 / total as f64).min(1.0);
+            let left = if bytes > 0 {
+                let remaining = secs * (total.saturating_sub(bytes)) as f64 / bytes as f64;
+                humantime::format_duration(Duration::from_secs(remaining.round() as u64))
+                    .to_string()
+            } else {
+                "?".into()
+            };
+            format!(
+                "{what}: {:.1} % · {lines} lines · {rate:.0} lines/s · {left} left",
+                done * 100.0
+            )
+        }
+        _ => format!("{what}: {lines} lines · {rate:.0} lines/s"),
     }
 }
 
@@ -511,10 +627,13 @@ fn fit_connection_cap(api: &crate::config::ApiConfig) -> usize {
 }
 
 /// The detection thread: batches in, decisions published; ends when every sender is gone.
+/// A followed file's batch is acknowledged to `file_checkpoints` once published, so its
+/// position may be saved (at-least-once, `source/position.rs`).
 fn spawn_detection(
     mut pipeline: Pipeline,
     mut publisher: Publisher,
     mut rx: mpsc::Receiver<Vec<RawLine>>,
+    file_checkpoints: Option<Arc<FileCheckpoints>>,
 ) -> std::thread::JoinHandle<Totals> {
     std::thread::Builder::new()
         .name("tokenwatch-detect".into())
@@ -522,8 +641,15 @@ fn spawn_detection(
             while let Some(batch) = rx.blocking_recv() {
                 let decided = Instant::now();
                 let decisions = pipeline.process_batch(&batch);
-                if let Err(e) = publisher.publish(decisions, decided) {
+                let any = !decisions.is_empty();
+                let published = publisher.publish(decisions, decided);
+                if let Err(e) = &published {
                     tracing::error!(error = %e, code = e.code(), "publishing decisions failed");
+                }
+                if let Some(checkpoints) = &file_checkpoints
+                    && batch.first().is_some_and(|l| l.source == SourceKind::File)
+                {
+                    checkpoints.published(published.is_ok(), any);
                 }
             }
             pipeline.totals().clone()
@@ -588,15 +714,18 @@ pub async fn run(
     let stages = services.start_detection(&config, &secrets, tracker).await?;
     let pipeline = Pipeline::new(stages, services.metrics.clone());
     let publisher = services.live_publisher();
-    let detection = spawn_detection(pipeline, publisher, rx);
+    let file_checkpoints = input_checkpoints(&config);
+    let detection = spawn_detection(pipeline, publisher, rx, file_checkpoints.clone());
     let limits = source_limits(&config);
     if let Some(path) = &config.input.path {
         tracing::info!(path = %path.display(), "following input file");
-        Source::File {
-            path: path.clone(),
-            follow: true,
-        }
-        .spawn(limits, tx.clone(), stop.clone());
+        source::spawn_follow(
+            path.clone(),
+            limits,
+            tx.clone(),
+            stop.clone(),
+            file_checkpoints.clone(),
+        );
     }
     if config.input.stdin {
         Source::Stdin.spawn(limits, tx.clone(), stop.clone());
@@ -625,6 +754,10 @@ pub async fn run(
             humantime::format_duration(drain)
         ),
     }
+    // Only what detection published is saved: batches it did not finish are read again.
+    if let Some(checkpoints) = file_checkpoints {
+        tokio::task::spawn_blocking(move || checkpoints.flush()).await?;
+    }
     flush_audit(audit).await;
     Ok(())
 }
@@ -638,5 +771,39 @@ pub(crate) async fn flush_audit(audit: Option<Arc<AuditLog>>) {
         if !flushed {
             tracing::warn!("audit records still queued at exit were not all written");
         }
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_logged_every_ten_seconds_with_percent_rate_and_time_left() {
+        let t0 = Instant::now();
+        let mut progress = Progress::at("replay", Some(1000), false, t0);
+        assert_eq!(
+            progress.tick_at(100, 100, t0 + Duration::from_secs(5)),
+            None
+        );
+        let line = progress
+            .tick_at(500, 150, t0 + Duration::from_secs(10))
+            .expect("due after 10 s");
+        // 250 of 1000 bytes in 10 s: 25 %, 50 lines/s, 30 s left.
+        assert_eq!(line, "replay: 25.0 % · 500 lines · 50 lines/s · 30s left");
+        assert_eq!(
+            progress.tick_at(600, 10, t0 + Duration::from_secs(11)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_terminal_redraws_twice_a_second_and_stdin_shows_the_rate_only() {
+        let t0 = Instant::now();
+        let mut progress = Progress::at("replay", None, true, t0);
+        let line = progress
+            .tick_at(1000, 50_000, t0 + Duration::from_millis(500))
+            .expect("due after 500 ms");
+        assert_eq!(line, "replay: 1000 lines · 2000 lines/s");
     }
 }

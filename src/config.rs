@@ -26,6 +26,7 @@ use serde::{Deserialize, Deserializer};
 use crate::event::Mode;
 
 mod kafka;
+mod schema;
 pub use kafka::{KafkaConfig, unused_settings};
 mod operate;
 pub use operate::{AuditConfig, AuditOutput, FeedConfig};
@@ -375,7 +376,8 @@ pub struct DetectConfig {
     pub step_up_threshold: Option<f64>,
     /// Score at or above which a session is flagged (recorded, not revoked).
     pub flag_threshold: f64,
-    /// Trained model artifact (`models/session-risk.json`); empty = rules only.
+    /// Trained model artifact (`models/session-risk.json`), or [`BUILTIN_MODEL`] for the one
+    /// embedded in the binary; empty = rules only.
     pub model: Option<PathBuf>,
     /// Networks whose addresses are not travel or network-change signals (VPN egress …).
     pub allow_cidrs: Vec<IpNet>,
@@ -411,7 +413,16 @@ pub struct DetectConfig {
     pub revoke_scope: RevokeScope,
 }
 
+/// `detect.model` value naming the shipped model embedded in the binary: a copied config
+/// needs no model file beside it.
+pub const BUILTIN_MODEL: &str = "builtin";
+
 impl DetectConfig {
+    /// `detect.model = "builtin"`: the embedded model.
+    pub fn uses_builtin_model(&self) -> bool {
+        self.model.as_deref() == Some(Path::new(BUILTIN_MODEL))
+    }
+
     /// The score at or above which a session is stepped up: `detect.step_up_threshold`, or
     /// `threshold` when unset (then nothing is stepped up).
     pub fn step_up_threshold(&self) -> f64 {
@@ -689,12 +700,24 @@ const ALGORITHMS: [&str; 13] = [
 
 impl Config {
     /// Parse TOML text. `base_dir` is the folder relative paths resolve against.
+    /// Every schema error (unknown key, wrong type) is reported, each with its key path.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigErrors(vec![e.to_string().trim_end().replace('\n', "\n    ")]))?;
-        let mut config = Config::from_raw(raw, base_dir);
-        config.resolve_paths();
-        Ok(config)
+        match Config::parse_collecting(text, base_dir) {
+            (Some(config), errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// What could be read of `text` (keys with schema errors left out, so the rest can still
+    /// be validated) and the schema errors.
+    fn parse_collecting(text: &str, base_dir: &Path) -> (Option<Config>, Vec<String>) {
+        let (raw, errors) = schema::parse_collecting::<RawConfig>(text);
+        let config = raw.map(|raw| {
+            let mut config = Config::from_raw(raw, base_dir);
+            config.resolve_paths();
+            config
+        });
+        (config, errors)
     }
 
     /// Keep what the daemon implements; note every other setting the file makes.
@@ -726,12 +749,36 @@ impl Config {
 
     /// Read, parse and validate a file; also resolves secrets from `env`.
     pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Secrets), ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors(vec![format!("cannot read {}: {e}", path.display())]))?;
+        match Config::load_collecting(path, env) {
+            (Some((config, Some(secrets))), errors) if errors.is_empty() => Ok((config, secrets)),
+            (_, errors) => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Read, parse and validate a file, collecting every problem (schema errors, then what
+    /// validation finds in the rest): `check-config`. Returns what could be read (with the
+    /// secrets when validation passed) and the problems.
+    pub fn load_collecting(
+        path: &Path,
+        env: &dyn Env,
+    ) -> (Option<(Config, Option<Secrets>)>, Vec<String>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => return (None, vec![format!("cannot read {}: {e}", path.display())]),
+        };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let config = Config::parse(&text, &base)?;
-        let secrets = config.validate(env)?;
-        Ok((config, secrets))
+        let (config, mut errors) = Config::parse_collecting(&text, &base);
+        let Some(config) = config else {
+            return (None, errors);
+        };
+        let secrets = match config.validate(env) {
+            Ok(secrets) => Some(secrets),
+            Err(ConfigErrors(more)) => {
+                errors.extend(more);
+                None
+            }
+        };
+        (Some((config, secrets)), errors)
     }
 
     fn resolve_paths(&mut self) {
@@ -748,7 +795,10 @@ impl Config {
         fix(&mut self.input.path);
         fix(&mut self.geoip.city_db);
         fix(&mut self.geoip.asn_db);
-        fix(&mut self.detect.model);
+        // `builtin` names the model embedded in the binary, not a file.
+        if !self.detect.uses_builtin_model() {
+            fix(&mut self.detect.model);
+        }
         fix(&mut self.networks.catalog);
         fix(&mut self.denylist.journal);
         fix(&mut self.audit.path);
@@ -995,8 +1045,53 @@ mod tests {
         assert_eq!(secrets.pepper, "pepper-from-env-0123456789");
         assert_eq!(secrets.admin_key.as_deref(), Some("admin-key-0123456789"));
         assert_eq!(config.role, Role::All);
+        // A new install detects and records; enforcing is a choice (README).
+        assert_eq!(config.detect.mode, Mode::Shadow);
+        // The shipped model is the embedded one: no path to break when the file is copied.
+        assert!(config.detect.uses_builtin_model());
         assert_eq!(config.input.channel_capacity, 64);
         assert_eq!(config.input.drain_timeout.0, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_schema_error_is_reported_with_its_key_path() {
+        let text = format!(
+            "{MINIMAL}\nsession_cookie = 7\n[input]\nbatch_size = \"big\"\n[detect]\nmodle = \"x\"\n\
+             [[tokens.jwt.keys]]\nkid = \"a\"\nsecret = \"s\"\ncolour = \"red\"\n"
+        );
+        let errors = Config::parse(&text, Path::new(".")).expect_err("invalid").0;
+        let keys: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(':').next().unwrap_or(""))
+            .collect();
+        for key in [
+            "tokens.session_cookie",
+            "input.batch_size",
+            "detect.modle",
+            "tokens.jwt.keys[0].colour",
+        ] {
+            assert!(keys.contains(&key), "{key} not in {errors:#?}");
+        }
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+    }
+
+    #[test]
+    fn the_builtin_model_is_not_a_path() {
+        let config = Config::parse(
+            &format!("{MINIMAL}\n[detect]\nmodel = \"builtin\"\n"),
+            Path::new("/etc/tw"),
+        )
+        .expect("parses");
+        assert!(config.detect.uses_builtin_model());
+        let config = Config::parse(
+            &format!("{MINIMAL}\n[detect]\nmodel = \"models/mine.json\"\n"),
+            Path::new("/etc/tw"),
+        )
+        .expect("parses");
+        assert_eq!(
+            config.detect.model.as_deref(),
+            Some(Path::new("/etc/tw/models/mine.json"))
+        );
     }
 
     #[test]

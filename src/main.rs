@@ -176,6 +176,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } => "info",
+        // Its periodic progress line when stderr is not a terminal (a terminal gets a
+        // redrawn line instead).
+        Command::Replay { .. } => "warn,tokenwatch::progress=info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -240,9 +243,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Sessions { server, command } => tokenwatch::cli::run_sessions(&server, command)?,
         Command::CheckConfig { config } => {
-            let (config, secrets) = load(config)?;
-            app::build_stages(&config, &secrets)?;
-            println!("configuration OK");
+            let path = app::config_path(config);
+            let report = app::check_config(&path, &ProcessEnv);
+            if !report.is_ok() {
+                eprint!("{}: {report}", path.display());
+                return Ok(ExitCode::from(1));
+            }
+            print!("{report}");
         }
     }
     Ok(ExitCode::SUCCESS)

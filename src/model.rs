@@ -570,6 +570,9 @@ fn write_nested<'a>(
     out.push(close);
 }
 
+/// The shipped model's artifact, embedded so that a config copied anywhere can use it.
+pub const SHIPPED_MODEL: &str = include_str!("../models/session-risk.json");
+
 /// A reason's share below this fraction of the score is left out of the explanation.
 const MIN_SHARE: f64 = 0.02;
 
@@ -583,6 +586,15 @@ impl ModelScorer {
     /// Load and check an artifact; the hard rules take their limits from `detect`.
     pub fn load(path: &Path, detect: &DetectConfig) -> Result<ModelScorer, ModelError> {
         Ok(ModelScorer::new(Artifact::load(path)?, detect))
+    }
+
+    /// The shipped model (`models/session-risk.json`), embedded in the binary
+    /// (`detect.model = "builtin"`).
+    pub fn builtin(detect: &DetectConfig) -> Result<ModelScorer, ModelError> {
+        Ok(ModelScorer::new(
+            Artifact::from_json(SHIPPED_MODEL)?,
+            detect,
+        ))
     }
 
     /// A scorer over an already checked artifact.

@@ -5,11 +5,10 @@
 //! line costs at most the cap in memory — and a line that had to be cut is passed on with
 //! `truncated = true`, so `parse` counts it (`too_large`) instead of it vanishing.
 //!
-//! A file is read to EOF (`replay`) or followed like `tail -F` (`run`): at EOF it waits, and
-//! when the path is replaced (rotation: new inode) it drains the old file and reopens the
-//! path; when the file shrinks (copytruncate) it starts again from the top. A last line
-//! without a newline is held back while following (it may still be written) and processed
-//! at EOF when reading to the end.
+//! A file is read to EOF (`replay`) or followed like `tail -F` (`run`, `source/file.rs`: woken
+//! by inotify, across rotation and truncation, resuming after a restart where the last run's
+//! published lines end, `source/position.rs`). A last line without a newline is held back
+//! while following (it may still be written) and processed at EOF when reading to the end.
 //!
 //! This module does blocking I/O on its own threads and does not parse, batch across sources
 //! or know what a line means. The Kafka consumer group (`source/kafka.rs`, cargo feature
@@ -17,7 +16,7 @@
 //! it when a batch is published (at-least-once).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,9 +26,13 @@ use tokio::sync::mpsc;
 
 use crate::event::{RawLine, SourceKind};
 
+pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod position;
 pub mod repartition;
+
+pub use position::{FileCheckpoints, FilePosition, PositionStore};
 
 /// Reads newline-terminated lines, capping each at `max` bytes.
 ///
@@ -39,6 +42,11 @@ pub struct LineReader<R> {
     inner: R,
     max: usize,
     overflowed: bool,
+    /// Bytes consumed from `inner` up to the end of the last complete line (its newline
+    /// included): where a restart resumes (`source/file.rs`).
+    line_end: u64,
+    /// Bytes consumed from `inner` so far, a partial line included.
+    consumed: u64,
 }
 
 /// One step of a [`LineReader`].
@@ -63,7 +71,24 @@ impl<R: BufRead> LineReader<R> {
             inner,
             max,
             overflowed: false,
+            line_end: 0,
+            consumed: 0,
         }
+    }
+
+    /// Bytes read up to the end of the last complete line, from where reading started.
+    pub fn line_end(&self) -> u64 {
+        self.line_end
+    }
+
+    /// Bytes read so far, from where reading started (a partial last line included).
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The reader underneath.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// Append the next line (or the rest of a partial one) to `buf`, keeping at most `max`
@@ -87,9 +112,11 @@ impl<R: BufRead> LineReader<R> {
             let room = self.max.saturating_sub(buf.len());
             self.overflowed |= take > room;
             buf.extend_from_slice(&chunk[..take.min(room)]);
-            self.inner
-                .consume(if found_newline { take + 1 } else { take });
+            let used = if found_newline { take + 1 } else { take };
+            self.inner.consume(used);
+            self.consumed += used as u64;
             if found_newline {
+                self.line_end = self.consumed;
                 if buf.last() == Some(&b'\r') {
                     buf.pop();
                 }
@@ -156,9 +183,24 @@ struct Batcher<'a> {
     batch: Vec<RawLine>,
     size: usize,
     tx: &'a mpsc::Sender<Vec<RawLine>>,
+    /// A followed file's acknowledgement path: told each batch's end position before it is
+    /// sent.
+    checkpoints: Option<&'a FileCheckpoints>,
+    /// Where the last line pushed ends (followed files).
+    end: Option<FilePosition>,
 }
 
-impl Batcher<'_> {
+impl<'a> Batcher<'a> {
+    fn new(kind: SourceKind, size: usize, tx: &'a mpsc::Sender<Vec<RawLine>>) -> Self {
+        Batcher {
+            kind,
+            batch: Vec::with_capacity(size),
+            size,
+            tx,
+            checkpoints: None,
+            end: None,
+        }
+    }
     fn push(&mut self, bytes: Vec<u8>, truncated: bool) -> bool {
         self.batch.push(RawLine {
             source: self.kind,
@@ -173,6 +215,10 @@ impl Batcher<'_> {
     fn flush(&mut self) -> bool {
         if self.batch.is_empty() {
             return true;
+        }
+        // Noted before sending: detection may acknowledge the batch before `send` returns.
+        if let (Some(checkpoints), Some(end)) = (self.checkpoints, self.end) {
+            checkpoints.sent(end);
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
         self.tx.blocking_send(batch).is_ok()
@@ -212,7 +258,7 @@ impl Source {
                 )
                 .map_err(|e| io_error(path, e))
             }
-            Source::File { path, follow: true } => follow_file(path, limits, tx, stop),
+            Source::File { path, follow: true } => file::follow(path, limits, tx, stop, None),
         }
     }
 
@@ -228,6 +274,22 @@ impl Source {
             .spawn(move || self.run(limits, &tx, &stop))
             .unwrap_or_else(|e| panic!("cannot spawn source thread: {e}"))
     }
+}
+
+/// Follow `path` on a dedicated thread (`run`), resuming where the last run stopped and
+/// noting each batch's end in `checkpoints` (detection acknowledges them:
+/// [`FileCheckpoints::published`]). Without `checkpoints`, from the file's start.
+pub fn spawn_follow(
+    path: PathBuf,
+    limits: SourceLimits,
+    tx: mpsc::Sender<Vec<RawLine>>,
+    stop: Arc<AtomicBool>,
+    checkpoints: Option<Arc<FileCheckpoints>>,
+) -> std::thread::JoinHandle<Result<u64, SourceError>> {
+    std::thread::Builder::new()
+        .name("tokenwatch-source".into())
+        .spawn(move || file::follow(&path, limits, &tx, &stop, checkpoints.as_deref()))
+        .unwrap_or_else(|e| panic!("cannot spawn source thread: {e}"))
 }
 
 fn open(path: &Path) -> Result<File, SourceError> {
@@ -249,12 +311,7 @@ fn read_to_eof<R: BufRead>(
     stop: &AtomicBool,
 ) -> io::Result<u64> {
     let mut reader = LineReader::new(reader, limits.max_line_bytes);
-    let mut batcher = Batcher {
-        kind,
-        batch: Vec::with_capacity(limits.batch_size),
-        size: limits.batch_size,
-        tx,
-    };
+    let mut batcher = Batcher::new(kind, limits.batch_size, tx);
     let mut lines = 0u64;
     let mut buf = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -271,110 +328,6 @@ fn read_to_eof<R: BufRead>(
                     batcher.push(std::mem::take(&mut buf), truncated);
                 }
                 break;
-            }
-        }
-    }
-    batcher.flush();
-    Ok(lines)
-}
-
-/// Identity of a file on disk, to notice rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-}
-
-fn file_id(meta: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    }
-}
-
-fn follow_file(
-    path: &Path,
-    limits: SourceLimits,
-    tx: &mpsc::Sender<Vec<RawLine>>,
-    stop: &AtomicBool,
-) -> Result<u64, SourceError> {
-    let mut batcher = Batcher {
-        kind: SourceKind::File,
-        batch: Vec::with_capacity(limits.batch_size),
-        size: limits.batch_size,
-        tx,
-    };
-    let mut lines = 0u64;
-    // Wait for the file to appear rather than failing: logs are often created lazily.
-    let mut current: Option<(LineReader<BufReader<File>>, FileId)> = None;
-    let mut buf = Vec::new();
-    let mut warned_missing = false;
-    while !stop.load(Ordering::Relaxed) {
-        let Some((reader, id)) = current.as_mut() else {
-            match File::open(path).and_then(|f| f.metadata().map(|m| (f, m))) {
-                Ok((file, meta)) => {
-                    current = Some((
-                        LineReader::new(
-                            BufReader::with_capacity(1 << 16, file),
-                            limits.max_line_bytes,
-                        ),
-                        file_id(&meta),
-                    ));
-                    buf.clear();
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if !warned_missing {
-                        tracing::warn!(path = %path.display(), "input file does not exist yet; waiting for it");
-                        warned_missing = true;
-                    }
-                    std::thread::sleep(limits.poll_interval);
-                }
-                Err(e) => return Err(io_error(path, e)),
-            }
-            continue;
-        };
-        match reader.read_line(&mut buf).map_err(|e| io_error(path, e))? {
-            ReadLine::Line { truncated } => {
-                lines += 1;
-                if !batcher.push(std::mem::take(&mut buf), truncated) {
-                    return Ok(lines);
-                }
-            }
-            ReadLine::Eof { truncated } => {
-                // Caught up: hand over what we have, then look for rotation or truncation.
-                if !batcher.flush() {
-                    return Ok(lines);
-                }
-                match std::fs::metadata(path) {
-                    Ok(meta) if file_id(&meta) != *id => {
-                        // Rotated: the old file is fully drained (we are at its EOF); a
-                        // partial last line in it is complete now that nobody writes it.
-                        if !buf.is_empty() || truncated {
-                            lines += 1;
-                            batcher.push(std::mem::take(&mut buf), truncated);
-                        }
-                        tracing::info!(path = %path.display(), "input file rotated; reopening");
-                        current = None;
-                        continue;
-                    }
-                    Ok(meta) => {
-                        let pos = reader
-                            .inner
-                            .get_mut()
-                            .stream_position()
-                            .map_err(|e| io_error(path, e))?;
-                        if meta.len() < pos {
-                            // copytruncate: reopen the same path and read it from the top.
-                            tracing::info!(path = %path.display(), "input file truncated; reading from the start");
-                            buf.clear();
-                            current = None;
-                            continue;
-                        }
-                    }
-                    Err(_) => {} // Mid-rotation: the new file is not there yet.
-                }
-                std::thread::sleep(limits.poll_interval);
             }
         }
     }

@@ -448,3 +448,15 @@ fn per_network_evidence_reports_under_its_own_reason() {
     let reasons = scorer(Model::Logistic(m)).assess(&polling).reasons();
     assert_eq!(reasons.first(), Some(&Reason::AsnChange), "{reasons:?}");
 }
+
+#[test]
+fn the_builtin_model_loads_and_is_the_shipped_file() {
+    let detect = crate::config::DetectConfig::default();
+    let builtin = ModelScorer::builtin(&detect).expect("embedded model loads");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/session-risk.json");
+    let shipped = ModelScorer::load(&path, &detect).expect("shipped model loads");
+    assert_eq!(
+        builtin.artifact().schema.hash,
+        shipped.artifact().schema.hash
+    );
+}
