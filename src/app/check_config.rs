@@ -3,7 +3,8 @@
 //! Three passes, each collecting rather than stopping: the config's own parse and validation
 //! (schema errors with their key paths, then the semantic problems of the rest: `config.rs`);
 //! the filesystem (the journal's folder — the state folder — exists and is writable, the
-//! journal itself is writable, the followed log is readable, each GeoIP database is of the
+//! journal itself is writable, so is the audit file's folder, the followed log is readable,
+//! each GeoIP database is of the
 //! kind its key expects: a City database as `geoip.city_db`, an ASN one as `geoip.asn_db`);
 //! then building the stages as `run` does (keys, model, catalog). `run` creates no folder, so a
 //! missing one is a problem here too.
@@ -110,6 +111,24 @@ pub fn check_files(config: &Config) -> Vec<String> {
             problems.push(format!(
                 "input.path: {} is not readable: {e}",
                 log.display()
+            ));
+        }
+    }
+    if config.audit.output.file()
+        && let Some(audit) = &config.audit.path
+    {
+        let folder = folder_of(audit);
+        if let Err(reason) = writable_folder(folder) {
+            problems.push(format!(
+                "audit.path: its folder {} {reason} (tokenwatch does not create it)",
+                folder.display()
+            ));
+        } else if audit.exists()
+            && let Err(e) = OpenOptions::new().append(true).open(audit)
+        {
+            problems.push(format!(
+                "audit.path: {} is not writable: {e}",
+                audit.display()
             ));
         }
     }
