@@ -365,7 +365,11 @@ async fn self_check(
          curl -s -X POST http://{addr}/v1/check -H 'Content-Type: application/json' -d '{{\"fingerprint\":\"{example}\"}}'\n  \
          curl -s -H 'Authorization: Bearer {admin_key}' http://{addr}/v1/sessions/{example}\n  \
          curl -s -X DELETE -H 'Authorization: Bearer {admin_key}' 'http://{addr}/v1/revocations/fp:{example}?allowlist=true'\n  \
-         curl -s http://{addr}/metrics | grep -E '^tokenwatch_(revocations|detections)_total'"
+         curl -s http://{addr}/metrics | grep -E '^tokenwatch_(revocations|detections)_total'\n\
+         Or with the on-call CLI (in another terminal):\n  \
+         export TOKENWATCH_URL=http://{addr} TOKENWATCH_ADMIN_KEY={admin_key}\n  \
+         cargo run --release -- revocations list\n  \
+         cargo run --release -- sessions show {example}"
     );
     Ok(())
 }
