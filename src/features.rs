@@ -290,7 +290,7 @@ pub const FEATURES: &[FeatureSpec] = &[
         "returns",
         LOG,
         Some(R::ConcurrentUse),
-        "Of `network_returns`, those where neither network is a shared egress (privacy relay, satellite link, allowlisted network): two of the parties' own connections (a home line, a carrier, a hosting host) interleaving within minutes. One honest device alternates between a relay or a split tunnel and its own line; it does not alternate between two lines of its own.",
+        "Of `network_returns`, those where neither network is a shared egress (privacy relay, satellite link, allowlisted network), or one is and the other a hosting/VPN network: two parties' connections (a home line, a carrier, a relay, a hosting host) interleaving within minutes. One honest device alternates between a relay or a split tunnel and its own line; it does not alternate between two lines of its own, nor between a relay and a VPN (the VPN carries the relay's traffic too).",
     ),
 ];
 

@@ -25,7 +25,9 @@
 //! `decide`'s).
 
 use crate::config::DetectConfig;
-use crate::event::{Assessment, Contribution, Observation, RateEvidence, Reason, TravelEvidence};
+use crate::event::{
+    Assessment, Contribution, NetworkKind, Observation, RateEvidence, Reason, TravelEvidence,
+};
 
 /// Anything that scores observations: the rule-based scorer now, the trained model later.
 pub trait Scorer: Send + Sync {
@@ -50,16 +52,26 @@ pub mod weights {
     /// devices behind differently geolocated networks (a phone on a carrier whose egress is
     /// far away). Hard rule.
     pub const CONCURRENT_USE: f64 = 0.95;
-    /// An impossible leg longer than `hard_travel_km` with a region-placed end (a mobile
-    /// carrier or a privacy relay): no GeoIP error explains the distance, but a roaming
-    /// phone routed home does (a traveller's hotel Wi-Fi beside the phone's home carrier).
-    /// Not verifiable alone, so never a hard rule; above the default threshold (0.8), so it
-    /// steps up whatever the model says — the user proves themselves, a thief cannot.
+    /// An impossible leg longer than `hard_travel_km` between a located place (a home line,
+    /// an office: with a country) and a region-placed end (a mobile carrier or a privacy
+    /// relay): no GeoIP error explains the distance, but a roaming phone routed home does (a
+    /// traveller's hotel Wi-Fi beside the phone's home carrier). Not verifiable alone, so
+    /// never a hard rule; above the default threshold (0.8), so it steps up whatever the
+    /// model says — the user proves themselves, a thief cannot. A leg between two
+    /// region-placed ends names no place of the user at all (two relay egresses, a relay and
+    /// a carrier's gateway, each wherever GeoIP puts its range): weighed as a
+    /// [`DOMESTIC_HOP`].
     pub const FAR_FROM_A_REGION: f64 = 0.85;
     /// An "impossible" leg inside one country shorter than `hard_travel_km`: mobile carrier
     /// gateways and second devices make these too, so alone it is only worth a flag; with a
     /// device or rate signal it revokes (0.5 + UA change 0.65 → 0.83).
     pub const DOMESTIC_HOP: f64 = 0.5;
+    /// An "impossible" leg between two tokens of one user that is not certain (shorter than
+    /// `hard_travel_km`, or with a region-placed end): a desktop left open at home and a
+    /// phone whose carrier GeoIP places hundreds of km away, or anywhere in the country, are
+    /// one person on two devices, hour after hour. Weaker than a one-token hop, so that a
+    /// page-load burst beside it (rate 0.6) stays a flag (0.74), not a step-up.
+    pub const TWO_DEVICES_UNCERTAIN: f64 = 0.35;
     /// Rate anomaly at the trigger ratio (5× the session's own baseline, ≥ 30/min).
     pub const RATE_ANOMALY_MIN: f64 = 0.6;
     /// Rate anomaly at 20× the baseline or more. Kept below 0.8 on purpose: volume alone is
@@ -89,6 +101,13 @@ pub mod weights {
     pub const COUNTRY_CHANGE: f64 = 0.35;
     /// The ASN changed: phones move between Wi-Fi and carrier all day. Faint alone.
     pub const ASN_CHANGE: f64 = 0.15;
+    /// The ASN changed onto a catalogued hosting/VPN network (the decision's evidence names
+    /// it): a consumer VPN switched on, or a thief's rented host. Alone a flag; with the
+    /// token in another browser or on another device (0.65) it steps up (0.81) — a VPN
+    /// does not move a cookie between browsers, and an idle token replayed from a cloud host
+    /// in a new browser is the classic theft (three of five missed idle replays on worlds
+    /// 9401–9406).
+    pub const ASN_CHANGE_TO_HOSTING: f64 = 0.45;
 
     /// Requests per minute at or above which a rate can be anomalous at all.
     pub const RATE_MIN_PER_MINUTE: f64 = 30.0;
@@ -167,8 +186,10 @@ impl RuleScorer {
     }
 
     /// The weight of an impossible leg and whether it is certain (a hard rule):
-    /// `certain_weight` when certain, [`weights::FAR_FROM_A_REGION`] when only its
-    /// region-placed end keeps it from being certain, else [`weights::DOMESTIC_HOP`].
+    /// `certain_weight` when certain; between two tokens, else
+    /// [`weights::TWO_DEVICES_UNCERTAIN`]; for one token, [`weights::FAR_FROM_A_REGION`]
+    /// when only its one region-placed end keeps it from being certain, else
+    /// [`weights::DOMESTIC_HOP`].
     /// `two_devices`: the leg joins two tokens of one user, which may sit on two devices in
     /// two places (a desktop left open at home, a phone at work across a border city, each
     /// geolocated with its own error), so only the distance makes it certain, not a border.
@@ -180,9 +201,12 @@ impl RuleScorer {
     ) -> (f64, bool) {
         let certain =
             self.is_certain(leg) && (!two_devices || leg.distance_km >= self.hard_travel_km);
+        let one_end_located = leg.from.country.is_some() || leg.to.country.is_some();
         if certain {
             (certain_weight, true)
-        } else if leg.distance_km >= self.hard_travel_km {
+        } else if two_devices {
+            (weights::TWO_DEVICES_UNCERTAIN, false)
+        } else if leg.distance_km >= self.hard_travel_km && one_end_located {
             (weights::FAR_FROM_A_REGION, false)
         } else {
             (weights::DOMESTIC_HOP, false)
@@ -258,7 +282,16 @@ impl RuleScorer {
             fire(Reason::CountryChange, weights::COUNTRY_CHANGE);
         }
         if network_counts && obs.asn_change.is_some() {
-            fire(Reason::AsnChange, weights::ASN_CHANGE);
+            let onto_hosting = obs
+                .network
+                .as_ref()
+                .is_some_and(|n| n.kind == NetworkKind::Hosting);
+            let weight = if onto_hosting {
+                weights::ASN_CHANGE_TO_HOSTING
+            } else {
+                weights::ASN_CHANGE
+            };
+            fire(Reason::AsnChange, weight);
         }
 
         // Strongest first; equal weights in the fixed reason order, so output is stable.
@@ -333,6 +366,15 @@ mod tests {
         elapsed_s: i64,
     ) -> TravelEvidence {
         travel_leg(&from, EventTime(0), &to, EventTime(elapsed_s * 1000))
+    }
+
+    fn hosting() -> crate::event::NetworkEvidence {
+        crate::event::NetworkEvidence {
+            kind: NetworkKind::Hosting,
+            asn: Some(16276),
+            org: Some("OVH SAS".into()),
+            anonymiser: true,
+        }
     }
 
     fn pair(a: &str, b: &str) -> Option<(String, String)> {
@@ -413,7 +455,21 @@ mod tests {
             });
             assert!(!assessment.hard_rule, "{what}");
             assert_eq!(assessment.contributions.len(), 1, "{what}: still a signal");
+            assert_eq!(
+                assessment.score,
+                weights::FAR_FROM_A_REGION,
+                "{what}: steps up"
+            );
         }
+        // Two region-placed ends (two relay egresses, a relay and a carrier) name no place of
+        // the user: a flag, not a step-up.
+        let nowhere = leg(region(berlin()), region(sao_paulo()), 600);
+        assert!(s.is_impossible(&nowhere) && !s.is_certain(&nowhere));
+        let assessment = s.assess(&Observation {
+            travel: Some(nowhere),
+            ..Default::default()
+        });
+        assert_eq!(assessment.score, weights::DOMESTIC_HOP);
     }
 
     #[test]
@@ -435,6 +491,16 @@ mod tests {
         });
         assert!(!two_devices.hard_rule);
         assert_eq!(two_devices.reasons(), [Reason::ConcurrentUse]);
+        // With a page-load burst beside it: still a flag (the one-token hop would step up).
+        let with_burst = s.assess(&Observation {
+            user_travel: Some(near.clone()),
+            rate: Some(RateEvidence {
+                per_minute: 57.0,
+                baseline_per_minute: 11.25,
+            }),
+            ..Default::default()
+        });
+        assert!(with_burst.score < 0.8, "{}", with_burst.score);
         let one_token = s.assess(&Observation {
             travel: Some(near),
             ..Default::default()
@@ -527,6 +593,31 @@ mod tests {
                 },
                 vec![Reason::ConcurrentUse],
                 true,
+                true,
+                true,
+            ),
+            (
+                "a VPN switched on: onto a hosting network",
+                Observation {
+                    asn_change: Some((3320, 16276)),
+                    network: Some(hosting()),
+                    ..Default::default()
+                },
+                vec![Reason::AsnChange],
+                false,
+                false,
+                false,
+            ),
+            (
+                "an idle token from a cloud host in another browser",
+                Observation {
+                    asn_change: Some((3320, 16276)),
+                    network: Some(hosting()),
+                    user_agent_change: pair("Chrome", "Firefox"),
+                    ..Default::default()
+                },
+                vec![Reason::UserAgentChange, Reason::AsnChange],
+                false,
                 true,
                 true,
             ),

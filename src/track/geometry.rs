@@ -149,6 +149,7 @@ impl NetworkRole {
                 .filter(|_| self == NetworkRole::Direct)
                 .map(|g| (g.lat, g.lon)),
             shared: self.is_shared(),
+            anonymiser: self == NetworkRole::Anonymiser,
         }
     }
 }

@@ -82,6 +82,17 @@ pub(crate) struct Spot {
     /// split tunnel), so a return involving one is weaker evidence than a return between two
     /// of a party's own connections.
     pub shared: bool,
+    /// A catalogued hosting/VPN network: no honest device splits its traffic between one and
+    /// a shared egress (a VPN carries the relay's traffic too), so such a return is direct.
+    pub anonymiser: bool,
+}
+
+impl Spot {
+    /// A switch between `self` and `other` that one honest device makes: through a shared
+    /// egress and back to its own line.
+    fn honest_split(&self, other: &Spot) -> bool {
+        (self.shared && !other.anonymiser) || (other.shared && !self.anonymiser)
+    }
 }
 
 impl Spot {
@@ -118,8 +129,9 @@ struct NetworkUse {
 pub(crate) struct NetworkSignals {
     /// Returns to a network just left, within the window, this one included.
     pub returns: u32,
-    /// Of `returns`, those between two networks neither of which is a shared egress: two
-    /// of the parties' own connections (home line, carrier, hosting host) interleaving.
+    /// Of `returns`, those between two networks neither of which is a shared egress, or a
+    /// shared egress and a hosting/VPN network: two parties' connections (home line,
+    /// carrier, relay, hosting host) interleaving.
     pub direct_returns: u32,
     /// Requests from this network in the last minute, this one included; 0 on the network
     /// the session started on (whose rate is the session's own, judged against its
@@ -175,7 +187,7 @@ impl NetworkHistory {
                     && last_use.is_some_and(|at| t - at <= RETURN_GAP_MS)
                 {
                     note_return(&mut self.returns, t);
-                    if !(spot.shared || current.shared || left.shared) {
+                    if !spot.honest_split(&current) && !left.honest_split(&current) {
                         note_return(&mut self.direct_returns, t);
                     }
                 }

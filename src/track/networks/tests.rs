@@ -18,6 +18,7 @@ fn net(asn: u32) -> Spot {
         ipv6: false,
         place: None,
         shared: false,
+        anonymiser: false,
     }
 }
 
@@ -47,6 +48,7 @@ fn places_inside_one_asn_are_networks_when_geoip_tells_them_apart() {
         ipv6: false,
         place: Some((lat, lon)),
         shared: false,
+        anonymiser: false,
     };
     let berlin = v4(52.52, 13.405);
     let hamburg = v4(53.551, 9.993);
@@ -179,6 +181,7 @@ fn late_events_do_not_move_current_and_state_stays_bounded() {
                 ipv6: false,
                 place,
                 shared: i % 3 == 0,
+                anonymiser: i % 5 == 0,
             },
             at(200 + i64::from(i)),
             true,
@@ -212,4 +215,13 @@ fn returns_through_a_shared_egress_are_not_direct_ones() {
     let direct: Vec<u32> = thief.iter().map(|s| s.direct_returns).collect();
     assert_eq!(direct, [0, 0, 1, 2, 3]);
     assert!(thief.iter().all(|s| s.direct_returns == s.returns));
+    // The owner on the relay and a thief on a hosting host interleaving: no device splits
+    // its traffic between a relay and a VPN, so these are direct too.
+    let host = Spot {
+        anonymiser: true,
+        ..net(THIEF)
+    };
+    let relayed = run_spots(&[(0, relay), (20, host), (40, relay), (60, host), (80, relay)]);
+    let direct: Vec<u32> = relayed.iter().map(|s| s.direct_returns).collect();
+    assert_eq!(direct, [0, 0, 1, 2, 3]);
 }
