@@ -613,24 +613,31 @@ async fn assert_down(
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-#[tokio::test]
-async fn nginx_auth_request_recipe_enforces_and_fails_as_documented() {
-    let Some(nginx) = tool("nginx") else { return };
+/// How a proxy is started from a recipe: `(binary, folder, recipe, app, tokenwatch)`.
+type StartProxy = fn(&Path, &Path, &str, &str, &str) -> Proxy;
+
+/// One proxy's whole run: the recipe as shipped and its fail-open variant in front of the app
+/// and a live tokenwatch; enforced while it is up, then `down_status` (fail-closed) or the
+/// app's answer (fail-open) once it is killed.
+async fn recipe_enforces_and_fails_as_documented(
+    name: &str,
+    binary: &Path,
+    start: StartProxy,
+    recipe: &str,
+    fail_open_line: (&str, &str),
+    down_status: u16,
+) {
     let client = client();
     let (f, daemon, tokens) = tokenwatch_with_decisions(&client).await;
     let (app_addr, app) = start_app().await;
+    let open_recipe = fail_open(recipe, fail_open_line);
+    let folder = |what: &str| f.path(&format!("{name}-{what}"));
 
-    let closed = start_nginx(
-        &nginx,
-        &f.path("nginx-closed"),
-        NGINX_RECIPE,
-        &app_addr,
-        &daemon.addr,
-    );
-    let open = start_nginx(
-        &nginx,
-        &f.path("nginx-open"),
-        &fail_open(NGINX_RECIPE, NGINX_FAIL_OPEN),
+    let closed = start(binary, &folder("closed"), recipe, &app_addr, &daemon.addr);
+    let open = start(
+        binary,
+        &folder("open"),
+        &open_recipe,
         &app_addr,
         &daemon.addr,
     );
@@ -642,10 +649,10 @@ async fn nginx_auth_request_recipe_enforces_and_fails_as_documented() {
     assert_eq!((status, challenge.as_deref()), (401, Some(DENY_CHALLENGE)));
 
     let (broken_addr, broken_requests) = start_broken_app();
-    let open_broken_app = start_nginx(
-        &nginx,
-        &f.path("nginx-open-broken-app"),
-        &fail_open(NGINX_RECIPE, NGINX_FAIL_OPEN),
+    let open_broken_app = start(
+        binary,
+        &folder("open-broken-app"),
+        &open_recipe,
         &broken_addr,
         &daemon.addr,
     );
@@ -659,57 +666,44 @@ async fn nginx_auth_request_recipe_enforces_and_fails_as_documented() {
     .await;
 
     drop(daemon);
-    assert_down(&client, (&closed, 500), &open, &app, &tokens, &mut observed).await;
-    observed.print("nginx");
+    assert_down(
+        &client,
+        (&closed, down_status),
+        &open,
+        &app,
+        &tokens,
+        &mut observed,
+    )
+    .await;
+    observed.print(name);
+}
+
+#[tokio::test]
+async fn nginx_auth_request_recipe_enforces_and_fails_as_documented() {
+    let Some(nginx) = tool("nginx") else { return };
+    recipe_enforces_and_fails_as_documented(
+        "nginx",
+        &nginx,
+        start_nginx,
+        NGINX_RECIPE,
+        NGINX_FAIL_OPEN,
+        500,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn caddy_forward_auth_recipe_enforces_and_fails_as_documented() {
     let Some(caddy) = tool("caddy") else { return };
-    let client = client();
-    let (f, daemon, tokens) = tokenwatch_with_decisions(&client).await;
-    let (app_addr, app) = start_app().await;
-
-    let closed = start_caddy(
+    recipe_enforces_and_fails_as_documented(
+        "caddy",
         &caddy,
-        &f.path("caddy-closed"),
+        start_caddy,
         CADDY_RECIPE,
-        &app_addr,
-        &daemon.addr,
-    );
-    let open = start_caddy(
-        &caddy,
-        &f.path("caddy-open"),
-        &fail_open(CADDY_RECIPE, CADDY_FAIL_OPEN),
-        &app_addr,
-        &daemon.addr,
-    );
-    let mut observed = Observed::default();
-    assert_enforced(&client, &closed, &app, &tokens, &mut observed).await;
-    let (status, challenge) = get(&client, &open.url("/open-revoked"), &tokens.revoked).await;
-    observed.note("fail_open_variant_revoked", status);
-    assert_eq!((status, challenge.as_deref()), (401, Some(DENY_CHALLENGE)));
-
-    let (broken_addr, broken_requests) = start_broken_app();
-    let open_broken_app = start_caddy(
-        &caddy,
-        &f.path("caddy-open-broken-app"),
-        &fail_open(CADDY_RECIPE, CADDY_FAIL_OPEN),
-        &broken_addr,
-        &daemon.addr,
-    );
-    assert_app_failure_not_retried(
-        &client,
-        &open_broken_app,
-        &broken_requests,
-        &tokens,
-        &mut observed,
+        CADDY_FAIL_OPEN,
+        502,
     )
     .await;
-
-    drop(daemon);
-    assert_down(&client, (&closed, 502), &open, &app, &tokens, &mut observed).await;
-    observed.print("caddy");
 }
 
 /// Envoy's HTTP ext_authz with `path_prefix: /v1/check` calls `/v1/check` + the original
