@@ -581,8 +581,9 @@ pub struct Observation {
     /// the other `network_*` fields are 0.
     pub network_returns: u32,
     /// Of `network_returns`, those between two networks neither of which is a shared egress
-    /// (privacy relay, satellite link, allowlisted network): two of the parties' own
-    /// connections interleaving on one token, which one honest device does not do.
+    /// (privacy relay, satellite link, allowlisted network), or a shared egress and a
+    /// hosting/VPN network: two parties' connections interleaving on one token, which one
+    /// honest device does not do.
     pub network_direct_returns: u32,
     /// Requests of the session from this request's network (ASN) in the last minute, this
     /// one included, when that is not the network the session started on: a second party's
