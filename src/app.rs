@@ -113,10 +113,7 @@ pub fn source_limits(config: &Config) -> SourceLimits {
 /// the denylist is memory-only.
 pub fn state_dir(config: &Config) -> Option<PathBuf> {
     let journal = config.denylist.journal.as_ref()?;
-    Some(match journal.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
-        _ => PathBuf::from("."),
-    })
+    Some(crate::config::folder_of(journal).to_path_buf())
 }
 
 /// The followed file's saved position (`<state folder>/input.position`), read at start and

@@ -666,6 +666,15 @@ impl<const N: usize> Env for [(&str, &str); N] {
     }
 }
 
+/// The folder holding `path` (`.` for a bare file name): where a configured file's
+/// neighbours live (the journal's state folder, the followed log's rotated files).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    }
+}
+
 /// Secrets resolved from config or environment.
 #[derive(Clone, Default)]
 pub struct Secrets {

@@ -15,7 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
-use crate::config::{Config, Env};
+use crate::config::{Config, Env, folder_of};
 
 /// What `check-config` found.
 #[derive(Debug, Default)]
@@ -143,13 +143,6 @@ pub fn check_files(config: &Config) -> Vec<String> {
         }
     }
     problems
-}
-
-fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder,
-        _ => Path::new("."),
-    }
 }
 
 /// The folder exists and a file can be created in it (probed: permissions alone do not tell

@@ -28,6 +28,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::config::folder_of;
+
 use super::DenylistError;
 
 /// `path` with `suffix` appended to its file name (`deny.journal` → `deny.journal.lock`).
@@ -35,14 +37,6 @@ pub(super) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     path.with_file_name(name)
-}
-
-/// The folder holding `path` (`.` for a bare file name).
-pub(super) fn folder_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// An [`DenylistError::Io`] builder for `map_err`.
@@ -162,7 +156,7 @@ pub(super) fn keep_copy(path: &Path, suffix: &str) -> Result<PathBuf, DenylistEr
             .and_then(|f| f.sync_all())
             .map_err(io_error(&dest, "fsync"))?;
     }
-    sync_folder(&folder_of(path))?;
+    sync_folder(folder_of(path))?;
     Ok(dest)
 }
 
@@ -187,7 +181,7 @@ pub(super) fn write_side_file(
         let _ = std::fs::remove_file(&dest);
         return Err(io_error(&dest, "write")(error));
     }
-    sync_folder(&folder_of(path))?;
+    sync_folder(folder_of(path))?;
     Ok(dest)
 }
 

@@ -59,8 +59,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::{folder_of, io_error, private_options, sibling, sync_folder};
+use super::files::{io_error, private_options, sibling, sync_folder};
 use super::{Change, DenyKey, DenylistError, Entry};
+use crate::config::folder_of;
 use crate::event::Fingerprint;
 
 /// The journal layout written by this release.
@@ -714,7 +715,7 @@ impl Journal {
                 return Err(error);
             }
         };
-        sync_folder(&folder_of(path))?;
+        sync_folder(folder_of(path))?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,

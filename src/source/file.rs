@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use super::position::{FileCheckpoints, FileIdentity, FilePosition};
 use super::{Batcher, LineReader, ReadLine, SourceError, SourceLimits, io_error};
+use crate::config::folder_of;
 use crate::event::{RawLine, SourceKind};
 
 /// Longest a wait lasts before `stop` is looked at again.
@@ -110,11 +111,7 @@ fn resume(path: &Path, current: &File, saved: Option<FilePosition>) -> io::Resul
 /// The file the saved position is of, if it is still in the path's folder under another name.
 fn find_rotated(path: &Path, saved: &FilePosition) -> Option<File> {
     use std::os::unix::fs::MetadataExt;
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let entries = std::fs::read_dir(folder).ok()?;
+    let entries = std::fs::read_dir(folder_of(path)).ok()?;
     for entry in entries.take(MAX_ROTATION_SCAN).flatten() {
         let Ok(meta) = entry.metadata() else { continue };
         if !meta.is_file()
@@ -144,10 +141,7 @@ struct Wakeup {
 impl Wakeup {
     fn watch(path: &Path) -> Wakeup {
         use notify::Watcher;
-        let folder = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let folder = folder_of(path).to_path_buf();
         // One pending wakeup is enough: the follower reads everything there is when it wakes.
         let (tx, rx) = std_mpsc::sync_channel(1);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
