@@ -42,6 +42,23 @@ pub(super) struct EntryView {
     key: String,
     /// In force now.
     revoked: bool,
+    #[serde(flatten)]
+    fields: EntryFields,
+}
+
+impl EntryView {
+    pub(super) fn new(key: &DenyKey, entry: Entry, now_ms: i64) -> Self {
+        EntryView {
+            key: key.to_string(),
+            revoked: entry.is_live(now_ms),
+            fields: EntryFields::from(entry),
+        }
+    }
+}
+
+/// What an entry holds, as every API answer (an entry, a change of the feed) shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct EntryFields {
     /// `revoke` or `step_up`.
     action: EntryAction,
     origin: Origin,
@@ -54,11 +71,9 @@ pub(super) struct EntryView {
     score: Option<f64>,
 }
 
-impl EntryView {
-    pub(super) fn new(key: &DenyKey, entry: Entry, now_ms: i64) -> Self {
-        EntryView {
-            key: key.to_string(),
-            revoked: entry.is_live(now_ms),
+impl From<Entry> for EntryFields {
+    fn from(entry: Entry) -> Self {
+        EntryFields {
             action: entry.action,
             origin: entry.origin,
             created_at: EventTime(entry.created_at_ms).to_rfc3339(),

@@ -47,13 +47,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::denylist::{
-    Cursor, DenyKey, Denylist, Entry, EntryAction, FeedChange, FeedError, FeedOp, Origin,
-    wall_clock_ms,
+    Cursor, DenyKey, Denylist, Entry, FeedChange, FeedError, FeedOp, wall_clock_ms,
 };
-use crate::event::EventTime;
 
 use super::ApiState;
-use super::admin::EntryView;
+use super::admin::{EntryFields, EntryView};
 use super::errors::{ApiError, busy};
 
 /// Changes a stream takes from the ring per pull.
@@ -61,7 +59,7 @@ const STREAM_PULL: usize = 256;
 /// Page size when a request names none.
 const DEFAULT_LIMIT: usize = 100;
 
-/// One change as the feed shows it.
+/// One change as the feed shows it: an `add` carries the entry's fields.
 #[derive(Debug, Serialize)]
 struct ChangeView {
     op: FeedOp,
@@ -69,18 +67,8 @@ struct ChangeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
     key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<EntryAction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    not_before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasons: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    origin: Option<Origin>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_at: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    entry: Option<EntryFields>,
 }
 
 impl ChangeView {
@@ -89,14 +77,7 @@ impl ChangeView {
             op,
             cursor: cursor.map(|c| c.to_string()),
             key: key.to_string(),
-            action: entry.map(|e| e.action),
-            expires_at: entry.map(|e| EventTime(e.expires_at_ms).to_rfc3339()),
-            not_before: entry
-                .and_then(|e| e.not_before)
-                .map(|s| EventTime::from_secs(s).to_rfc3339()),
-            reasons: entry.map(|e| e.reasons.clone()),
-            origin: entry.map(|e| e.origin),
-            created_at: entry.map(|e| EventTime(e.created_at_ms).to_rfc3339()),
+            entry: entry.cloned().map(EntryFields::from),
         }
     }
 
