@@ -241,21 +241,20 @@ fn stages(detect: &DetectConfig) -> Stages {
     }
 }
 
-/// The pipeline's per-batch sequence; returns the decisions.
+/// The pipeline's per-batch sequence (each event tracked, scored, decided and recorded before
+/// the next); returns the decisions.
 fn run(stages: &Stages, events: &[&IdentifiedEvent]) -> Vec<Decision> {
     let mut decisions = Vec::new();
-    let mut observations = Vec::with_capacity(BATCH);
     for batch in events.chunks(BATCH) {
-        observations.clear();
-        observations.extend(batch.iter().map(|e| stages.tracker.observe(e)));
-        let assessments = stages.scorer.score_batch(&observations);
-        for ((event, obs), assessment) in batch.iter().zip(&observations).zip(&assessments) {
+        for event in batch {
+            let obs = stages.tracker.observe(event);
+            let assessment = stages.scorer.score(&obs);
             let fp = event.identity.fingerprint;
             let prior = stages.tracker.prior_action(fp);
-            let decision = stages.policy.decide(event, obs, assessment, prior);
+            let decision = stages.policy.decide(event, &obs, &assessment, prior);
             stages
                 .tracker
-                .record(fp, assessment, decision.as_ref().map(|d| d.action));
+                .record(fp, &assessment, decision.as_ref().map(|d| d.action));
             decisions.extend(decision);
         }
         if let Some(last) = batch.last() {

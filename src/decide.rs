@@ -357,15 +357,15 @@ mod tests {
                 .enumerate()
                 .map(|(i, e)| e.seq(i as u64).build())
                 .collect();
-            let observations: Vec<_> = events.iter().map(|e| self.tracker.observe(e)).collect();
-            let assessments = self.scorer.score_batch(&observations);
             let mut decisions = Vec::new();
-            for ((event, obs), a) in events.iter().zip(&observations).zip(&assessments) {
+            for event in &events {
+                let obs = self.tracker.observe(event);
+                let a = self.scorer.score(&obs);
                 let fingerprint = event.identity.fingerprint;
                 let prior = self.tracker.prior_action(fingerprint);
-                let decision = self.policy.decide(event, obs, a, prior);
+                let decision = self.policy.decide(event, &obs, &a, prior);
                 self.tracker
-                    .record(fingerprint, a, decision.as_ref().map(|d| d.action));
+                    .record(fingerprint, &a, decision.as_ref().map(|d| d.action));
                 decisions.extend(decision);
             }
             decisions

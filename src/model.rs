@@ -2,8 +2,8 @@
 //! checks its feature schema against the code's, scores batches and explains each score.
 //!
 //! Data flow: `track` → [`Observation`] → `features::extract` → **model** → [`Assessment`] →
-//! `decide`. The pipeline calls [`Scorer::score_batch`] on its detection thread, off the async
-//! runtime, once per batch.
+//! `decide`. The pipeline calls [`Scorer::score`] on its detection thread, off the async
+//! runtime, once per event (between tracking it and deciding it).
 //!
 //! The artifact ([`Artifact`], JSON) carries the feature schema and its hash, the model — a
 //! logistic regression (weights, intercept and the feature scaling it was fitted with) or a
@@ -738,14 +738,8 @@ fn sort_strongest_first(contributions: &mut [Contribution]) {
 }
 
 impl Scorer for ModelScorer {
-    fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment> {
-        use rayon::prelude::*;
-        // Pure per observation, so a large batch is scored on every core; order is kept.
-        observations
-            .par_iter()
-            .with_min_len(256)
-            .map(|o| self.assess(o))
-            .collect()
+    fn score(&self, observation: &Observation) -> Assessment {
+        self.assess(observation)
     }
 
     fn version(&self) -> &str {

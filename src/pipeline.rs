@@ -5,10 +5,11 @@
 //!
 //! 1. **Stateless, in parallel** (rayon): parse, identify (verification cache is shared and
 //!    concurrent) and enrich every line. Order is kept: results come back by position.
-//! 2. **Stateful, in input order** on the calling thread: track, then score the whole batch at
-//!    once (models score in batches), then decide. Running this phase in order is what makes
+//! 2. **Stateful, in input order** on the calling thread: track, score, decide and record each
+//!    event before the next. Running this phase in order, one event at a time, is what makes
 //!    per-session state correct and output deterministic: the same input gives the same
-//!    decisions, byte for byte, however many cores phase 1 used.
+//!    decisions, byte for byte, however many cores phase 1 used and however the input was
+//!    cut into batches (a file read in 2,048-line batches, a Kafka consumer's polls).
 //!
 //! The pipeline does no I/O and never reads the wall clock for detection; it reads it only for
 //! the `event_lag_seconds` metric. Publishing decisions is `publish`'s job.
@@ -363,14 +364,15 @@ impl Pipeline {
         mut inspect: impl FnMut(&IdentifiedEvent, &Observation, &Assessment),
     ) -> Vec<Decision> {
         let tracker = &self.stages.tracker;
-        let observations: Vec<_> = events.iter().map(|e| tracker.observe(e)).collect();
-        let assessments = self.stages.scorer.score_batch(&observations);
-
         let mut decisions = Vec::new();
         // Wall clock for the lag metric only; detection never reads it.
         let now_s = crate::denylist::wall_clock_ms() as f64 / 1000.0;
-        for ((event, observation), assessment) in events.iter().zip(&observations).zip(&assessments)
-        {
+        // One event at a time, decided and recorded before the next is tracked: tracking
+        // reads the decisions already taken (a stopped token places nobody), so scoring a
+        // whole batch first would make decisions depend on where a source cut its batches.
+        for event in &events {
+            let observation = &tracker.observe(event);
+            let assessment = &self.stages.scorer.score(observation);
             inspect(event, observation, assessment);
             self.metrics.risk_score.observe(assessment.score);
             self.metrics

@@ -31,9 +31,9 @@ use crate::event::{
 
 /// Anything that scores observations: the rule-based scorer now, the trained model later.
 pub trait Scorer: Send + Sync {
-    /// Score a batch (models score in batches; rules just map). One assessment per
-    /// observation, in order.
-    fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment>;
+    /// Score one observation. One at a time, never a batch: the pipeline decides each event
+    /// before it tracks the next, so a decision never depends on where a batch was cut.
+    fn score(&self, observation: &Observation) -> Assessment;
 
     /// Version label for `model_info{version}`.
     fn version(&self) -> &str {
@@ -344,8 +344,8 @@ fn another_device(before: &str, after: &str) -> bool {
 }
 
 impl Scorer for RuleScorer {
-    fn score_batch(&self, observations: &[Observation]) -> Vec<Assessment> {
-        observations.iter().map(|obs| self.assess(obs)).collect()
+    fn score(&self, observation: &Observation) -> Assessment {
+        self.assess(observation)
     }
 }
 
@@ -727,23 +727,6 @@ mod tests {
                 "{name}: strongest first"
             );
         }
-    }
-
-    #[test]
-    fn batch_keeps_order_and_length() {
-        let s = scorer();
-        let obs = vec![
-            Observation::default(),
-            Observation {
-                os_change: pair("Windows 10", "Linux"),
-                ..Default::default()
-            },
-        ];
-        let out = s.score_batch(&obs);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].score, 0.0);
-        assert_eq!(out[1].reasons(), vec![Reason::OsChange]);
-        assert!(s.score_batch(&[]).is_empty());
     }
 
     #[test]

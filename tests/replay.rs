@@ -181,6 +181,54 @@ fn replay_is_deterministic() {
     assert_eq!(bytes_first, bytes_second, "same input, same bytes");
 }
 
+/// Decisions depend on the lines, never on how a source cut them into batches (a Kafka
+/// consumer's batches follow its polls): each event is decided before the next is tracked.
+/// Here a thief's token is revoked, the thief keeps sending it, and the owner's other token
+/// comes back more than the concurrent-use window after the thief's last use *before* the
+/// revocation. Tracked before the revocation was recorded, the refused request would have
+/// made the owner's token concurrent.
+#[test]
+fn decisions_do_not_depend_on_batch_boundaries() {
+    let f = Fixture::new("");
+    let token = |sid: &str, iat: i64| {
+        f.jwt_with(serde_json::json!({
+            "iss": ISSUER, "aud": "api", "sub": "erin", "sid": sid,
+            "jti": format!("jti-{sid}"), "iat": iat, "exp": iat + 24 * 3600,
+        }))
+    };
+    let laptop = token("laptop", at(0).secs());
+    let stolen = token("phone", at(1).secs());
+    let berlin = ip("Berlin", NetKind::Residential, 7);
+    let sao_paulo = ip("São Paulo", NetKind::AltResidential, 9);
+    let window = 6 * 3600;
+    let lines = vec![
+        line(at(0), berlin, CHROME, &laptop, "/inbox"),
+        line(at(30), sao_paulo, IPHONE, &stolen, "/api/export"),
+        line(at(window + 100), sao_paulo, IPHONE, &stolen, "/api/export"),
+        line(at(window + 200), berlin, CHROME, &laptop, "/inbox"),
+    ];
+    let (together, _) = f.replay(&lines);
+    let config = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(
+        &f.config,
+        config.replacen("format = \"json\"", "format = \"json\"\nbatch_size = 1", 1),
+    )
+    .unwrap();
+    let (one_by_one, _) = f.replay(&lines);
+    assert!(
+        about(&together, &f.fingerprint(&stolen))
+            .iter()
+            .any(|d| d["action"] == "revoke"),
+        "{together:#?}"
+    );
+    assert!(
+        about(&together, &f.fingerprint(&laptop)).is_empty(),
+        "the owner's token is compared with the thief's last use before the revocation, \
+         6 h earlier: {together:#?}"
+    );
+    assert_eq!(together, one_by_one);
+}
+
 #[test]
 fn shadow_mode_records_without_enforcing() {
     let f = Fixture::new("[detect]\nmode = \"shadow\"\n");
