@@ -934,6 +934,7 @@ mod tests {
                     distance_km: 10010.0,
                     elapsed_s: 720.0,
                     speed_kmh: 50050.0,
+                    phone: false,
                 }),
                 user_agent: Some(("Chrome".into(), "Firefox".into())),
                 contributions: vec![Contribution {

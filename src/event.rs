@@ -415,6 +415,38 @@ pub struct UserAgentInfo {
     pub scripted: bool,
 }
 
+impl UserAgentInfo {
+    /// A phone or tablet OS (iOS, Android): a device that may be on a roaming carrier, whose
+    /// traffic is routed home (GSMA IR.34's home routing, the default for roaming data), so
+    /// its address can sit in its home country while the phone is abroad.
+    pub fn is_phone(&self) -> bool {
+        matches!(os_family(&self.os), "ios" | "android")
+    }
+}
+
+/// The OS family of a User-Agent's OS name (woothee's: "Windows 10", "Mac OSX", "iPhone"):
+/// `windows`, `macos`, `ios`, `android`, `linux` or `other`.
+pub fn os_family(os: &str) -> &'static str {
+    let os = os.to_ascii_lowercase();
+    if os.starts_with("windows") {
+        "windows"
+    } else if os.contains("mac") {
+        "macos"
+    } else if os.starts_with("iphone")
+        || os.starts_with("ipad")
+        || os.starts_with("ipod")
+        || os == "ios"
+    {
+        "ios"
+    } else if os.contains("android") {
+        "android"
+    } else if os.contains("linux") {
+        "linux"
+    } else {
+        "other"
+    }
+}
+
 /// Everything `enrich` adds to an event.
 #[derive(Debug, Clone, Default)]
 pub struct Enrichment {
@@ -498,6 +530,10 @@ pub struct TravelEvidence {
     pub elapsed_s: f64,
     /// Lower-bound speed, km/h (`distance_km / elapsed`); elapsed is floored at 1 s.
     pub speed_kmh: f64,
+    /// One end of the leg is a phone's request (iOS, Android): a roaming phone's carrier
+    /// address may be in its home country, so the leg alone is never certain.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub phone: bool,
 }
 
 /// Request-rate features of a session at this event.

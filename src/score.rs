@@ -27,6 +27,7 @@
 use crate::config::DetectConfig;
 use crate::event::{
     Assessment, Contribution, NetworkKind, Observation, RateEvidence, Reason, TravelEvidence,
+    os_family,
 };
 
 /// Anything that scores observations: the rule-based scorer now, the trained model later.
@@ -45,7 +46,8 @@ pub trait Scorer: Send + Sync {
 pub mod weights {
     /// Lower-bound speed (both accuracy radii already subtracted) above `max_speed_kmh` over at
     /// least `min_travel_km`: no traveller connects the two uses, so two parties hold the
-    /// token. Hard rule.
+    /// token. Hard rule (between two places with a country, and no phone at either end:
+    /// [`RuleScorer::leg_weight`](super::RuleScorer)).
     pub const IMPOSSIBLE_TRAVEL: f64 = 0.99;
     /// The same user's other token used where this one could not have travelled from: two
     /// parties act as the user at once. Slightly below travel: the two tokens may sit on two
@@ -60,7 +62,9 @@ pub mod weights {
     /// model says — the user proves themselves, a thief cannot. A leg between two
     /// region-placed ends names no place of the user at all (two relay egresses, a relay and
     /// a carrier's gateway, each wherever GeoIP puts its range): weighed as a
-    /// [`DOMESTIC_HOP`].
+    /// [`DOMESTIC_HOP`]. A phone's end counts as region-placed whatever its network (a
+    /// roaming phone on a carrier the catalog does not know): such a leg steps up, for one
+    /// token or two.
     pub const FAR_FROM_A_REGION: f64 = 0.85;
     /// An "impossible" leg inside one country shorter than `hard_travel_km`: mobile carrier
     /// gateways and second devices make these too, so alone it is only worth a flag; with a
@@ -193,20 +197,26 @@ impl RuleScorer {
     /// `two_devices`: the leg joins two tokens of one user, which may sit on two devices in
     /// two places (a desktop left open at home, a phone at work across a border city, each
     /// geolocated with its own error), so only the distance makes it certain, not a border.
+    /// A leg with a phone at one end (`leg.phone`) that would be certain is not: the phone
+    /// may be roaming on a carrier the catalog does not know as one, its address in its home
+    /// country (home routing) while its owner's laptop is on a hotel's Wi-Fi abroad. It is
+    /// weighed as if that end were region-placed: over `hard_travel_km`
+    /// [`weights::FAR_FROM_A_REGION`] (a step-up, for two tokens too), shorter a
+    /// [`weights::DOMESTIC_HOP`].
     fn leg_weight(
         &self,
         leg: &TravelEvidence,
         certain_weight: f64,
         two_devices: bool,
     ) -> (f64, bool) {
-        let certain =
-            self.is_certain(leg) && (!two_devices || leg.distance_km >= self.hard_travel_km);
+        let long = leg.distance_km >= self.hard_travel_km;
+        let certain = self.is_certain(leg) && (!two_devices || long);
         let one_end_located = leg.from.country.is_some() || leg.to.country.is_some();
-        if certain {
+        if certain && !leg.phone {
             (certain_weight, true)
-        } else if two_devices {
+        } else if two_devices && !certain {
             (weights::TWO_DEVICES_UNCERTAIN, false)
-        } else if leg.distance_km >= self.hard_travel_km && one_end_located {
+        } else if long && one_end_located {
             (weights::FAR_FROM_A_REGION, false)
         } else {
             (weights::DOMESTIC_HOP, false)
@@ -305,28 +315,6 @@ impl RuleScorer {
             contributions,
             hard_rule,
         }
-    }
-}
-
-/// The OS family of a User-Agent's OS name (woothee's: "Windows 10", "Mac OSX", "iPhone").
-fn os_family(os: &str) -> &'static str {
-    let os = os.to_ascii_lowercase();
-    if os.starts_with("windows") {
-        "windows"
-    } else if os.contains("mac") {
-        "macos"
-    } else if os.starts_with("iphone")
-        || os.starts_with("ipad")
-        || os.starts_with("ipod")
-        || os == "ios"
-    {
-        "ios"
-    } else if os.contains("android") {
-        "android"
-    } else if os.contains("linux") {
-        "linux"
-    } else {
-        "other"
     }
 }
 
@@ -470,6 +458,66 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(assessment.score, weights::DOMESTIC_HOP);
+    }
+
+    #[test]
+    fn a_phone_at_either_end_makes_no_leg_certain() {
+        let s = scorer();
+        let phone = |leg: TravelEvidence| TravelEvidence { phone: true, ..leg };
+        // Berlin to São Paulo in ten minutes: a thief, or a traveller's hotel Wi-Fi beside
+        // the phone's home carrier the catalog does not know as one (home routing).
+        let far = phone(leg(berlin(), sao_paulo(), 600));
+        assert!(s.is_certain(&far), "both ends have a country");
+        for (what, observation) in [
+            (
+                "one token",
+                Observation {
+                    travel: Some(far.clone()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "two tokens",
+                Observation {
+                    user_travel: Some(far.clone()),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let assessment = s.assess(&observation);
+            assert!(
+                !assessment.hard_rule,
+                "{what}: never revoked on the leg alone"
+            );
+            assert_eq!(
+                assessment.score,
+                weights::FAR_FROM_A_REGION,
+                "{what}: steps up"
+            );
+        }
+        // Across a border, 240 km: a hop, not a step-up.
+        let poznan = crate::event::GeoPoint {
+            city: Some("Poznań".into()),
+            country: Some("PL".into()),
+            lat: 52.41,
+            lon: 16.93,
+            radius_km: 10.0,
+        };
+        let near = s.assess(&Observation {
+            travel: Some(phone(leg(berlin(), poznan, 1))),
+            ..Default::default()
+        });
+        assert!(!near.hard_rule);
+        assert_eq!(near.score, weights::DOMESTIC_HOP);
+        // Without a phone the same legs stay hard rules.
+        let laptop = s.assess(&Observation {
+            user_travel: Some(TravelEvidence {
+                phone: false,
+                ..far
+            }),
+            ..Default::default()
+        });
+        assert!(laptop.hard_rule);
     }
 
     #[test]

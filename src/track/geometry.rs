@@ -75,6 +75,7 @@ pub fn travel_leg(
         distance_km,
         elapsed_s,
         speed_kmh: distance_km / elapsed_s * 3600.0,
+        phone: false,
     }
 }
 

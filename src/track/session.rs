@@ -89,6 +89,32 @@ pub(super) struct LocatedUse {
     pub(super) point: GeoPoint,
     pub(super) at: EventTime,
     pub(super) ip: IpAddr,
+    /// Sent by a phone ([`crate::event::UserAgentInfo::is_phone`]).
+    pub(super) phone: bool,
+}
+
+impl LocatedUse {
+    /// A use of `event` at `point`.
+    pub(super) fn of(event: &IdentifiedEvent, point: &GeoPoint) -> LocatedUse {
+        LocatedUse {
+            point: point.clone(),
+            at: event.event.time,
+            ip: event.event.client_ip,
+            phone: event
+                .enrichment
+                .user_agent
+                .as_ref()
+                .is_some_and(|ua| ua.is_phone()),
+        }
+    }
+
+    /// The leg from this use to `here`, a phone's if either end is one.
+    pub(super) fn leg_to(&self, here: &LocatedUse) -> TravelEvidence {
+        TravelEvidence {
+            phone: self.phone || here.phone,
+            ..travel_leg(&self.point, self.at, &here.point, here.at)
+        }
+    }
 }
 
 /// The device a session was established on.
@@ -221,18 +247,14 @@ impl SessionState {
         // same address twice is the same place, whatever a reloaded GeoIP database now says
         // about it (Panther does the same).
         if let Some(here) = place {
+            let latest = LocatedUse::of(event, here);
             obs.travel = [self.last_located.as_ref(), self.last_relayed.as_deref()]
                 .into_iter()
                 .flatten()
                 .filter(|prev| prev.ip != ip)
-                .map(|prev| travel_leg(&prev.point, prev.at, here, now))
+                .map(|prev| prev.leg_to(&latest))
                 .filter(|leg| leg.distance_km > 0.0)
                 .max_by(|a, b| a.speed_kmh.total_cmp(&b.speed_kmh));
-            let latest = LocatedUse {
-                point: here.clone(),
-                at: now,
-                ip,
-            };
             match (kind, &mut self.last_relayed) {
                 (NetworkRole::Relay, Some(prev)) if now >= prev.at => **prev = latest,
                 (NetworkRole::Relay, Some(_)) => {}

@@ -625,6 +625,44 @@ fn a_stopped_token_makes_no_concurrent_use_of_the_owners_other_token() {
 }
 
 #[test]
+fn a_leg_with_a_phone_at_either_end_says_so() {
+    let exp = T0 + 3600;
+    let iphone = || ua("Mobile Safari", "iPhone", false);
+    let far = |n, s| {
+        ev(n, s)
+            .jwt("alice", None, exp)
+            .ip("198.51.100.7")
+            .geo(Some(sao_paulo()))
+    };
+    // One token: a laptop's leg is not a phone's; the phone's is, whichever end it sent.
+    let obs = observe_all(
+        &tracker(),
+        vec![
+            ev(1, 0),
+            far(1, 60),
+            ev(2, 0).ua(iphone()),
+            far(2, 60),
+            ev(3, 0),
+            far(3, 60).ua(iphone()),
+        ],
+    );
+    let phone = |o: &Observation| o.travel.as_ref().expect("a leg").phone;
+    assert_eq!(
+        [phone(&obs[1]), phone(&obs[3]), phone(&obs[5])],
+        [false, true, true]
+    );
+    // Two tokens of one user: the owner's phone at home, the laptop abroad.
+    let obs = observe_all(
+        &tracker(),
+        vec![
+            ev(4, 0).jwt("bob", None, exp).ua(iphone()),
+            far(5, 30).jwt("bob", None, exp),
+        ],
+    );
+    assert!(obs[1].user_travel.as_ref().expect("concurrent").phone);
+}
+
+#[test]
 fn a_login_session_interleaving_on_two_tokens_shows_returns() {
     // Token 1 is used from its own network in the same city, token 2 from home; owner and
     // thief alternate every 20 s.

@@ -23,7 +23,6 @@ use crate::event::{Claims, EventTime, Fingerprint, GeoPoint, IdentifiedEvent, Ob
 
 use super::SessionTracker;
 use super::eviction::adjust;
-use super::geometry::travel_leg;
 use super::session::{LocatedUse, geo_heap_bytes};
 use super::{memory, networks};
 
@@ -252,11 +251,7 @@ impl SessionTracker {
         if let Some(here) = here {
             let current = UserUse {
                 fingerprint: event.identity.fingerprint,
-                located: LocatedUse {
-                    point: here.clone(),
-                    at: now,
-                    ip: event.event.client_ip,
-                },
+                located: LocatedUse::of(event, here),
             };
             obs.user_travel = user
                 .latest_other_than(current.fingerprint)
@@ -264,7 +259,7 @@ impl SessionTracker {
                     other.located.ip != current.located.ip
                         && (now.0 - other.located.at.0).abs() <= USER_TRAVEL_WINDOW_S * 1000
                 })
-                .map(|other| travel_leg(&other.located.point, other.located.at, here, now))
+                .map(|other| other.located.leg_to(&current.located))
                 .filter(|leg| leg.distance_km > 0.0);
             user.remember(current);
         }
