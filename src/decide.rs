@@ -36,7 +36,7 @@ use std::collections::HashSet;
 use crate::config::{DetectConfig, RevokeScope, TokensConfig};
 use crate::event::{
     Action, Assessment, Claims, Decision, DenyKey, EventTime, Evidence, IdentifiedEvent, Mode,
-    Observation, Reason, TravelEvidence,
+    Observation, Reason, ReturnsEvidence, TravelEvidence,
 };
 
 /// Threshold policy with `enforce` / `shadow` modes and subject allowlist.
@@ -248,6 +248,11 @@ fn evidence(observation: &Observation, assessment: &Assessment) -> Evidence {
             .clone()
             .filter(|_| has(Reason::CountryChange)),
         network: observation.network.clone(),
+        network_returns: Some(ReturnsEvidence {
+            returns: observation.network_returns,
+            direct: observation.network_direct_returns,
+        })
+        .filter(|r| r.returns > 0 && has(Reason::ConcurrentUse)),
         contributions: assessment.contributions.clone(),
     }
 }
@@ -293,6 +298,34 @@ mod tests {
             }],
             hard_rule,
         }
+    }
+
+    #[test]
+    fn concurrent_use_without_a_leg_shows_the_returns_it_rests_on() {
+        let observation = Observation {
+            network_returns: 3,
+            network_direct_returns: 2,
+            ..Default::default()
+        };
+        let concurrent = evidence(
+            &observation,
+            &assessment_of(0.85, false, Reason::ConcurrentUse),
+        );
+        assert_eq!(
+            concurrent.network_returns,
+            Some(ReturnsEvidence {
+                returns: 3,
+                direct: 2
+            })
+        );
+        let json = serde_json::to_value(&concurrent).expect("serializes");
+        assert_eq!(json["network_returns"]["direct"], 2, "{json}");
+        // Another reason: the returns are not what it rests on.
+        let rate = evidence(
+            &observation,
+            &assessment_of(0.85, false, Reason::RateAnomaly),
+        );
+        assert_eq!(rate.network_returns, None);
     }
 
     #[test]

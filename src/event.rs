@@ -795,8 +795,23 @@ pub struct Evidence {
     /// The catalogued network (satellite, hosting/VPN, relay) of the deciding request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkEvidence>,
+    /// Switches back to a network just left, if concurrent use was a reason and the session
+    /// (or its login session) made any: what the model's concurrent-use weight rests on when
+    /// no leg between two tokens does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_returns: Option<ReturnsEvidence>,
     /// Per-reason contributions to the score.
     pub contributions: Vec<Contribution>,
+}
+
+/// Returns to a network just left (A → B → A within two minutes), over the last 10 minutes
+/// (`Observation::network_returns`, `network_direct_returns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReturnsEvidence {
+    /// All returns.
+    pub returns: u32,
+    /// Those between two of a party's own connections (no shared egress): two parties'.
+    pub direct: u32,
 }
 
 /// A decision record, serialized exactly as DESIGN §5 (one JSON object per line).

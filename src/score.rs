@@ -197,22 +197,23 @@ impl RuleScorer {
     /// `two_devices`: the leg joins two tokens of one user, which may sit on two devices in
     /// two places (a desktop left open at home, a phone at work across a border city, each
     /// geolocated with its own error), so only the distance makes it certain, not a border.
-    /// A leg with a phone at one end (`leg.phone`) that would be certain is not: the phone
-    /// may be roaming on a carrier the catalog does not know as one, its address in its home
-    /// country (home routing) while its owner's laptop is on a hotel's Wi-Fi abroad. It is
-    /// weighed as if that end were region-placed: over `hard_travel_km`
-    /// [`weights::FAR_FROM_A_REGION`] (a step-up, for two tokens too), shorter a
-    /// [`weights::DOMESTIC_HOP`].
+    /// `roaming_phone`: a phone at one end may explain the leg (see [`Self::travel`]). Such a
+    /// leg that would be certain is not: the phone may be roaming on a carrier the catalog
+    /// does not know as one, its address in its home country (home routing) while its owner's
+    /// laptop is on a hotel's Wi-Fi abroad, or the phone itself is there. It is weighed as if
+    /// that end were region-placed: over `hard_travel_km` [`weights::FAR_FROM_A_REGION`] (a
+    /// step-up, for two tokens too), shorter a [`weights::DOMESTIC_HOP`].
     fn leg_weight(
         &self,
         leg: &TravelEvidence,
         certain_weight: f64,
         two_devices: bool,
+        roaming_phone: bool,
     ) -> (f64, bool) {
         let long = leg.distance_km >= self.hard_travel_km;
         let certain = self.is_certain(leg) && (!two_devices || long);
         let one_end_located = leg.from.country.is_some() || leg.to.country.is_some();
-        if certain && !leg.phone {
+        if certain && !roaming_phone {
             (certain_weight, true)
         } else if two_devices && !certain {
             (weights::TWO_DEVICES_UNCERTAIN, false)
@@ -224,8 +225,16 @@ impl RuleScorer {
     }
 
     /// The travel reasons an observation shows: its impossible legs, each with its weight
-    /// ([`Self::leg_weight`]), and whether one is a hard rule.
+    /// ([`Self::leg_weight`]), and whether one is a hard rule. A phone at one end of a leg
+    /// explains it between two tokens (a traveller's laptop and phone), and for one token
+    /// only when the token stayed on its device: a phone's token now sent by another browser
+    /// or device is not the phone roaming.
     fn travel(&self, obs: &Observation) -> (Vec<Contribution>, bool) {
+        let same_device = obs.user_agent_change.is_none()
+            && obs
+                .os_change
+                .as_ref()
+                .is_none_or(|(before, after)| !another_device(before, after));
         let legs = [
             (
                 &obs.travel,
@@ -245,7 +254,9 @@ impl RuleScorer {
             .into_iter()
             .filter_map(|(leg, reason, certain_weight, two_devices)| {
                 let leg = leg.as_ref().filter(|t| self.is_impossible(t))?;
-                let (weight, certain) = self.leg_weight(leg, certain_weight, two_devices);
+                let roaming_phone = leg.phone && (two_devices || same_device);
+                let (weight, certain) =
+                    self.leg_weight(leg, certain_weight, two_devices, roaming_phone);
                 hard_rule |= certain;
                 Some(Contribution { reason, weight })
             })
@@ -509,6 +520,13 @@ mod tests {
         });
         assert!(!near.hard_rule);
         assert_eq!(near.score, weights::DOMESTIC_HOP);
+        // A phone's token sent by another browser is not the phone roaming.
+        let moved = s.assess(&Observation {
+            travel: Some(far.clone()),
+            user_agent_change: pair("Mobile Safari", "Chrome"),
+            ..Default::default()
+        });
+        assert!(moved.hard_rule);
         // Without a phone the same legs stay hard rules.
         let laptop = s.assess(&Observation {
             user_travel: Some(TravelEvidence {
