@@ -376,6 +376,17 @@ mod tests {
         }
     }
 
+    /// Poznań (PL), 240 km from Berlin across a border.
+    fn poznan() -> crate::event::GeoPoint {
+        crate::event::GeoPoint {
+            city: Some("Poznań".into()),
+            country: Some("PL".into()),
+            lat: 52.41,
+            lon: 16.93,
+            radius_km: 10.0,
+        }
+    }
+
     fn pair(a: &str, b: &str) -> Option<(String, String)> {
         Some((a.into(), b.into()))
     }
@@ -507,15 +518,8 @@ mod tests {
             );
         }
         // Across a border, 240 km: a hop, not a step-up.
-        let poznan = crate::event::GeoPoint {
-            city: Some("Poznań".into()),
-            country: Some("PL".into()),
-            lat: 52.41,
-            lon: 16.93,
-            radius_km: 10.0,
-        };
         let near = s.assess(&Observation {
-            travel: Some(phone(leg(berlin(), poznan, 1))),
+            travel: Some(phone(leg(berlin(), poznan(), 1))),
             ..Default::default()
         });
         assert!(!near.hard_rule);
@@ -542,14 +546,7 @@ mod tests {
     fn two_devices_across_a_border_city_are_not_certain() {
         let s = scorer();
         // Two tokens of one user, Berlin and Poznań (PL), 240 km apart, a second apart.
-        let poznan = crate::event::GeoPoint {
-            city: Some("Poznań".into()),
-            country: Some("PL".into()),
-            lat: 52.41,
-            lon: 16.93,
-            radius_km: 10.0,
-        };
-        let near = leg(berlin(), poznan, 1);
+        let near = leg(berlin(), poznan(), 1);
         assert!(s.is_certain(&near), "one token across the border: certain");
         let two_devices = s.assess(&Observation {
             user_travel: Some(near.clone()),
