@@ -1,5 +1,5 @@
 //! The trained session-risk model as a [`Scorer`]: loads the artifact (`models/*.json`),
-//! checks its feature schema against the code's, scores batches and explains each score.
+//! checks its feature schema against the code's, scores each observation and explains the score.
 //!
 //! Data flow: `track` → [`Observation`] → `features::extract` → **model** → [`Assessment`] →
 //! `decide`. The pipeline calls [`Scorer::score`] on its detection thread, off the async
