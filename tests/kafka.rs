@@ -585,7 +585,7 @@ fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch
     };
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let log = simulate(dir.path(), "120", "9");
+    let log = simulate(dir.path(), "120", "11");
     let expected = replay_denylist(dir.path(), &log);
     let total = line_count(&log);
     let mut broker = Broker::start_persistent(&tools);
@@ -615,13 +615,13 @@ fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch
         metric_sum(&instance.metrics(), "tokenwatch_denylist_entries ") as usize
     };
     assert!(wait_until(Duration::from_secs(10), || entries(&api) == entries(&all)));
-    let revoked: Vec<String> = expected
+    // The tokens the first half stopped (revoked or stepped up) that the API replica holds.
+    let stopped: Vec<(&str, &String)> = expected
         .iter()
-        .filter(|(k, a)| *a == "revoke" && k.starts_with("fp:"))
-        .map(|(k, _)| k[3..].to_string())
-        .filter(|fp| check_fingerprint(&api, fp) == "revoke")
+        .filter_map(|(k, a)| Some((k.strip_prefix("fp:")?, a)))
+        .filter(|(fp, a)| check_fingerprint(&api, fp) == **a)
         .collect();
-    assert!(!revoked.is_empty(), "the first half revokes something");
+    assert!(!stopped.is_empty(), "the first half stops something");
 
     // Broker stopped: both instances say not ready and keep answering checks from memory.
     broker.restart_after(|| {
@@ -634,10 +634,10 @@ fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch
             );
             let (_, why) = http_get(&instance.addr, "/readyz").unwrap();
             assert!(why.contains("kafka"), "{why}");
-            for fp in &revoked {
+            for (fp, action) in &stopped {
                 assert_eq!(
-                    check_fingerprint(instance, fp),
-                    "revoke",
+                    &check_fingerprint(instance, fp),
+                    *action,
                     "{fp} while the broker is down"
                 );
             }
@@ -678,7 +678,7 @@ fn broker_stopped_and_started_again_checks_go_on_from_memory_and_instances_catch
 
     // A false positive un-revoked and allowlisted at the API replica: lifted everywhere, and
     // the detecting instance holds the allowlisting too, so its detector leaves it alone.
-    let fp = &revoked[0];
+    let (fp, _) = stopped[0];
     let auth = format!("Bearer {ADMIN_KEY}");
     let (status, body) = http(
         &api.addr,
