@@ -69,10 +69,8 @@ fn fixtures() -> Fixtures {
             radius_km: 20.0,
         })
         .collect();
-    let ua = |family: &str, os: &str, scripted: bool| UserAgentInfo {
-        family: Arc::from(family),
-        os: Arc::from(os),
-        scripted,
+    let ua = |family: &str, os: &str, scripted: bool| {
+        UserAgentInfo::new(Arc::from(family), Arc::from(os), scripted)
     };
     Fixtures {
         cities,

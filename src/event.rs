@@ -413,14 +413,28 @@ pub struct UserAgentInfo {
     pub os: Arc<str>,
     /// A scripted HTTP client (curl, python-requests, Go-http-client, …) rather than a browser.
     pub scripted: bool,
+    /// Derived from `os` once, when the User-Agent is parsed (enrich caches the result), not
+    /// per request: see [`UserAgentInfo::is_phone`].
+    phone: bool,
 }
 
 impl UserAgentInfo {
+    /// A reduced User-Agent.
+    pub fn new(family: Arc<str>, os: Arc<str>, scripted: bool) -> Self {
+        let phone = matches!(os_family(&os), "ios" | "android");
+        UserAgentInfo {
+            family,
+            os,
+            scripted,
+            phone,
+        }
+    }
+
     /// A phone or tablet OS (iOS, Android): a device that may be on a roaming carrier, whose
     /// traffic is routed home (GSMA IR.34's home routing, the default for roaming data), so
     /// its address can sit in its home country while the phone is abroad.
     pub fn is_phone(&self) -> bool {
-        matches!(os_family(&self.os), "ios" | "android")
+        self.phone
     }
 }
 

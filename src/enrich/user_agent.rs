@@ -155,49 +155,26 @@ fn parse_user_agent(ua: &str) -> UserAgentInfo {
     static UNKNOWN: OnceLock<Arc<str>> = OnceLock::new();
     let unknown = || UNKNOWN.get_or_init(|| Arc::from("unknown")).clone();
     if ua.is_empty() || ua == "-" {
-        return UserAgentInfo {
-            family: unknown(),
-            os: unknown(),
-            scripted: false,
-        };
+        return UserAgentInfo::new(unknown(), unknown(), false);
     }
     let parsed = woothee::parser::Parser::new().parse(ua);
     let os = parsed
         .as_ref()
         .and_then(|r| known(r.os))
         .map_or_else(unknown, Arc::from);
-    if let Some(tool) = scripted_tool(ua) {
-        return UserAgentInfo {
-            family: Arc::from(tool),
-            os,
-            scripted: true,
-        };
-    }
-    match parsed {
-        Some(r) if r.name == "HTTP Library" => UserAgentInfo {
-            // woothee names the language (`ruby`, `php`, `perl`, `Java`) in `version`.
-            family: Arc::from(known(r.version).unwrap_or("HTTP Library")),
-            os,
-            scripted: true,
+    let (family, scripted) = match (scripted_tool(ua), parsed) {
+        (Some(tool), _) => (Arc::from(tool), true),
+        // woothee names the language (`ruby`, `php`, `perl`, `Java`) in `version`.
+        (None, Some(r)) if r.name == "HTTP Library" => {
+            (Arc::from(known(r.version).unwrap_or("HTTP Library")), true)
+        }
+        (None, Some(r)) => match known(r.name) {
+            Some(name) => (Arc::from(name), r.category == "crawler"),
+            None => (unknown(), false),
         },
-        Some(r) => match known(r.name) {
-            Some(name) => UserAgentInfo {
-                family: Arc::from(name),
-                os,
-                scripted: r.category == "crawler",
-            },
-            None => UserAgentInfo {
-                family: unknown(),
-                os,
-                scripted: false,
-            },
-        },
-        None => UserAgentInfo {
-            family: unknown(),
-            os,
-            scripted: false,
-        },
-    }
+        (None, None) => (unknown(), false),
+    };
+    UserAgentInfo::new(family, os, scripted)
 }
 
 #[cfg(test)]
@@ -259,6 +236,8 @@ mod tests {
                 (family, os, false),
                 "{ua}"
             );
+            let phone = matches!(os, "iPhone" | "iPad" | "Android");
+            assert_eq!(info.is_phone(), phone, "{ua}");
         }
     }
 

@@ -40,11 +40,7 @@ pub fn paris() -> GeoPoint {
 }
 
 pub fn ua(family: &str, os: &str, scripted: bool) -> UserAgentInfo {
-    UserAgentInfo {
-        family: Arc::from(family),
-        os: Arc::from(os),
-        scripted,
-    }
+    UserAgentInfo::new(Arc::from(family), Arc::from(os), scripted)
 }
 
 pub fn chrome_windows() -> UserAgentInfo {
