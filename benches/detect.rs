@@ -28,7 +28,8 @@ use tokenwatch::event::{
     AccessEvent, Action, AddressClass, Claims, Credential, Decision, Enrichment, EventTime,
     Fingerprint, GeoPoint, IdentifiedEvent, Identity, TokenKind, UserAgentInfo,
 };
-use tokenwatch::score::{RuleScorer, Scorer};
+use tokenwatch::pipeline::detect_event;
+use tokenwatch::score::RuleScorer;
 use tokenwatch::track::SessionTracker;
 
 const SESSIONS: usize = 20_000;
@@ -245,14 +246,8 @@ fn run(stages: &Stages, events: &[&IdentifiedEvent]) -> Vec<Decision> {
     let mut decisions = Vec::new();
     for batch in events.chunks(BATCH) {
         for event in batch {
-            let obs = stages.tracker.observe(event);
-            let assessment = stages.scorer.score(&obs);
-            let fp = event.identity.fingerprint;
-            let prior = stages.tracker.prior_action(fp);
-            let decision = stages.policy.decide(event, &obs, &assessment, prior);
-            stages
-                .tracker
-                .record(fp, &assessment, decision.as_ref().map(|d| d.action));
+            let (_, _, decision) =
+                detect_event(&stages.tracker, &stages.scorer, &stages.policy, event);
             decisions.extend(decision);
         }
         if let Some(last) = batch.last() {

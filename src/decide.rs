@@ -265,7 +265,8 @@ mod tests {
     use super::*;
     use crate::config::{Config, HumanDuration};
     use crate::event::{Contribution, Fingerprint};
-    use crate::score::{RuleScorer, Scorer};
+    use crate::pipeline::detect_event;
+    use crate::score::RuleScorer;
     use crate::track::SessionTracker;
     use crate::track::test_support::*;
 
@@ -392,13 +393,8 @@ mod tests {
                 .collect();
             let mut decisions = Vec::new();
             for event in &events {
-                let obs = self.tracker.observe(event);
-                let a = self.scorer.score(&obs);
-                let fingerprint = event.identity.fingerprint;
-                let prior = self.tracker.prior_action(fingerprint);
-                let decision = self.policy.decide(event, &obs, &a, prior);
-                self.tracker
-                    .record(fingerprint, &a, decision.as_ref().map(|d| d.action));
+                let (_, _, decision) =
+                    detect_event(&self.tracker, &self.scorer, &self.policy, event);
                 decisions.extend(decision);
             }
             decisions

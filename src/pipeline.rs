@@ -367,24 +367,18 @@ impl Pipeline {
         let mut decisions = Vec::new();
         // Wall clock for the lag metric only; detection never reads it.
         let now_s = crate::denylist::wall_clock_ms() as f64 / 1000.0;
-        // One event at a time, decided and recorded before the next is tracked: tracking
-        // reads the decisions already taken (a stopped token places nobody), so scoring a
-        // whole batch first would make decisions depend on where a source cut its batches.
         for event in &events {
-            let observation = &tracker.observe(event);
-            let assessment = &self.stages.scorer.score(observation);
-            inspect(event, observation, assessment);
+            let (observation, assessment, decision) = detect_event(
+                tracker,
+                self.stages.scorer.as_ref(),
+                &self.stages.policy,
+                event,
+            );
+            inspect(event, &observation, &assessment);
             self.metrics.risk_score.observe(assessment.score);
             self.metrics
                 .event_lag
                 .observe((now_s - event.event.time.0 as f64 / 1000.0).max(0.0));
-            let fingerprint = event.identity.fingerprint;
-            let prior = tracker.prior_action(fingerprint);
-            let decision = self
-                .stages
-                .policy
-                .decide(event, observation, assessment, prior);
-            tracker.record(fingerprint, assessment, decision.as_ref().map(|d| d.action));
             if let Some(decision) = decision {
                 *self.totals.decisions.entry(decision.action).or_default() += 1;
                 decisions.push(decision);
@@ -406,6 +400,34 @@ impl Pipeline {
             .inc_by(evicted.saturating_sub(counted));
         decisions
     }
+}
+
+/// Stages 5–7 for one event: track, score, decide, and record the decision before the next
+/// event is tracked. Tracking reads the decisions already taken (a stopped token places
+/// nobody), so one event at a time — never a batch tracked first — is what keeps decisions
+/// independent of where a source cut its batches. The pipeline, its benches and the policy's
+/// scenario tests all go through here.
+pub fn detect_event(
+    tracker: &SessionTracker,
+    scorer: &dyn Scorer,
+    policy: &Policy,
+    event: &IdentifiedEvent,
+) -> (Observation, Assessment, Option<Decision>) {
+    let observation = tracker.observe(event);
+    let assessment = scorer.score(&observation);
+    let fingerprint = event.identity.fingerprint;
+    let decision = policy.decide(
+        event,
+        &observation,
+        &assessment,
+        tracker.prior_action(fingerprint),
+    );
+    tracker.record(
+        fingerprint,
+        &assessment,
+        decision.as_ref().map(|d| d.action),
+    );
+    (observation, assessment, decision)
 }
 
 /// Phase 1 for one line: parse, then identify every credential; a token carried twice (say
